@@ -1,0 +1,2 @@
+/* stub */
+typedef int client_placeholder;

@@ -1,0 +1,2 @@
+/* stub */
+typedef int progress_placeholder;

@@ -1,0 +1,2 @@
+/* stub */
+typedef int transfer_placeholder;

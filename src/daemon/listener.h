@@ -1,0 +1,34 @@
+/* listener: the listening sockets, bound here or inherited from systemd. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#define LISTENER_MAX 16
+
+struct listener_set {
+	int fds[LISTENER_MAX];
+	size_t n;
+	bool activated;     /* came from systemd socket activation */
+};
+
+/* Splits "HOST:PORT", "[V6]:PORT" or "*:PORT" into host (NULL for any)
+ * and port.  Returns 0 or -EINVAL. */
+int listener_split_address(const char *addr, char *host, size_t host_cap,
+			   char *port, size_t port_cap);
+
+/* Binds one address (SO_REUSEADDR, CLOEXEC, "[::]" dual-stack) and listens
+ * with backlog.  Returns the fd or -errno, with a message in err. */
+int listener_bind(const char *addr, int backlog, char *err, size_t errlen);
+
+/* Takes sockets from sd_listen_fds() when present, else binds every
+ * configured address.  Returns 0 or -errno with a message in err. */
+int listener_set_open(struct listener_set *set, char *const *addrs,
+		      size_t n_addrs, int backlog, char *err, size_t errlen);
+void listener_set_close(struct listener_set *set);
+
+/* "127.0.0.1:5005" / "[::1]:5005" for a socket's local or a peer address. */
+const char *listener_format_sockaddr(const struct sockaddr *sa, char *buf,
+				     size_t cap);
+const char *listener_format_local(int fd, char *buf, size_t cap);

@@ -1,0 +1,23 @@
+/* session: one client connection, from greeting to close. */
+#pragma once
+
+#include <signal.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "scoreboard.h"
+
+/* Per-connection context, prepared by the worker. */
+struct session_ctx {
+	const struct config *conf;
+	const int *share_fds;            /* root fd per conf->shares[i] */
+	struct scoreboard_slot *slot;    /* may be NULL */
+	/* Set asynchronously by the worker's signal handlers. */
+	volatile sig_atomic_t *stop;     /* shut down: finish the request, close */
+	volatile sig_atomic_t *retire;   /* reload: finish the connection */
+};
+
+/* Serves the connection fd (taken over and closed) from peer until the
+ * client quits, idles out, breaks framing, or *stop is raised. */
+void session_run(const struct session_ctx *ctx, int fd,
+		 const struct sockaddr_storage *peer);

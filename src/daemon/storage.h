@@ -1,0 +1,100 @@
+/* storage: everything beneath a share root.  Every path is resolved by the
+ * kernel (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS); uploads go to an
+ * O_TMPFILE in the target directory and get a name only when complete. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "digest.h"
+
+/* Extended attribute caching a file's digest (see storage_digest()). */
+#define STORAGE_XATTR_PREFIX "user.tcpfiled."
+
+/* Opens a share root directory (O_PATH|O_DIRECTORY|O_CLOEXEC).  Returns the
+ * fd or -errno. */
+int storage_open_root(const char *path);
+
+/* Checks a relative path before it reaches the kernel: non-empty, at most
+ * PATH_MAX bytes, components 1..NAME_MAX bytes, no "." or "..", no empty
+ * component (leading, trailing or doubled '/'), no byte < 0x20 or 0x7F.
+ * A path is allowed to be empty only when allow_empty (the share root,
+ * for LIST and STAT).  Returns 0, or -EINVAL with *why set. */
+int storage_check_path(const char *rel, size_t len, bool allow_empty,
+		       const char **why);
+
+/* Opens an existing regular file for reading.  Returns the fd (O_CLOEXEC)
+ * and fills *st, or -errno (-ENOENT, -EISDIR, -ELOOP for a symlink,
+ * -EXDEV for an escape attempt). */
+int storage_open_file(int root_fd, const char *rel, struct stat *st);
+
+/* Opens an existing directory (the root when rel is "") for listing.
+ * Returns an O_RDONLY|O_DIRECTORY fd or -errno (-ENOTDIR). */
+int storage_open_dir(int root_fd, const char *rel);
+
+/* lstat beneath the root (rel "" = the root).  0 or -errno. */
+int storage_stat(int root_fd, const char *rel, struct stat *st);
+
+/* One directory entry for LIST; name points into the DIR's buffer. */
+struct storage_entry {
+	char type;          /* 'f' file, 'd' directory, 'l' symlink, 'o' other */
+	uint64_t size;
+	int64_t mtime_sec;
+	const char *name;
+};
+
+/* Reads the directory dir_fd (takes ownership and closes it), skipping ".",
+ * ".." and tcpfiled's own temporary names, calling fn once per entry in
+ * name order.  Returns 0, -errno, or fn's first non-zero return value. */
+int storage_list(int dir_fd,
+		 int (*fn)(const struct storage_entry *e, void *arg), void *arg);
+
+/* Deletes a file or an empty directory.  0 or -errno (-ENOTEMPTY). */
+int storage_delete(int root_fd, const char *rel, bool durable);
+
+/* An upload in progress: an unnamed file in its target directory. */
+struct storage_upload {
+	int dir_fd;         /* target directory */
+	int fd;             /* O_TMPFILE, -1 when none */
+	char *name;         /* last path component */
+	uint64_t size;      /* announced size */
+	uint64_t written;
+};
+
+/* Starts an upload of size bytes to rel: validates the path, creates
+ * missing parent directories (mode 0755) beneath the root, opens an
+ * O_TMPFILE there with mode (permission bits, umask applies) and reserves
+ * size bytes with fallocate.  When !overwrite and the name exists, fails
+ * early with -EEXIST.  Errors: -EINVAL, -EEXIST, -EISDIR (a directory has
+ * that name), -ENOTDIR, -ENOSPC/-EDQUOT, -ELOOP, -EXDEV, -errno.  On
+ * success *up must be finished with commit or abort. */
+int storage_upload_begin(int root_fd, const char *rel, uint64_t size,
+			 unsigned mode, bool overwrite,
+			 struct storage_upload *up);
+
+/* Appends body bytes (pwrite at up->written).  0 or -errno. */
+int storage_upload_write(struct storage_upload *up, const void *buf, size_t len);
+
+/* Names the file: sets mtime (if non-NULL), stores the digest xattr (best
+ * effort), fsyncs the data when durable, links it under its name
+ * (atomically replacing an existing file when overwrite, failing with
+ * -EEXIST otherwise), fsyncs the directory when durable, and releases *up.
+ * Fails with -EIO if fewer than size bytes were written.  On failure
+ * nothing is visible under the name and *up is released. */
+int storage_upload_commit(struct storage_upload *up, bool overwrite,
+			  bool durable, const struct timespec *mtime,
+			  const struct digest_value *digest);
+
+/* Drops the unnamed file; no-op on a released or zeroed upload. */
+void storage_upload_abort(struct storage_upload *up);
+
+/* Digest of an open regular file: from its xattr cache when that still
+ * matches the file's size, mtime and inode, else computed and stored back
+ * (best effort: read-only or xattr-less file systems just recompute).
+ * Returns 0 or -errno. */
+int storage_digest(int fd, const struct stat *st, enum digest_alg alg,
+		   struct digest_value *out);

@@ -1,0 +1,16 @@
+/* worker: one preforked process; accepts and serves one connection at a
+ * time until told to stop. */
+#pragma once
+
+#include <signal.h>
+
+#include "config.h"
+#include "listener.h"
+#include "scoreboard.h"
+
+/* Runs in the child after fork(); never returns.  Exit status: 0 after a
+ * graceful stop, 70 (EX_SOFTWARE) when it cannot serve (e.g. a share root
+ * cannot be opened). */
+_Noreturn void worker_run(const struct config *conf,
+			  const struct listener_set *listeners,
+			  struct scoreboard_slot *slot, unsigned generation);
