@@ -1,6 +1,7 @@
 /* log: leveled logging to the journal (structured) or to stderr (human). */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <syslog.h>
 
@@ -24,6 +25,9 @@ struct log_field {
 /* Picks the journal when stderr is the journal's stream (JOURNAL_STREAM
  * matches stderr's device and inode), stderr otherwise. */
 void log_init(const char *ident);
+/* Prefixes stderr lines with "ident[pid]: " (off by default: the journal
+ * records both itself).  Useful when several processes share a terminal. */
+void log_set_ident_pid(bool on);
 void log_set_level(int priority);
 int log_get_level(void);
 /* "err", "warning", "notice", "info", "debug" → syslog priority; -1 if unknown. */

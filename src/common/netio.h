@@ -20,7 +20,8 @@ int pwrite_full(int fd, const void *buf, size_t len, off_t offset);
 
 /* sendfile()s count bytes of in_fd from *offset to out_fd, advancing
  * *offset.  Returns 0, -EPIPE-style -errno, or -ENODATA if the file shrank
- * under us. */
+ * under us.  sendfile() takes no MSG_NOSIGNAL: a process that sends to a
+ * socket this way must ignore SIGPIPE to get -EPIPE instead of dying. */
 int sendfile_full(int out_fd, int in_fd, off_t *offset, uint64_t count);
 
 /* Sets O_CLOEXEC / O_NONBLOCK.  Return 0 or -errno. */

@@ -1,1 +1,838 @@
+/* config: the INI configuration, loaded table-driven through inih. */
 #include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "parse.h"
+
+#define CONFIG_DEFAULT_LISTEN   "127.0.0.1:5005"
+#define CONFIG_SHARE_NAME_MAX   64
+#define CONFIG_HOST_MAX         253
+#define CONFIG_SCOPE_MAX        15      /* IFNAMSIZ - 1 */
+
+#define SEC_MS  UINT64_C(1000)
+#define MIN_MS  (60 * SEC_MS)
+#define HOUR_MS (60 * MIN_MS)
+#define DAY_MS  (24 * HOUR_MS)
+
+enum config_kind {
+	CONFIG_KIND_NONE,       /* before the first [section] */
+	CONFIG_KIND_SERVER,
+	CONFIG_KIND_SHARE,
+};
+
+enum config_type {
+	CONFIG_BOOL,
+	CONFIG_UINT,
+	CONFIG_SIZE,
+	CONFIG_DURATION,
+	CONFIG_LOGLEVEL,
+	CONFIG_LISTEN,
+	CONFIG_PATH,
+};
+
+struct config_key {
+	enum config_kind kind;
+	const char *name;
+	enum config_type type;
+	uint64_t min, max, def;
+	size_t offset;
+	size_t size;
+};
+
+#define SERVER_FIELD(m) \
+	offsetof(struct config, m), sizeof(((struct config *)0)->m)
+#define SHARE_FIELD(m) \
+	offsetof(struct share_conf, m), sizeof(((struct share_conf *)0)->m)
+
+static const struct config_key config_keys[] = {
+	{ CONFIG_KIND_SERVER, "listen", CONFIG_LISTEN, 0, 0, 0, SERVER_FIELD(listen) },
+	{ CONFIG_KIND_SERVER, "workers", CONFIG_UINT, 1, CONFIG_WORKERS_MAX, 4,
+	  SERVER_FIELD(workers) },
+	{ CONFIG_KIND_SERVER, "backlog", CONFIG_UINT, 1, 65535, 128, SERVER_FIELD(backlog) },
+	{ CONFIG_KIND_SERVER, "shutdown_timeout", CONFIG_DURATION, 0, HOUR_MS, 30 * SEC_MS,
+	  SERVER_FIELD(shutdown_timeout_ms) },
+	{ CONFIG_KIND_SERVER, "idle_timeout", CONFIG_DURATION, SEC_MS, DAY_MS, 5 * MIN_MS,
+	  SERVER_FIELD(idle_timeout_ms) },
+	{ CONFIG_KIND_SERVER, "crash_loop_timeout", CONFIG_DURATION, 0, DAY_MS, 60 * SEC_MS,
+	  SERVER_FIELD(crash_loop_timeout_ms) },
+	{ CONFIG_KIND_SERVER, "log_level", CONFIG_LOGLEVEL, 0, 0, LOG_INFO,
+	  SERVER_FIELD(log_level) },
+	{ CONFIG_KIND_SERVER, "fsync", CONFIG_BOOL, 0, 1, 1, SERVER_FIELD(fsync) },
+	{ CONFIG_KIND_SHARE, "path", CONFIG_PATH, 0, 0, 0, SHARE_FIELD(path) },
+	{ CONFIG_KIND_SHARE, "read_only", CONFIG_BOOL, 0, 1, 0, SHARE_FIELD(read_only) },
+	{ CONFIG_KIND_SHARE, "overwrite", CONFIG_BOOL, 0, 1, 1, SHARE_FIELD(overwrite) },
+	{ CONFIG_KIND_SHARE, "max_file_size", CONFIG_SIZE, 0, UINT64_MAX, 0,
+	  SHARE_FIELD(max_file_size) },
+};
+
+#define CONFIG_N_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+/* Integer fields are stored through fixed-width copies. */
+_Static_assert(sizeof(unsigned) == sizeof(uint32_t), "unsigned is 32 bits");
+_Static_assert(sizeof(int) == sizeof(uint32_t), "int is 32 bits");
+
+struct config_parser {
+	struct config *conf;
+	const char *file;
+	char *err;
+	size_t errlen;
+	int error;              /* first error (negative errno), 0 while fine */
+	unsigned err_line;      /* its line, 0 when it has none */
+
+	FILE *fp;               /* line source: a file ... */
+	const char *text;       /* ... or a string (NULL once consumed) */
+	char *buf;              /* getline() buffer */
+	size_t cap;
+	unsigned lineno;        /* line most recently handed to inih */
+
+	enum config_kind kind;  /* of the section being read */
+	size_t share;           /* index into conf->shares when kind is SHARE */
+	unsigned server_line;   /* line of [server], 0 until seen */
+	unsigned key_line[CONFIG_N_KEYS]; /* where each key of this section was set */
+};
+
+__attribute__((format(printf, 4, 5)))
+static void config_fail(struct config_parser *p, int error, unsigned line,
+			const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (p->error)
+		return;
+	p->error = error;
+	p->err_line = line;
+	if (!p->err || p->errlen == 0)
+		return;
+	if (line)
+		n = snprintf(p->err, p->errlen, "%s:%u: ", p->file, line);
+	else
+		n = snprintf(p->err, p->errlen, "%s: ", p->file);
+	if (n < 0 || (size_t)n >= p->errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+static const struct config_key *config_key_find(enum config_kind kind, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < CONFIG_N_KEYS; i++)
+		if (config_keys[i].kind == kind && strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
+	return NULL;
+}
+
+static void *config_field(void *base, const struct config_key *key)
+{
+	return (char *)base + key->offset;
+}
+
+static void config_store_u64(void *base, const struct config_key *key, uint64_t v)
+{
+	uint32_t v32 = (uint32_t)v;
+
+	if (key->size == sizeof(uint64_t))
+		memcpy(config_field(base, key), &v, sizeof(v));
+	else
+		memcpy(config_field(base, key), &v32, sizeof(v32));
+}
+
+static void config_apply_defaults(void *base, enum config_kind kind)
+{
+	const struct config_key *key;
+	bool b;
+	int i;
+
+	for (key = config_keys; key < config_keys + CONFIG_N_KEYS; key++) {
+		if (key->kind != kind)
+			continue;
+		switch (key->type) {
+		case CONFIG_BOOL:
+			b = key->def != 0;
+			memcpy(config_field(base, key), &b, sizeof(b));
+			break;
+		case CONFIG_UINT:
+		case CONFIG_SIZE:
+		case CONFIG_DURATION:
+			config_store_u64(base, key, key->def);
+			break;
+		case CONFIG_LOGLEVEL:
+			i = (int)key->def;
+			memcpy(config_field(base, key), &i, sizeof(i));
+			break;
+		case CONFIG_LISTEN:     /* filled in after parsing if never set */
+		case CONFIG_PATH:       /* required, no default */
+			break;
+		}
+	}
+}
+
+/* Renders a range bound the way a user would write it. */
+static const char *config_format_bound(const struct config_key *key, uint64_t v,
+				       char *buf, size_t cap)
+{
+	static const struct { const char *unit; uint64_t ms; } units[] = {
+		{ "d", DAY_MS }, { "h", HOUR_MS }, { "m", MIN_MS }, { "s", SEC_MS },
+	};
+	size_t i;
+
+	if (key->type == CONFIG_DURATION && v != 0) {
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			if (v % units[i].ms == 0) {
+				snprintf(buf, cap, "%" PRIu64 "%s", v / units[i].ms, units[i].unit);
+				return buf;
+			}
+		}
+		snprintf(buf, cap, "%" PRIu64 "ms", v);
+		return buf;
+	}
+	snprintf(buf, cap, "%" PRIu64, v);
+	return buf;
+}
+
+static int config_set_number(struct config_parser *p, const struct config_key *key,
+			     void *base, const char *value)
+{
+	char lo[32], hi[32];
+	const char *expected;
+	uint64_t v = 0;
+	int r;
+
+	switch (key->type) {
+	case CONFIG_SIZE:
+		r = parse_size(value, &v);
+		expected = "a size such as 1048576, 512K, 10M or 2G";
+		break;
+	case CONFIG_DURATION:
+		r = parse_duration_ms(value, &v);
+		expected = "a duration such as 500ms, 30s, 5m, 2h or 1d";
+		break;
+	default:
+		r = parse_u64(value, &v);
+		expected = "a decimal number";
+		break;
+	}
+	if (r == -EINVAL) {
+		config_fail(p, -EINVAL, p->lineno, "%s: expected %s, got \"%s\"",
+			    key->name, expected, value);
+		return r;
+	}
+	if (r == -ERANGE && key->max == UINT64_MAX) {
+		config_fail(p, -EINVAL, p->lineno, "%s: value too large, got \"%s\"",
+			    key->name, value);
+		return -EINVAL;
+	}
+	if (r == -ERANGE || v < key->min || v > key->max) {
+		config_fail(p, -EINVAL, p->lineno, "%s: must be between %s and %s, got \"%s\"",
+			    key->name, config_format_bound(key, key->min, lo, sizeof(lo)),
+			    config_format_bound(key, key->max, hi, sizeof(hi)), value);
+		return -EINVAL;
+	}
+	config_store_u64(base, key, v);
+	return 0;
+}
+
+static bool config_hostname_valid(const char *host, size_t len)
+{
+	size_t label = 0;
+	size_t i;
+
+	if (len == 0 || len > CONFIG_HOST_MAX)
+		return false;
+	for (i = 0; i < len; i++) {
+		char c = host[i];
+
+		if (c == '.') {
+			if (label == 0 || host[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)c) && c != '-')
+			return false;
+		if (c == '-' && label == 0)
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return label > 0 && host[len - 1] != '-';
+}
+
+/* Checks "[V6]:PORT", "IPV4:PORT", "*:PORT" or "NAME:PORT".  Returns NULL
+ * or why the address is malformed. */
+static const char *config_address_problem(const char *addr)
+{
+	char host[CONFIG_HOST_MAX + 1];
+	unsigned char bin[sizeof(struct in6_addr)];
+	const char *colon, *port;
+	size_t hlen;
+	uint64_t v;
+
+	if (addr[0] == '[') {
+		const char *close = strchr(addr, ']');
+		const char *pct;
+
+		if (!close)
+			return "missing ']' after the IPv6 address";
+		if (close[1] != ':')
+			return "expected [IPV6]:PORT";
+		hlen = (size_t)(close - addr - 1);
+		pct = memchr(addr + 1, '%', hlen);
+		if (pct) {
+			size_t slen = (size_t)(close - pct - 1);
+
+			if (slen == 0 || slen > CONFIG_SCOPE_MAX)
+				return "bad IPv6 scope (expected an interface name after '%')";
+			hlen = (size_t)(pct - addr - 1);
+		}
+		if (hlen >= sizeof(host))
+			return "not an IPv6 address";
+		memcpy(host, addr + 1, hlen);
+		host[hlen] = '\0';
+		if (inet_pton(AF_INET6, host, bin) != 1)
+			return "not an IPv6 address";
+		port = close + 2;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon)
+			return "expected HOST:PORT";
+		hlen = (size_t)(colon - addr);
+		if (memchr(addr, ':', hlen))
+			return "an IPv6 address needs brackets, as in [::1]:5005";
+		if (hlen == 0)
+			return "missing host (use * for every address)";
+		if (hlen >= sizeof(host))
+			return "host name too long";
+		memcpy(host, addr, hlen);
+		host[hlen] = '\0';
+		if (strcmp(host, "*") == 0) {
+			/* any address */
+		} else if (strspn(host, "0123456789.") == hlen) {
+			if (inet_pton(AF_INET, host, bin) != 1)
+				return "not an IPv4 address";
+		} else if (!config_hostname_valid(host, hlen)) {
+			return "not a valid host name";
+		}
+		port = colon + 1;
+	}
+	if (parse_u64(port, &v) < 0 || v > 65535)
+		return "port must be a number between 0 and 65535";
+	return NULL;
+}
+
+static int config_set_listen(struct config_parser *p, const struct config_key *key,
+			     const char *value)
+{
+	static const char seps[] = " \t,";
+	struct config *conf = p->conf;
+	const char *s = value;
+	const char *why;
+	size_t len, i;
+	char *addr;
+
+	for (s += strspn(s, seps); *s; s += strspn(s, seps)) {
+		len = strcspn(s, seps);
+		if (conf->n_listen == CONFIG_LISTEN_MAX) {
+			config_fail(p, -EINVAL, p->lineno, "%s: at most %d addresses, got \"%s\"",
+				    key->name, CONFIG_LISTEN_MAX, value);
+			return -EINVAL;
+		}
+		addr = strndup(s, len);
+		if (!addr) {
+			config_fail(p, -ENOMEM, p->lineno, "%s: out of memory", key->name);
+			return -ENOMEM;
+		}
+		why = config_address_problem(addr);
+		for (i = 0; !why && i < conf->n_listen; i++)
+			if (strcmp(conf->listen[i], addr) == 0)
+				why = "address listed twice";
+		if (why) {
+			config_fail(p, -EINVAL, p->lineno, "%s: %s, got \"%s\"",
+				    key->name, why, addr);
+			free(addr);
+			return -EINVAL;
+		}
+		conf->listen[conf->n_listen++] = addr;
+		s += len;
+	}
+	if (conf->n_listen == 0) {
+		config_fail(p, -EINVAL, p->lineno,
+			    "%s: expected one or more addresses such as 127.0.0.1:5005, got \"%s\"",
+			    key->name, value);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int config_set_value(struct config_parser *p, const struct config_key *key,
+			    void *base, const char *value)
+{
+	char *copy;
+	bool b;
+	int level;
+
+	switch (key->type) {
+	case CONFIG_BOOL:
+		if (parse_bool(value, &b) < 0) {
+			config_fail(p, -EINVAL, p->lineno,
+				    "%s: expected yes/no, true/false, on/off or 1/0, got \"%s\"",
+				    key->name, value);
+			return -EINVAL;
+		}
+		memcpy(config_field(base, key), &b, sizeof(b));
+		return 0;
+	case CONFIG_UINT:
+	case CONFIG_SIZE:
+	case CONFIG_DURATION:
+		return config_set_number(p, key, base, value);
+	case CONFIG_LOGLEVEL:
+		level = log_level_from_name(value);
+		if (level < 0) {
+			config_fail(p, -EINVAL, p->lineno,
+				    "%s: expected err, warning, notice, info or debug, got \"%s\"",
+				    key->name, value);
+			return -EINVAL;
+		}
+		memcpy(config_field(base, key), &level, sizeof(level));
+		return 0;
+	case CONFIG_LISTEN:
+		return config_set_listen(p, key, value);
+	case CONFIG_PATH:
+		if (value[0] != '/') {
+			config_fail(p, -EINVAL, p->lineno,
+				    "%s: must be an absolute path, got \"%s\"", key->name, value);
+			return -EINVAL;
+		}
+		copy = strdup(value);
+		if (!copy) {
+			config_fail(p, -ENOMEM, p->lineno, "%s: out of memory", key->name);
+			return -ENOMEM;
+		}
+		memcpy(config_field(base, key), &copy, sizeof(copy));
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* inih copies section names into a 50-byte buffer and silently cuts longer
+ * ones, so the section comes from the reader (which saw the whole header),
+ * not from the argument. */
+static int config_handler(void *user, const char *section, const char *name,
+			  const char *value)
+{
+	struct config_parser *p = user;
+	const struct config_key *key;
+	const struct config_key *elsewhere;
+	void *base;
+	size_t idx;
+
+	if (p->error)
+		return 0;
+	if (p->kind == CONFIG_KIND_NONE) {
+		config_fail(p, -EINVAL, p->lineno,
+			    "%s: key outside of any section (put it under [server] or a share)",
+			    name);
+		return 0;
+	}
+	key = config_key_find(p->kind, name);
+	if (!key) {
+		elsewhere = config_key_find(p->kind == CONFIG_KIND_SERVER ?
+					    CONFIG_KIND_SHARE : CONFIG_KIND_SERVER, name);
+		if (p->kind == CONFIG_KIND_SERVER)
+			config_fail(p, -EINVAL, p->lineno, "%s: unknown key in [server]%s",
+				    name, elsewhere ? " (it belongs in a share section)" : "");
+		else
+			config_fail(p, -EINVAL, p->lineno, "%s: unknown key in share [%s]%s",
+				    name, p->conf->shares[p->share].name,
+				    elsewhere ? " (it belongs in [server])" : "");
+		return 0;
+	}
+	idx = (size_t)(key - config_keys);
+	if (p->key_line[idx]) {
+		config_fail(p, -EINVAL, p->lineno, "%s: duplicate key (first set at line %u)",
+			    name, p->key_line[idx]);
+		return 0;
+	}
+	p->key_line[idx] = p->lineno;
+	if (p->kind == CONFIG_KIND_SERVER)
+		base = p->conf;
+	else
+		base = &p->conf->shares[p->share];
+	return config_set_value(p, key, base, value) == 0;
+}
+
+static bool config_share_name_valid(const char *name, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > CONFIG_SHARE_NAME_MAX)
+		return false;
+	if (!isalnum((unsigned char)name[0]) && name[0] != '_')
+		return false;
+	for (i = 1; i < len; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("._-", name[i]))
+			return false;
+	return true;
+}
+
+static int config_add_share(struct config_parser *p, const char *name, size_t len)
+{
+	struct config *conf = p->conf;
+	struct share_conf *shares;
+	struct share_conf *share;
+	size_t i;
+
+	for (i = 0; i < conf->n_shares; i++) {
+		if (strlen(conf->shares[i].name) == len &&
+		    memcmp(conf->shares[i].name, name, len) == 0) {
+			config_fail(p, -EINVAL, p->lineno,
+				    "[%.*s]: duplicate section (first at line %u)",
+				    (int)len, name, conf->shares[i].line);
+			return -EINVAL;
+		}
+	}
+	shares = reallocarray(conf->shares, conf->n_shares + 1, sizeof(*shares));
+	if (!shares)
+		goto err_nomem;
+	conf->shares = shares;
+	share = &shares[conf->n_shares];
+	memset(share, 0, sizeof(*share));
+	share->name = strndup(name, len);
+	if (!share->name)
+		goto err_nomem;
+	share->line = p->lineno;
+	config_apply_defaults(share, CONFIG_KIND_SHARE);
+	p->share = conf->n_shares++;
+	return 0;
+
+err_nomem:
+	config_fail(p, -ENOMEM, p->lineno, "out of memory");
+	return -ENOMEM;
+}
+
+static int config_section_line(struct config_parser *p, const char *line)
+{
+	const char *name = line + 1;
+	const char *close = strchr(name, ']');
+	const char *rest;
+	size_t len;
+	int r;
+
+	if (!close) {
+		config_fail(p, -EINVAL, p->lineno, "missing ']' in section header");
+		return -EINVAL;
+	}
+	len = (size_t)(close - name);
+	rest = close + 1;
+	rest += strspn(rest, " \t\r\f\v");
+	if (*rest != '\0' && *rest != ';') {
+		config_fail(p, -EINVAL, p->lineno,
+			    "unexpected text after ']' (inline comments start with ';')");
+		return -EINVAL;
+	}
+	memset(p->key_line, 0, sizeof(p->key_line));
+	if (len == strlen("server") && memcmp(name, "server", len) == 0) {
+		if (p->server_line) {
+			config_fail(p, -EINVAL, p->lineno,
+				    "[server]: duplicate section (first at line %u)",
+				    p->server_line);
+			return -EINVAL;
+		}
+		p->server_line = p->lineno;
+		p->kind = CONFIG_KIND_SERVER;
+		return 0;
+	}
+	if (!config_share_name_valid(name, len)) {
+		config_fail(p, -EINVAL, p->lineno,
+			    "[%.*s]: invalid share name (1 to %d letters, digits, '_', '.' or '-', "
+			    "not starting with '.' or '-')",
+			    (int)len, name, CONFIG_SHARE_NAME_MAX);
+		return -EINVAL;
+	}
+	r = config_add_share(p, name, len);
+	if (r < 0)
+		return r;
+	p->kind = CONFIG_KIND_SHARE;
+	return 0;
+}
+
+/* Mirrors inih's scan for the separator: an inline ';' comment needs
+ * whitespace before it. */
+static bool config_has_separator(const char *s)
+{
+	bool was_space = false;
+
+	for (; *s; s++) {
+		if (*s == '=' || *s == ':')
+			return true;
+		if (was_space && *s == ';')
+			return false;
+		was_space = isspace((unsigned char)*s);
+	}
+	return false;
+}
+
+/* Rejects, with its line number, what inih would accept silently or
+ * report without a reason. */
+static int config_check_line(struct config_parser *p, const char *line)
+{
+	const char *start = line;
+
+	if (p->lineno == 1 && strncmp(start, "\xEF\xBB\xBF", 3) == 0)
+		start += 3;
+	line = start;
+	while (isspace((unsigned char)*start))
+		start++;
+	if (*start == '\0' || *start == ';' || *start == '#')
+		return 0;
+	if (start != line) {
+		/* inih would take it as the continuation of the previous value. */
+		config_fail(p, -EINVAL, p->lineno,
+			    "indented line (keys and [sections] start in the first column)");
+		return -EINVAL;
+	}
+	if (*start == '[')
+		return config_section_line(p, start);
+	if (*start == '=' || *start == ':' || !config_has_separator(start)) {
+		config_fail(p, -EINVAL, p->lineno,
+			    "expected \"key = value\", a [section] or a comment");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Returns 1 with the next line (without its newline), 0 at the end, or a
+ * negative errno. */
+static int config_next_line(struct config_parser *p, const char **line, size_t *len)
+{
+	const char *nl;
+	ssize_t n;
+
+	if (p->fp) {
+		errno = 0;
+		n = getline(&p->buf, &p->cap, p->fp);
+		if (n < 0)
+			return ferror(p->fp) ? (errno ? -errno : -EIO) : 0;
+		*line = p->buf;
+		*len = (size_t)n;
+	} else {
+		if (!p->text || !*p->text)
+			return 0;
+		*line = p->text;
+		nl = strchr(p->text, '\n');
+		*len = nl ? (size_t)(nl - p->text + 1) : strlen(p->text);
+		p->text = nl ? nl + 1 : NULL;
+	}
+	if (*len > 0 && (*line)[*len - 1] == '\n')
+		(*len)--;
+	return 1;
+}
+
+/* inih's reader: hands over one whole line at a time so that lineno stays
+ * in step with inih's, and vets it first. */
+static char *config_reader(char *str, int num, void *stream)
+{
+	struct config_parser *p = stream;
+	const char *line;
+	size_t len;
+	int r;
+
+	if (p->error || num < 2)
+		return NULL;
+	r = config_next_line(p, &line, &len);
+	if (r < 0) {
+		config_fail(p, r, 0, "%s", strerror(-r));
+		return NULL;
+	}
+	if (r == 0)
+		return NULL;
+	p->lineno++;
+	/* inih would cut a longer line and read the rest as a line of its own. */
+	if (len > (size_t)num - 2) {
+		config_fail(p, -EINVAL, p->lineno, "line longer than %d characters", num - 2);
+		return NULL;
+	}
+	if (memchr(line, '\0', len)) {
+		config_fail(p, -EINVAL, p->lineno, "line contains a NUL byte");
+		return NULL;
+	}
+	memcpy(str, line, len);
+	str[len] = '\0';
+	if (config_check_line(p, str) < 0)
+		return NULL;
+	str[len] = '\n';
+	str[len + 1] = '\0';
+	return str;
+}
+
+static int config_validate(struct config_parser *p)
+{
+	struct config *conf = p->conf;
+	struct share_conf *share;
+	struct stat st;
+	int r;
+
+	if (conf->n_shares == 0) {
+		config_fail(p, -EINVAL, 0,
+			    "no share defined (add a section such as [files] with a path)");
+		return -EINVAL;
+	}
+	for (share = conf->shares; share < conf->shares + conf->n_shares; share++) {
+		if (!share->path) {
+			config_fail(p, -EINVAL, 0,
+				    "[%s] path: missing (every share needs one)", share->name);
+			return -EINVAL;
+		}
+		if (stat(share->path, &st) < 0) {
+			r = errno;
+			config_fail(p, -EINVAL, 0, "[%s] path: \"%s\": %s",
+				    share->name, share->path, strerror(r));
+			return -EINVAL;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			config_fail(p, -EINVAL, 0, "[%s] path: \"%s\" is not a directory",
+				    share->name, share->path);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int config_parse(struct config_parser *p, struct config **out)
+{
+	struct config *conf;
+	int r;
+
+	conf = calloc(1, sizeof(*conf));
+	if (!conf) {
+		config_fail(p, -ENOMEM, 0, "out of memory");
+		return -ENOMEM;
+	}
+	p->conf = conf;
+	conf->file = strdup(p->file);
+	if (!conf->file) {
+		config_fail(p, -ENOMEM, 0, "out of memory");
+		goto err_free_conf;
+	}
+	config_apply_defaults(conf, CONFIG_KIND_SERVER);
+
+	r = ini_parse_stream(config_reader, p, config_handler, p);
+	free(p->buf);
+	p->buf = NULL;
+	if (r < 0)
+		config_fail(p, -ENOMEM, 0, "out of memory");
+	/* A line inih rejected for a reason the reader did not foresee. */
+	if (r > 0 && (p->error == 0 || (unsigned)r < p->err_line)) {
+		p->error = 0;
+		config_fail(p, -EINVAL, (unsigned)r, "syntax error");
+	}
+	if (p->error)
+		goto err_free_conf;
+
+	if (conf->n_listen == 0) {
+		conf->listen[0] = strdup(CONFIG_DEFAULT_LISTEN);
+		if (!conf->listen[0]) {
+			config_fail(p, -ENOMEM, 0, "out of memory");
+			goto err_free_conf;
+		}
+		conf->n_listen = 1;
+	}
+	if (config_validate(p) < 0)
+		goto err_free_conf;
+	*out = conf;
+	return 0;
+
+err_free_conf:
+	config_free(conf);
+	return p->error;
+}
+
+int config_load(const char *path, struct config **out, char *err, size_t errlen)
+{
+	struct config_parser p = {
+		.file = path, .err = err, .errlen = errlen,
+	};
+	int r;
+
+	p.fp = fopen(path, "re");
+	if (!p.fp) {
+		r = -errno;
+		config_fail(&p, r, 0, "%s", strerror(-r));
+		return r;
+	}
+	r = config_parse(&p, out);
+	fclose(p.fp);
+	return r;
+}
+
+int config_load_string(const char *text, const char *name,
+		       struct config **out, char *err, size_t errlen)
+{
+	struct config_parser p = {
+		.file = name, .err = err, .errlen = errlen, .text = text,
+	};
+
+	return config_parse(&p, out);
+}
+
+void config_free(struct config *conf)
+{
+	size_t i;
+
+	if (!conf)
+		return;
+	for (i = 0; i < conf->n_listen; i++)
+		free(conf->listen[i]);
+	for (i = 0; i < conf->n_shares; i++) {
+		free(conf->shares[i].name);
+		free(conf->shares[i].path);
+	}
+	free(conf->shares);
+	free(conf->file);
+	free(conf);
+}
+
+const struct share_conf *config_find_share(const struct config *conf,
+					   const char *name, size_t len)
+{
+	size_t i;
+
+	if (!conf || !name)
+		return NULL;
+	for (i = 0; i < conf->n_shares; i++)
+		if (strlen(conf->shares[i].name) == len &&
+		    memcmp(conf->shares[i].name, name, len) == 0)
+			return &conf->shares[i];
+	return NULL;
+}
+
+bool config_listen_equal(const struct config *a, const struct config *b)
+{
+	size_t i, j;
+
+	if (a->n_listen != b->n_listen)
+		return false;
+	/* Order does not matter to the sockets; duplicates are refused at load. */
+	for (i = 0; i < a->n_listen; i++) {
+		for (j = 0; j < b->n_listen; j++)
+			if (strcmp(a->listen[i], b->listen[j]) == 0)
+				break;
+		if (j == b->n_listen)
+			return false;
+	}
+	return true;
+}

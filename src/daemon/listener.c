@@ -1,1 +1,365 @@
+/* listener: binds the configured listening sockets or adopts systemd's (socket activation). */
 #include "listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "netio.h"
+#include "parse.h"
+
+static void listener_error(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void listener_error(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int listener_copy(char *dst, size_t cap, const char *src, size_t len)
+{
+	if (len >= cap)
+		return -EINVAL;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+	return 0;
+}
+
+int listener_split_address(const char *addr, char *host, size_t host_cap,
+			   char *port, size_t port_cap)
+{
+	const char *host_start, *host_end, *colon;
+	uint64_t portnum;
+	int r;
+
+	if (!addr || !host || !port)
+		return -EINVAL;
+	if (addr[0] == '[') {
+		host_start = addr + 1;
+		host_end = strchr(host_start, ']');
+		if (!host_end || host_end == host_start || host_end[1] != ':')
+			return -EINVAL;
+		colon = host_end + 1;
+	} else {
+		host_start = addr;
+		colon = strchr(addr, ':');
+		/* A bare IPv6 address is ambiguous with its port: demand
+		 * brackets. */
+		if (!colon || colon == addr || strchr(colon + 1, ':'))
+			return -EINVAL;
+		host_end = colon;
+	}
+	r = parse_u64(colon + 1, &portnum);
+	if (r < 0 || portnum > 65535)
+		return -EINVAL;
+
+	if (addr[0] != '[' && host_end - host_start == 1 && *host_start == '*')
+		r = listener_copy(host, host_cap, "", 0);
+	else
+		r = listener_copy(host, host_cap, host_start,
+				  (size_t)(host_end - host_start));
+	if (r < 0)
+		return r;
+	return listener_copy(port, port_cap, colon + 1, strlen(colon + 1));
+}
+
+static int listener_gai_errno(int gai)
+{
+	switch (gai) {
+	case EAI_SYSTEM:
+		return -errno;
+	case EAI_MEMORY:
+		return -ENOMEM;
+	case EAI_AGAIN:
+		return -EAGAIN;
+	default:
+		return -EADDRNOTAVAIL;
+	}
+}
+
+/* Creates, binds and listens one socket; on failure names the failing step
+ * in *step and returns -errno. */
+static int listener_bind_ai(const struct addrinfo *ai, int backlog,
+			    const char **step)
+{
+	int one = 1, zero = 0;
+	int fd, r;
+
+	*step = "socket";
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+		    ai->ai_protocol);
+	if (fd < 0)
+		return -errno;
+	/* Restarting the daemon must not wait out TIME_WAIT. */
+	*step = "setsockopt(SO_REUSEADDR)";
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		goto err_close_fd;
+	/* "[::]" serves IPv4 too, whatever net.ipv6.bindv6only says. */
+	*step = "setsockopt(IPV6_V6ONLY)";
+	if (ai->ai_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
+		goto err_close_fd;
+	*step = "bind";
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+		goto err_close_fd;
+	*step = "listen";
+	if (listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0)
+		goto err_close_fd;
+	return fd;
+
+err_close_fd:
+	r = -errno;
+	close(fd);
+	return r;
+}
+
+/* Tries each resolved address of host:port in order; returns the first
+ * listening fd. */
+static int listener_bind_host(const char *addr, const char *host,
+			      const char *port, int backlog, char *err,
+			      size_t errlen)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+	};
+	struct addrinfo *res, *ai;
+	const char *step = "getaddrinfo";
+	int gai, r = -EADDRNOTAVAIL;
+
+	gai = getaddrinfo(host, port, &hints, &res);
+	if (gai != 0) {
+		r = listener_gai_errno(gai);
+		listener_error(err, errlen, "%s: %s", addr,
+			       gai == EAI_SYSTEM ? strerror(-r) : gai_strerror(gai));
+		return r;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		r = listener_bind_ai(ai, backlog, &step);
+		if (r >= 0)
+			break;
+	}
+	freeaddrinfo(res);
+	if (r < 0)
+		listener_error(err, errlen, "%s: %s: %s", addr, step, strerror(-r));
+	return r;
+}
+
+int listener_bind(const char *addr, int backlog, char *err, size_t errlen)
+{
+	char host[256], port[16];
+	int r;
+
+	r = listener_split_address(addr, host, sizeof(host), port, sizeof(port));
+	if (r < 0) {
+		listener_error(err, errlen,
+			       "%s: invalid address (want HOST:PORT, [V6]:PORT or *:PORT)",
+			       addr ? addr : "(null)");
+		return r;
+	}
+	if (host[0] != '\0')
+		return listener_bind_host(addr, host, port, backlog, err, errlen);
+
+	/* Any address: one dual-stack IPv6 socket serves both families;
+	 * fall back to IPv4 only when the kernel has no IPv6. */
+	r = listener_bind_host(addr, "::", port, backlog, err, errlen);
+	if (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL || r == -EPROTONOSUPPORT)
+		r = listener_bind_host(addr, "0.0.0.0", port, backlog, err, errlen);
+	return r;
+}
+
+static int listener_set_adopt(struct listener_set *set, int n, char *err,
+			      size_t errlen)
+{
+	int r;
+
+	set->activated = true;
+	if (n > LISTENER_MAX) {
+		/* Keep them all in the set anyway so the caller can close
+		 * what it was handed. */
+		listener_error(err, errlen,
+			       "systemd passed %d sockets, at most %d are supported",
+			       n, LISTENER_MAX);
+		for (int i = LISTENER_MAX; i < n; i++)
+			close(SD_LISTEN_FDS_START + i);
+		n = LISTENER_MAX;
+		r = -EMFILE;
+	} else {
+		r = 0;
+	}
+	for (int i = 0; i < n; i++)
+		set->fds[set->n++] = SD_LISTEN_FDS_START + i;
+	if (r < 0)
+		return r;
+
+	for (size_t i = 0; i < set->n; i++) {
+		int fd = set->fds[i];
+
+		r = sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1);
+		if (r < 0) {
+			listener_error(err, errlen, "socket fd %d from systemd: %s",
+				       fd, strerror(-r));
+			return r;
+		}
+		if (r == 0) {
+			listener_error(err, errlen,
+				       "fd %d from systemd is not a listening stream socket",
+				       fd);
+			return -ENOTSOCK;
+		}
+		r = fd_set_cloexec(fd);
+		if (r < 0) {
+			listener_error(err, errlen, "socket fd %d from systemd: %s",
+				       fd, strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+int listener_set_open(struct listener_set *set, char *const *addrs,
+		      size_t n_addrs, int backlog, char *err, size_t errlen)
+{
+	int n, r;
+
+	*set = (struct listener_set){ .n = 0 };
+	for (size_t i = 0; i < LISTENER_MAX; i++)
+		set->fds[i] = -1;
+
+	/* unset_environment = 1: workers and anything they might spawn must
+	 * not believe the sockets were passed to them. */
+	n = sd_listen_fds(1);
+	if (n < 0) {
+		listener_error(err, errlen, "sd_listen_fds: %s", strerror(-n));
+		return n;
+	}
+	if (n > 0) {
+		r = listener_set_adopt(set, n, err, errlen);
+		if (r < 0)
+			goto err_close_set;
+		return 0;
+	}
+
+	if (n_addrs == 0) {
+		listener_error(err, errlen, "no listen address configured");
+		return -EINVAL;
+	}
+	if (n_addrs > LISTENER_MAX) {
+		listener_error(err, errlen, "%zu listen addresses, at most %d are supported",
+			       n_addrs, LISTENER_MAX);
+		return -E2BIG;
+	}
+	for (size_t i = 0; i < n_addrs; i++) {
+		r = listener_bind(addrs[i], backlog, err, errlen);
+		if (r < 0)
+			goto err_close_set;
+		set->fds[set->n++] = r;
+	}
+	return 0;
+
+err_close_set:
+	listener_set_close(set);
+	return r;
+}
+
+void listener_set_close(struct listener_set *set)
+{
+	/* close(), never shutdown(): an activated socket is shared with
+	 * systemd, and shutdown() would stop it accepting for everyone. */
+	for (size_t i = 0; i < set->n; i++)
+		if (set->fds[i] >= 0)
+			close(set->fds[i]);
+	for (size_t i = 0; i < LISTENER_MAX; i++)
+		set->fds[i] = -1;
+	set->n = 0;
+}
+
+static const char *listener_format_v4(const void *addr, uint16_t port,
+				      char *buf, size_t cap)
+{
+	char text[INET_ADDRSTRLEN];
+
+	if (!inet_ntop(AF_INET, addr, text, sizeof(text)))
+		snprintf(buf, cap, "?");
+	else
+		snprintf(buf, cap, "%s:%u", text, (unsigned)port);
+	return buf;
+}
+
+const char *listener_format_sockaddr(const struct sockaddr *sa, char *buf,
+				     size_t cap)
+{
+	char text[INET6_ADDRSTRLEN];
+
+	if (!buf || cap == 0)
+		return buf;
+	if (!sa) {
+		snprintf(buf, cap, "?");
+		return buf;
+	}
+	switch (sa->sa_family) {
+	case AF_INET: {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		return listener_format_v4(&in->sin_addr, ntohs(in->sin_port),
+					  buf, cap);
+	}
+	case AF_INET6: {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		/* An IPv4 client of a dual-stack socket reads better as
+		 * plain IPv4. */
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+			return listener_format_v4(&in6->sin6_addr.s6_addr[12],
+						  ntohs(in6->sin6_port), buf, cap);
+		if (!inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text)))
+			snprintf(buf, cap, "?");
+		else if (in6->sin6_scope_id != 0)
+			snprintf(buf, cap, "[%s%%%u]:%u", text,
+				 (unsigned)in6->sin6_scope_id,
+				 (unsigned)ntohs(in6->sin6_port));
+		else
+			snprintf(buf, cap, "[%s]:%u", text,
+				 (unsigned)ntohs(in6->sin6_port));
+		return buf;
+	}
+	case AF_UNIX: {
+		const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
+
+		snprintf(buf, cap, "unix:%.*s", (int)sizeof(un->sun_path),
+			 un->sun_path[0] ? un->sun_path : "(unnamed)");
+		return buf;
+	}
+	default:
+		snprintf(buf, cap, "?");
+		return buf;
+	}
+}
+
+const char *listener_format_local(int fd, char *buf, size_t cap)
+{
+	struct sockaddr_storage ss = { .ss_family = AF_UNSPEC };
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+		if (buf && cap > 0)
+			snprintf(buf, cap, "?");
+		return buf;
+	}
+	return listener_format_sockaddr((const struct sockaddr *)&ss, buf, cap);
+}

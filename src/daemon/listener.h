@@ -13,8 +13,11 @@ struct listener_set {
 	bool activated;     /* came from systemd socket activation */
 };
 
-/* Splits "HOST:PORT", "[V6]:PORT" or "*:PORT" into host (NULL for any)
- * and port.  Returns 0 or -EINVAL. */
+/* Splits "HOST:PORT", "[V6]:PORT" or "*:PORT" into host and port.  host
+ * is "" for "*" (any address: listener_bind makes that one dual-stack
+ * "[::]" socket, or 0.0.0.0 without IPv6); "[::]" is kept as "::".  The
+ * port is 0-65535 in decimal.  Returns 0 or -EINVAL (also when a buffer
+ * is too small). */
 int listener_split_address(const char *addr, char *host, size_t host_cap,
 			   char *port, size_t port_cap);
 

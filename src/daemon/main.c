@@ -1,4 +1,73 @@
-int main(void)
+/* tcpfiled: command line, configuration, then the master until shutdown. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sysexits.h>
+
+#include "build_config.h"
+#include "config.h"
+#include "log.h"
+#include "master.h"
+
+static void usage(FILE *out)
 {
-	return 1;
+	fprintf(out,
+		"Usage: tcpfiled [-c FILE] [-t] [-h] [-V]\n"
+		"  -c FILE  configuration file (default %s)\n"
+		"  -t       check the configuration and exit\n"
+		"  -h       show this help\n"
+		"  -V       show the version\n",
+		TCPFILED_CONFIG_PATH);
+}
+
+int main(int argc, char **argv)
+{
+	const char *config_path = TCPFILED_CONFIG_PATH;
+	char err[CONFIG_ERROR_MAX];
+	struct config *conf = NULL;
+	bool check_only = false;
+	int opt, r;
+
+	while ((opt = getopt(argc, argv, "c:thV")) != -1) {
+		switch (opt) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EX_OK;
+		case 'V':
+			printf("tcpfiled %s\n", TCPFILED_VERSION);
+			return EX_OK;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "tcpfiled: unexpected argument: %s\n", argv[optind]);
+		usage(stderr);
+		return EX_USAGE;
+	}
+
+	log_init("tcpfiled");
+	r = config_load(config_path, &conf, err, sizeof(err));
+	if (r < 0) {
+		if (check_only)
+			fprintf(stderr, "%s\n", err);
+		else
+			log_err("%s", err);
+		return EX_CONFIG;
+	}
+	if (check_only) {
+		printf("%s: configuration OK\n", config_path);
+		config_free(conf);
+		return EX_OK;
+	}
+	log_set_level(conf->log_level);
+	return master_run(conf, config_path);
 }

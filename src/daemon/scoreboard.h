@@ -34,12 +34,22 @@ struct scoreboard {
 struct scoreboard *scoreboard_new(void);
 void scoreboard_free(struct scoreboard *sb);
 
-/* Master side: claim a free slot for a new worker (returns -1 if none). */
+/* Master side: claim a free slot for a new worker (returns -1 if none).
+ * The slot starts IDLE with zero counters; record the child's pid with
+ * scoreboard_set_pid() after fork(). */
 int scoreboard_claim(struct scoreboard *sb);
+void scoreboard_set_pid(struct scoreboard *sb, int slot, pid_t pid);
 /* Master side: adds a dead worker's counters to the totals, frees it. */
 void scoreboard_release(struct scoreboard *sb, int slot);
 
-/* Worker side (slot may be NULL: no-ops). */
+/* The worker's own slot, for the calls below; NULL for slot -1 (or any
+ * out-of-range slot). */
+struct scoreboard_slot *scoreboard_slot(struct scoreboard *sb, int slot);
+
+/* Worker side (slot may be NULL: no-ops).  add_transfer counts one
+ * completed transfer together with its body bytes; add_bytes counts body
+ * bytes alone (of a transfer that failed part-way).  Never count the same
+ * bytes through both. */
 void scoreboard_set_state(struct scoreboard_slot *slot, enum worker_state st);
 void scoreboard_add_transfer(struct scoreboard_slot *slot, uint64_t bytes);
 void scoreboard_add_bytes(struct scoreboard_slot *slot, uint64_t bytes);

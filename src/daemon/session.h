@@ -15,6 +15,9 @@ struct session_ctx {
 	/* Set asynchronously by the worker's signal handlers. */
 	volatile sig_atomic_t *stop;     /* shut down: finish the request, close */
 	volatile sig_atomic_t *retire;   /* reload: finish the connection */
+	/* Signal mask for waits: the worker's stop/retire signals are blocked
+	 * except while waiting in ppoll() with this mask. */
+	const sigset_t *wait_mask;
 };
 
 /* Serves the connection fd (taken over and closed) from peer until the

@@ -1,1 +1,729 @@
+/* storage: everything beneath a share root, resolved by the kernel. */
+#define _GNU_SOURCE
 #include "storage.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "netio.h"
+
+#define STORAGE_RESOLVE \
+	(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+
+/* Digest text, size, mtime and inode: see STORAGE_XATTR_PREFIX. */
+#define STORAGE_XATTR_VALUE_MAX (DIGEST_TEXT_MAX + 80)
+#define STORAGE_XATTR_NAME_MAX 64
+
+/* A directory path held in its own buffer so it can be NUL-terminated. */
+struct storage_split {
+	char dir[PATH_MAX + 1];   /* "." when the name sits in the root */
+	const char *name;         /* points into the caller's rel */
+};
+
+int storage_open_root(const char *path)
+{
+	int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int storage_openat2(int dir_fd, const char *rel, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(unsigned)(flags | O_CLOEXEC),
+		.resolve = STORAGE_RESOLVE,
+	};
+	long fd;
+
+	do
+		fd = syscall(SYS_openat2, dir_fd, rel, &how, sizeof(how));
+	while (fd < 0 && errno == EINTR);
+	return fd < 0 ? -errno : (int)fd;
+}
+
+static bool storage_component_ok(const char *c, size_t len, const char **why)
+{
+	static const char reserved[] = STORAGE_RESERVED_PREFIX;
+
+	if (len == 0)
+		*why = "empty path component";
+	else if (len > NAME_MAX)
+		*why = "path component too long";
+	else if ((len == 1 && c[0] == '.') ||
+		 (len == 2 && c[0] == '.' && c[1] == '.'))
+		*why = "'.' or '..' in path";
+	else if (len >= sizeof(reserved) - 1 &&
+		 memcmp(c, reserved, sizeof(reserved) - 1) == 0)
+		*why = "reserved name in path";
+	else
+		return true;
+	return false;
+}
+
+int storage_check_path(const char *rel, size_t len, bool allow_empty,
+		       const char **why)
+{
+	size_t start = 0;
+
+	*why = NULL;
+	if (len == 0) {
+		if (allow_empty)
+			return 0;
+		*why = "empty path";
+		return -EINVAL;
+	}
+	/* The kernel takes PATH_MAX bytes including the NUL. */
+	if (len >= PATH_MAX) {
+		*why = "path too long";
+		return -EINVAL;
+	}
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len) {
+			unsigned char c = (unsigned char)rel[i];
+
+			if (c < 0x20 || c == 0x7f) {
+				*why = "control character in path";
+				return -EINVAL;
+			}
+			if (c != '/')
+				continue;
+		}
+		if (!storage_component_ok(rel + start, i - start, why))
+			return -EINVAL;
+		start = i + 1;
+	}
+	return 0;
+}
+
+static int storage_check(const char *rel, bool allow_empty)
+{
+	const char *why;
+
+	return storage_check_path(rel, strlen(rel), allow_empty, &why);
+}
+
+/* rel has passed storage_check_path, so it fits and has a non-empty name. */
+static void storage_split(const char *rel, struct storage_split *sp)
+{
+	const char *slash = strrchr(rel, '/');
+
+	if (!slash) {
+		strcpy(sp->dir, ".");
+		sp->name = rel;
+		return;
+	}
+	memcpy(sp->dir, rel, (size_t)(slash - rel));
+	sp->dir[slash - rel] = '\0';
+	sp->name = slash + 1;
+}
+
+static int storage_open_subdir(int dir_fd, const char *rel)
+{
+	return storage_openat2(dir_fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+}
+
+/* Walks dir one component at a time, creating what is missing.  Each new
+ * directory is opened again through openat2, so a symlink swapped in
+ * between mkdirat and the open is refused rather than followed. */
+static int storage_mkdirs(int root_fd, char *dir)
+{
+	int cur = -1;
+	char *comp = dir;
+
+	for (;;) {
+		char *slash = strchr(comp, '/');
+		int base = cur >= 0 ? cur : root_fd;
+		int fd;
+
+		if (slash)
+			*slash = '\0';
+		fd = storage_open_subdir(base, comp);
+		if (fd == -ENOENT) {
+			if (mkdirat(base, comp, 0755) < 0 && errno != EEXIST)
+				fd = -errno;
+			else
+				fd = storage_open_subdir(base, comp);
+		}
+		if (slash)
+			*slash = '/';
+		if (cur >= 0)
+			close(cur);
+		if (fd < 0 || !slash)
+			return fd;
+		cur = fd;
+		comp = slash + 1;
+	}
+}
+
+/* Opens the directory holding sp->name (a real fd: fsync needs one). */
+static int storage_open_parent(int root_fd, struct storage_split *sp,
+			       bool create)
+{
+	int fd = storage_open_subdir(root_fd, sp->dir);
+
+	if (fd == -ENOENT && create)
+		fd = storage_mkdirs(root_fd, sp->dir);
+	return fd;
+}
+
+static char storage_type(mode_t mode)
+{
+	if (S_ISREG(mode))
+		return 'f';
+	if (S_ISDIR(mode))
+		return 'd';
+	if (S_ISLNK(mode))
+		return 'l';
+	return 'o';
+}
+
+int storage_open_file(int root_fd, const char *rel, struct stat *st)
+{
+	int r, fd;
+
+	r = storage_check(rel, false);
+	if (r < 0)
+		return r;
+	/* O_NONBLOCK so that a FIFO planted in the share cannot hang us. */
+	fd = storage_openat2(root_fd, rel,
+			     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, st) < 0) {
+		r = -errno;
+		goto err_close_fd;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		r = S_ISDIR(st->st_mode) ? -EISDIR : -EPERM;
+		goto err_close_fd;
+	}
+	r = fd_set_nonblock(fd, false);
+	if (r < 0)
+		goto err_close_fd;
+	return fd;
+
+err_close_fd:
+	close(fd);
+	return r;
+}
+
+int storage_open_dir(int root_fd, const char *rel)
+{
+	int r = storage_check(rel, true);
+
+	if (r < 0)
+		return r;
+	return storage_open_subdir(root_fd, rel[0] ? rel : ".");
+}
+
+int storage_stat(int root_fd, const char *rel, struct stat *st)
+{
+	int r, fd;
+
+	r = storage_check(rel, true);
+	if (r < 0)
+		return r;
+	if (!rel[0])
+		return fstat(root_fd, st) < 0 ? -errno : 0;
+	fd = storage_openat2(root_fd, rel, O_PATH | O_NOFOLLOW);
+	if (fd < 0)
+		return fd;
+	r = fstat(fd, st) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+struct storage_names {
+	char **v;
+	size_t n;
+	size_t cap;
+};
+
+static void storage_names_free(struct storage_names *ns)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		free(ns->v[i]);
+	free(ns->v);
+}
+
+static int storage_names_add(struct storage_names *ns, const char *name)
+{
+	if (ns->n == ns->cap) {
+		size_t cap = ns->cap ? ns->cap * 2 : 64;
+		char **v = reallocarray(ns->v, cap, sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		ns->v = v;
+		ns->cap = cap;
+	}
+	ns->v[ns->n] = strdup(name);
+	if (!ns->v[ns->n])
+		return -ENOMEM;
+	ns->n++;
+	return 0;
+}
+
+static int storage_names_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool storage_listed(const char *name)
+{
+	static const char reserved[] = STORAGE_RESERVED_PREFIX;
+
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return false;
+	return strncmp(name, reserved, sizeof(reserved) - 1) != 0;
+}
+
+static int storage_read_names(DIR *d, struct storage_names *ns)
+{
+	for (;;) {
+		struct dirent *de;
+		int r;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de)
+			return errno ? -errno : 0;
+		if (!storage_listed(de->d_name))
+			continue;
+		r = storage_names_add(ns, de->d_name);
+		if (r < 0)
+			return r;
+	}
+}
+
+static int storage_emit(int dir_fd, const struct storage_names *ns,
+			int (*fn)(const struct storage_entry *e, void *arg),
+			void *arg)
+{
+	for (size_t i = 0; i < ns->n; i++) {
+		struct storage_entry e;
+		struct stat st;
+		int r;
+
+		if (fstatat(dir_fd, ns->v[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT)
+				continue;
+			return -errno;
+		}
+		e.type = storage_type(st.st_mode);
+		e.size = (uint64_t)st.st_size;
+		e.mtime_sec = (int64_t)st.st_mtim.tv_sec;
+		e.name = ns->v[i];
+		r = fn(&e, arg);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+int storage_list(int dir_fd,
+		 int (*fn)(const struct storage_entry *e, void *arg), void *arg)
+{
+	struct storage_names ns = { 0 };
+	DIR *d;
+	int r;
+
+	if (dir_fd < 0)
+		return -EBADF;
+	d = fdopendir(dir_fd);
+	if (!d) {
+		r = -errno;
+		close(dir_fd);
+		return r;
+	}
+	r = storage_read_names(d, &ns);
+	if (r < 0)
+		goto out;
+	if (ns.n > 1)
+		qsort(ns.v, ns.n, sizeof(*ns.v), storage_names_cmp);
+	r = storage_emit(dirfd(d), &ns, fn, arg);
+out:
+	storage_names_free(&ns);
+	closedir(d);
+	return r;
+}
+
+static int storage_unlink(int dir_fd, const char *name)
+{
+	struct stat st;
+	int flags;
+
+	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (S_ISLNK(st.st_mode))
+		return -ELOOP;
+	flags = S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0;
+	if (unlinkat(dir_fd, name, flags) < 0) {
+		/* Some file systems say EEXIST for a non-empty directory. */
+		if (errno == EEXIST && flags)
+			return -ENOTEMPTY;
+		return -errno;
+	}
+	return 0;
+}
+
+int storage_delete(int root_fd, const char *rel, bool durable)
+{
+	struct storage_split sp;
+	int r, dir_fd;
+
+	if (!rel[0])
+		return -EPERM;
+	r = storage_check(rel, false);
+	if (r < 0)
+		return r;
+	storage_split(rel, &sp);
+	dir_fd = storage_open_parent(root_fd, &sp, false);
+	if (dir_fd < 0)
+		return dir_fd;
+	r = storage_unlink(dir_fd, sp.name);
+	if (r == 0 && durable && fsync(dir_fd) < 0)
+		r = -errno;
+	close(dir_fd);
+	return r;
+}
+
+static int storage_xattr_name(enum digest_alg alg, char *buf, size_t cap)
+{
+	const char *alg_name = digest_alg_name(alg);
+	int n;
+
+	if (!alg_name)
+		return -EINVAL;
+	n = snprintf(buf, cap, "%s%s", STORAGE_XATTR_PREFIX, alg_name);
+	return n < 0 || (size_t)n >= cap ? -EINVAL : 0;
+}
+
+/* The part of the xattr value after the digest text. */
+static int storage_xattr_tail(const struct stat *st, char *buf, size_t cap)
+{
+	int n = snprintf(buf, cap, "%" PRIu64 " %" PRId64 ".%09ld %" PRIu64,
+			 (uint64_t)st->st_size, (int64_t)st->st_mtim.tv_sec,
+			 (long)st->st_mtim.tv_nsec, (uint64_t)st->st_ino);
+
+	return n < 0 || (size_t)n >= cap ? -EINVAL : n;
+}
+
+static bool storage_xattr_ignorable(int err)
+{
+	return err == ENOTSUP || err == EROFS || err == EACCES || err == EPERM;
+}
+
+/* Stores d as valid for the file as st describes it.  File systems and
+ * files that refuse user xattrs just go without a cache: 0. */
+static int storage_xattr_store(int fd, const struct stat *st,
+			       const struct digest_value *d)
+{
+	char name[STORAGE_XATTR_NAME_MAX], value[STORAGE_XATTR_VALUE_MAX];
+	int r, n;
+
+	r = storage_xattr_name(d->alg, name, sizeof(name));
+	if (r < 0)
+		return r;
+	n = digest_format(d, value, sizeof(value));
+	if (n < 0)
+		return n;
+	value[n++] = ' ';
+	r = storage_xattr_tail(st, value + n, sizeof(value) - (size_t)n);
+	if (r < 0)
+		return r;
+	n += r;
+	if (fsetxattr(fd, name, value, (size_t)n, 0) < 0 &&
+	    !storage_xattr_ignorable(errno))
+		return -errno;
+	return 0;
+}
+
+/* Returns true and fills *out when the cached value matches st. */
+static bool storage_xattr_load(int fd, const struct stat *st,
+			       enum digest_alg alg, struct digest_value *out)
+{
+	char name[STORAGE_XATTR_NAME_MAX], value[STORAGE_XATTR_VALUE_MAX];
+	char tail[STORAGE_XATTR_VALUE_MAX];
+	const char *sp;
+	ssize_t n;
+
+	if (storage_xattr_name(alg, name, sizeof(name)) < 0 ||
+	    storage_xattr_tail(st, tail, sizeof(tail)) < 0)
+		return false;
+	n = fgetxattr(fd, name, value, sizeof(value) - 1);
+	if (n <= 0)
+		return false;
+	value[n] = '\0';
+	sp = memchr(value, ' ', (size_t)n);
+	if (!sp || strcmp(sp + 1, tail) != 0)
+		return false;
+	if (digest_parse(value, (size_t)(sp - value), out) < 0)
+		return false;
+	return out->alg == alg;
+}
+
+static bool storage_same_version(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
+	       a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+int storage_digest(int fd, const struct stat *st, enum digest_alg alg,
+		   struct digest_value *out)
+{
+	struct stat now;
+	int r;
+
+	if (storage_xattr_load(fd, st, alg, out))
+		return 0;
+	r = digest_fd(alg, fd, out);
+	if (r < 0)
+		return r;
+	/* A file changed while we read it must not get a cache entry that
+	 * vouches for bytes it never held. */
+	if (fstat(fd, &now) == 0 && storage_same_version(st, &now))
+		(void)storage_xattr_store(fd, st, out);
+	return 0;
+}
+
+void storage_upload_abort(struct storage_upload *up)
+{
+	if (!up->name)
+		return;
+	if (up->fd >= 0)
+		close(up->fd);
+	if (up->dir_fd >= 0)
+		close(up->dir_fd);
+	free(up->name);
+	up->name = NULL;
+	up->fd = -1;
+	up->dir_fd = -1;
+}
+
+/* Refuses what the name must not be before any body byte is read; the
+ * final link decides again, atomically. */
+static int storage_check_target(int dir_fd, const char *name, bool overwrite)
+{
+	struct stat st;
+
+	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (S_ISLNK(st.st_mode))
+		return -ELOOP;
+	if (!S_ISREG(st.st_mode))
+		return -EPERM;
+	return overwrite ? 0 : -EEXIST;
+}
+
+static int storage_reserve(int fd, uint64_t size)
+{
+	int r;
+
+	if (size == 0)
+		return 0;
+	do
+		r = fallocate(fd, 0, 0, (off_t)size);
+	while (r < 0 && errno == EINTR);
+	/* Without fallocate a full disk shows up in the body writes. */
+	if (r < 0 && errno != EOPNOTSUPP)
+		return -errno;
+	return 0;
+}
+
+int storage_upload_begin(int root_fd, const char *rel, uint64_t size,
+			 unsigned mode, bool overwrite,
+			 struct storage_upload *up)
+{
+	struct storage_split sp;
+	int r;
+
+	*up = (struct storage_upload){ .dir_fd = -1, .fd = -1 };
+	r = storage_check(rel, false);
+	if (r < 0)
+		return r;
+	if (size > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	storage_split(rel, &sp);
+	up->dir_fd = storage_open_parent(root_fd, &sp, true);
+	if (up->dir_fd < 0)
+		return up->dir_fd;
+	r = storage_check_target(up->dir_fd, sp.name, overwrite);
+	if (r < 0)
+		goto err_close_dir;
+	up->fd = openat(up->dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC,
+			(mode_t)(mode & 0777));
+	if (up->fd < 0) {
+		r = -errno;
+		goto err_close_dir;
+	}
+	r = storage_reserve(up->fd, size);
+	if (r < 0)
+		goto err_close_file;
+	up->name = strdup(sp.name);
+	if (!up->name) {
+		r = -ENOMEM;
+		goto err_close_file;
+	}
+	up->size = size;
+	return 0;
+
+err_close_file:
+	close(up->fd);
+	up->fd = -1;
+err_close_dir:
+	close(up->dir_fd);
+	up->dir_fd = -1;
+	return r;
+}
+
+int storage_upload_write(struct storage_upload *up, const void *buf, size_t len)
+{
+	int r;
+
+	if (!up->name)
+		return -EBADF;
+	if (len > up->size - up->written)
+		return -EFBIG;
+	r = pwrite_full(up->fd, buf, len, (off_t)up->written);
+	if (r < 0)
+		return r;
+	up->written += len;
+	return 0;
+}
+
+static void storage_fd_path(int fd, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "/proc/self/fd/%d", fd);
+}
+
+/* Fails with EEXIST, atomically, when the name exists. */
+static int storage_link_new(struct storage_upload *up)
+{
+	char src[64];
+
+	storage_fd_path(up->fd, src, sizeof(src));
+	if (linkat(AT_FDCWD, src, up->dir_fd, up->name, AT_SYMLINK_FOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+static int storage_tmp_name(char *buf, size_t cap)
+{
+	uint8_t rnd[8];
+	ssize_t n;
+	int len;
+
+	do
+		n = getrandom(rnd, sizeof(rnd), 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n != sizeof(rnd))
+		return -EIO;
+	len = snprintf(buf, cap, "%s", STORAGE_TMP_PREFIX);
+	for (size_t i = 0; i < sizeof(rnd) && len >= 0 && (size_t)len < cap; i++)
+		len += snprintf(buf + len, cap - (size_t)len, "%02x", rnd[i]);
+	return len < 0 || (size_t)len >= cap ? -EINVAL : 0;
+}
+
+/* An O_TMPFILE cannot be renamed, and linkat cannot replace: link it under
+ * a hidden temporary name, then rename that over the final name. */
+static int storage_link_replace(struct storage_upload *up)
+{
+	char src[64], tmp[sizeof(STORAGE_TMP_PREFIX) + 16];
+	int r, tries = 0;
+
+	storage_fd_path(up->fd, src, sizeof(src));
+	do {
+		r = storage_tmp_name(tmp, sizeof(tmp));
+		if (r < 0)
+			return r;
+		r = linkat(AT_FDCWD, src, up->dir_fd, tmp, AT_SYMLINK_FOLLOW) < 0
+			? -errno : 0;
+	} while (r == -EEXIST && ++tries < 4);
+	if (r < 0)
+		return r;
+	if (renameat(up->dir_fd, tmp, up->dir_fd, up->name) < 0) {
+		r = -errno;
+		(void)unlinkat(up->dir_fd, tmp, 0);
+		return r;
+	}
+	return 0;
+}
+
+static int storage_set_mtime(int fd, const struct timespec *mtime)
+{
+	struct timespec ts[2] = {
+		{ .tv_sec = 0, .tv_nsec = UTIME_OMIT },
+		*mtime,
+	};
+
+	return futimens(fd, ts) < 0 ? -errno : 0;
+}
+
+/* Everything that happens to the unnamed file before it gets its name. */
+static int storage_finish_data(struct storage_upload *up, bool durable,
+			       const struct timespec *mtime,
+			       const struct digest_value *digest)
+{
+	struct stat st;
+	int r;
+
+	if (mtime) {
+		r = storage_set_mtime(up->fd, mtime);
+		if (r < 0)
+			return r;
+	}
+	/* The cache entry names the final mtime, so it goes in after it. */
+	if (digest) {
+		if (fstat(up->fd, &st) < 0)
+			return -errno;
+		r = storage_xattr_store(up->fd, &st, digest);
+		if (r < 0)
+			return r;
+	}
+	if (durable && fsync(up->fd) < 0)
+		return -errno;
+	return 0;
+}
+
+int storage_upload_commit(struct storage_upload *up, bool overwrite,
+			  bool durable, const struct timespec *mtime,
+			  const struct digest_value *digest)
+{
+	int r;
+
+	if (!up->name)
+		return -EBADF;
+	if (up->written != up->size) {
+		r = -EIO;
+		goto out;
+	}
+	r = storage_finish_data(up, durable, mtime, digest);
+	if (r < 0)
+		goto out;
+	r = overwrite ? storage_link_replace(up) : storage_link_new(up);
+	if (r < 0)
+		goto out;
+	if (durable && fsync(up->dir_fd) < 0)
+		r = -errno;
+out:
+	storage_upload_abort(up);
+	return r;
+}

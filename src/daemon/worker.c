@@ -1,1 +1,176 @@
+/* worker: waits for a connection on the shared listeners, serves it, and
+ * repeats until the master asks it to stop or retire. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "session.h"
+#include "storage.h"
 #include "worker.h"
+
+static volatile sig_atomic_t worker_stop;
+static volatile sig_atomic_t worker_retire;
+
+static void worker_on_stop(int sig)
+{
+	(void)sig;
+	worker_stop = 1;
+}
+
+static void worker_on_retire(int sig)
+{
+	(void)sig;
+	worker_retire = 1;
+}
+
+/* The signals stay blocked while the worker runs and are let through only
+ * inside ppoll(), so a transfer in flight is never interrupted and a stop
+ * request can never slip in between a flag check and a blocking wait. */
+static int worker_setup_signals(sigset_t *wait_mask)
+{
+	struct sigaction stop = { .sa_handler = worker_on_stop };
+	struct sigaction retire = { .sa_handler = worker_on_retire };
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+	sigset_t blocked;
+
+	sigemptyset(&stop.sa_mask);
+	sigemptyset(&retire.sa_mask);
+	if (sigaction(SIGTERM, &stop, NULL) < 0 || sigaction(SIGINT, &stop, NULL) < 0 ||
+	    sigaction(SIGUSR1, &retire, NULL) < 0 || sigaction(SIGHUP, &ign, NULL) < 0 ||
+	    sigaction(SIGCHLD, &dfl, NULL) < 0 || sigaction(SIGPIPE, &ign, NULL) < 0)
+		return -errno;
+
+	sigemptyset(&blocked);
+	sigaddset(&blocked, SIGTERM);
+	sigaddset(&blocked, SIGINT);
+	sigaddset(&blocked, SIGUSR1);
+	if (sigprocmask(SIG_BLOCK, &blocked, wait_mask) < 0)
+		return -errno;
+	sigdelset(wait_mask, SIGTERM);
+	sigdelset(wait_mask, SIGINT);
+	sigdelset(wait_mask, SIGUSR1);
+	sigdelset(wait_mask, SIGCHLD);
+	sigdelset(wait_mask, SIGHUP);
+	return 0;
+}
+
+static int worker_open_shares(const struct config *conf, int **fds_out)
+{
+	int *fds = calloc(conf->n_shares ? conf->n_shares : 1, sizeof(*fds));
+
+	if (!fds)
+		return -ENOMEM;
+	for (size_t i = 0; i < conf->n_shares; i++) {
+		int fd = storage_open_root(conf->shares[i].path);
+
+		if (fd < 0) {
+			log_errno(fd, "share [%s]: cannot open %s", conf->shares[i].name,
+				  conf->shares[i].path);
+			while (i-- > 0)
+				close(fds[i]);
+			free(fds);
+			return fd;
+		}
+		fds[i] = fd;
+	}
+	*fds_out = fds;
+	return 0;
+}
+
+/* Backs off briefly when accept() fails for lack of resources instead of
+ * spinning on a listener that stays readable. */
+static void worker_accept_backoff(const sigset_t *wait_mask)
+{
+	struct timespec pause = { .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
+
+	(void)ppoll(NULL, 0, &pause, wait_mask);
+}
+
+static void worker_accept(const struct session_ctx *ctx, int lfd,
+			  const sigset_t *wait_mask)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	int fd;
+
+	fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+	if (fd < 0) {
+		switch (errno) {
+		case EAGAIN:         /* another worker won the race */
+		case EINTR:
+		case ECONNABORTED:
+			return;
+		case EMFILE:
+		case ENFILE:
+		case ENOBUFS:
+		case ENOMEM:
+			log_warn_errno(errno, "accept");
+			worker_accept_backoff(wait_mask);
+			return;
+		default:
+			log_warn_errno(errno, "accept");
+			worker_accept_backoff(wait_mask);
+			return;
+		}
+	}
+	scoreboard_set_state(ctx->slot, WORKER_BUSY);
+	session_run(ctx, fd, &peer);
+	scoreboard_set_state(ctx->slot, worker_retire ? WORKER_RETIRING : WORKER_IDLE);
+}
+
+_Noreturn void worker_run(const struct config *conf,
+			  const struct listener_set *listeners,
+			  struct scoreboard_slot *slot, unsigned generation)
+{
+	struct pollfd pfds[LISTENER_MAX];
+	sigset_t wait_mask;
+	int *share_fds = NULL;
+	int r;
+
+	(void)generation;
+	r = worker_setup_signals(&wait_mask);
+	if (r < 0) {
+		log_errno(r, "worker signal setup");
+		_exit(EX_OSERR);
+	}
+	r = worker_open_shares(conf, &share_fds);
+	if (r < 0)
+		_exit(EX_SOFTWARE);
+
+	struct session_ctx ctx = {
+		.conf = conf,
+		.share_fds = share_fds,
+		.slot = slot,
+		.stop = &worker_stop,
+		.retire = &worker_retire,
+		.wait_mask = &wait_mask,
+	};
+	for (size_t i = 0; i < listeners->n; i++)
+		pfds[i] = (struct pollfd){ .fd = listeners->fds[i], .events = POLLIN };
+
+	scoreboard_set_state(slot, WORKER_IDLE);
+	while (!worker_stop && !worker_retire) {
+		r = ppoll(pfds, listeners->n, NULL, &wait_mask);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			log_errno(errno, "ppoll");
+			_exit(EX_OSERR);
+		}
+		for (size_t i = 0; i < listeners->n && !worker_stop; i++)
+			if (pfds[i].revents & POLLIN)
+				worker_accept(&ctx, pfds[i].fd, &wait_mask);
+	}
+	/* Exit without running atexit handlers or flushing inherited stdio
+	 * buffers that belong to the master. */
+	_exit(EX_OK);
+}
