@@ -15,6 +15,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/* The location would always be this file: log_event has no caller info. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
 #include "netio.h"

@@ -58,6 +58,9 @@ struct master {
 	uint64_t burst_start_ms;
 	uint64_t respawn_at_ms;       /* 0: respawn at once */
 
+	/* The process group holds only us and our workers: kill(0, ...) is safe. */
+	bool own_group;
+
 	bool stopping;
 	uint64_t stop_deadline_ms;
 	bool killed_stragglers;
@@ -92,15 +95,26 @@ static const sigset_t *master_signals(void)
 
 /* Being a process-group leader lets shutdown reach every worker with
  * kill(0, ...) without touching whatever shares our parent's group (a
- * `tcpfiled | tee log` pipeline).  systemd already makes us a session
- * leader, where setpgid() fails with EPERM but is not needed. */
-static int master_become_group_leader(void)
+ * `tcpfiled | tee log` pipeline started from a script).  systemd already
+ * makes us a session leader, alone in our group.  An interactive shell
+ * makes the first process of a pipeline the leader of the whole job's
+ * group: there we cannot leave it (setpgid is a no-op for a leader), so we
+ * signal our workers one by one instead.  Returns whether the group is
+ * ours alone. */
+static bool master_become_group_leader(void)
 {
-	if (getpgrp() == getpid())
-		return 0;
-	if (setpgid(0, 0) < 0)
-		return -errno;
-	return 0;
+	if (getsid(0) == getpid())
+		return true;
+	if (getpgrp() == getpid()) {
+		log_info("started as the leader of a shell job's process group; "
+			 "shutdown signals the workers one by one");
+		return false;
+	}
+	if (setpgid(0, 0) < 0) {
+		log_warn_errno(errno, "setpgid");
+		return false;
+	}
+	return true;
 }
 
 static struct worker_rec *master_find(struct master *m, pid_t pid)
@@ -304,7 +318,9 @@ static void master_begin_stop(struct master *m, int exit_status)
 		  m->n_live, m->conf->shutdown_timeout_ms);
 	/* Our own copy of SIGTERM is blocked and read (and ignored) from the
 	 * signalfd; everything else in the group is a worker. */
-	if (kill(0, SIGTERM) < 0)
+	if (!m->own_group)
+		master_signal_workers(m, SIGTERM, false);
+	else if (kill(0, SIGTERM) < 0)
 		log_warn_errno(errno, "kill(0, SIGTERM)");
 }
 
@@ -524,9 +540,7 @@ int master_run(struct config *conf, const char *config_path)
 	char err[256];
 	int r, status = EX_OSERR;
 
-	r = master_become_group_leader();
-	if (r < 0)
-		log_warn_errno(r, "setpgid");
+	m.own_group = master_become_group_leader();
 
 	r = listener_set_open(&m.listeners, conf->listen, conf->n_listen,
 			      conf->backlog, err, sizeof(err));
