@@ -128,9 +128,11 @@ static void storage_split(const char *rel, struct storage_split *sp)
 	sp->name = slash + 1;
 }
 
+/* No O_NOFOLLOW: with O_DIRECTORY it turns a final symlink into ENOTDIR,
+ * while RESOLVE_NO_SYMLINKS alone refuses it with ELOOP like any other. */
 static int storage_open_subdir(int dir_fd, const char *rel)
 {
-	return storage_openat2(dir_fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+	return storage_openat2(dir_fd, rel, O_RDONLY | O_DIRECTORY);
 }
 
 /* Walks dir one component at a time, creating what is missing.  Each new

@@ -1,1 +1,1302 @@
+/* test_storage: hostile paths, uploads, the digest cache, LIST, STAT and DEL. */
+#define _GNU_SOURCE
 #include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "storage.h"
+
+/* Expected digests were produced outside this code base:
+ *   printf abc | sha256sum   (also the FIPS 180-2 example)
+ *   printf ''  | xxh128sum   (xxhash 0.8.1 CLI) */
+#define SHA256_ABC \
+	"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+#define XXH3_EMPTY "99aa06d3014798d86001c324468d497f"
+
+/* Every test runs in base/share (the root) next to base/outside, which
+ * nothing may ever touch. */
+static char base[PATH_MAX];
+static char share[PATH_MAX];
+static char outside[PATH_MAX];
+static int root_fd = -1;
+
+static void xpath(char *buf, size_t cap, const char *dir, const char *rel)
+{
+	int n = snprintf(buf, cap, "%s/%s", dir, rel);
+
+	cr_assert(n > 0 && (size_t)n < cap, "path too long for the test");
+}
+
+static void put_file(const char *dir, const char *rel, const char *content)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	xpath(p, sizeof(p), dir, rel);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	cr_assert(fd >= 0, "create %s: %s", p, strerror(errno));
+	cr_assert_eq(write(fd, content, strlen(content)),
+		     (ssize_t)strlen(content));
+	cr_assert_eq(close(fd), 0);
+}
+
+static void put_link(const char *target, const char *rel)
+{
+	char p[PATH_MAX];
+
+	xpath(p, sizeof(p), share, rel);
+	cr_assert_eq(symlink(target, p), 0, "symlink %s: %s", p,
+		     strerror(errno));
+}
+
+static void put_dir(const char *rel)
+{
+	char p[PATH_MAX];
+
+	xpath(p, sizeof(p), share, rel);
+	cr_assert_eq(mkdir(p, 0755), 0, "mkdir %s: %s", p, strerror(errno));
+}
+
+/* Reads a file of the share into a NUL-terminated heap buffer (or NULL
+ * when it cannot be opened), bypassing the code under test. */
+static char *slurp(const char *rel, size_t *len)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	char *buf;
+	int fd;
+
+	xpath(p, sizeof(p), share, rel);
+	fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return NULL;
+	cr_assert_eq(fstat(fd, &st), 0);
+	buf = malloc((size_t)st.st_size + 1);
+	cr_assert_not_null(buf);
+	cr_assert_eq(read(fd, buf, (size_t)st.st_size), st.st_size);
+	buf[st.st_size] = '\0';
+	close(fd);
+	if (len)
+		*len = (size_t)st.st_size;
+	return buf;
+}
+
+static void expect_content(const char *rel, const char *want)
+{
+	char *got = slurp(rel, NULL);
+
+	cr_assert_not_null(got, "%s missing", rel);
+	cr_expect_str_eq(got, want, "%s", rel);
+	free(got);
+}
+
+static bool exists(const char *rel)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	xpath(p, sizeof(p), share, rel);
+	return lstat(p, &st) == 0;
+}
+
+/* Entries of a share directory, hidden and temporary names included. */
+static int count_entries(const char *rel)
+{
+	char p[PATH_MAX];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	xpath(p, sizeof(p), share, rel);
+	d = opendir(p);
+	cr_assert_not_null(d, "opendir %s: %s", p, strerror(errno));
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* A listing of a whole tree (names, types, sizes, mtimes, inodes), to
+ * prove that an operation changed nothing. */
+static struct {
+	char **lines;
+	size_t n;
+	size_t prefix;
+} snap;
+
+static int snapshot_one(const char *path, const struct stat *st, int flag,
+			struct FTW *ftw)
+{
+	char *line;
+
+	if (asprintf(&line, "%s %o %jd %jd.%09ld %ju", path + snap.prefix,
+		     (unsigned)st->st_mode, (intmax_t)st->st_size,
+		     (intmax_t)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec,
+		     (uintmax_t)st->st_ino) < 0)
+		return -1;
+	snap.lines = reallocarray(snap.lines, snap.n + 1, sizeof(char *));
+	if (!snap.lines)
+		return -1;
+	snap.lines[snap.n++] = line;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *snapshot(const char *dir)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	snap.lines = NULL;
+	snap.n = 0;
+	snap.prefix = strlen(dir);
+	cr_assert_eq(nftw(dir, snapshot_one, 16, FTW_PHYS), 0);
+	qsort(snap.lines, snap.n, sizeof(char *), cmp_str);
+	f = open_memstream(&out, &len);
+	cr_assert_not_null(f);
+	for (size_t i = 0; i < snap.n; i++) {
+		fprintf(f, "%s\n", snap.lines[i]);
+		free(snap.lines[i]);
+	}
+	free(snap.lines);
+	fclose(f);
+	return out;
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag,
+		      struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void setup(void)
+{
+	umask(022);
+	snprintf(base, sizeof(base), "/tmp/test_storage.XXXXXX");
+	cr_assert_not_null(mkdtemp(base));
+	xpath(share, sizeof(share), base, "share");
+	xpath(outside, sizeof(outside), base, "outside");
+	cr_assert_eq(mkdir(share, 0755), 0);
+	cr_assert_eq(mkdir(outside, 0755), 0);
+	put_file(outside, "secret", "secret");
+
+	put_dir("a");
+	put_file(share, "a/f", "abc");
+	put_link("/etc", "link_etc");
+	put_link("..", "link_up");
+	put_link("../outside", "link_out");
+	put_link("../outside/secret", "link_secret");
+	put_link("a", "link_in");
+	put_link("a/f", "link_file");
+	put_link("../../outside", "a/deep_up");
+	put_link("/nonexistent-tcpfiled-test", "link_dangling");
+	{
+		char p[PATH_MAX];
+
+		xpath(p, sizeof(p), share, "fifo");
+		cr_assert_eq(mkfifo(p, 0644), 0);
+	}
+	root_fd = storage_open_root(share);
+	cr_assert(root_fd >= 0, "storage_open_root: %s", strerror(-root_fd));
+}
+
+static void teardown(void)
+{
+	if (root_fd >= 0)
+		close(root_fd);
+	root_fd = -1;
+	nftw(base, remove_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+/* --- storage_check_path ------------------------------------------------ */
+
+Test(check_path, accepts_ordinary_names)
+{
+	static const char *const ok[] = {
+		"f", "a/b/c", "with space", "\303\274nic\303\266de.txt",
+		"...", "..a", "a..", ".hidden", ".tcpfiled", "x.tcpfiled.tmp.1",
+		"%41", "back\\slash", "-dash", "a b/c d", "~", "*?[",
+	};
+	char comp[NAME_MAX + 1], path[PATH_MAX];
+	const char *why = "unset";
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		cr_expect_eq(storage_check_path(ok[i], strlen(ok[i]), false,
+						&why), 0, "%s", ok[i]);
+	memset(comp, 'n', NAME_MAX);
+	comp[NAME_MAX] = '\0';
+	cr_expect_eq(storage_check_path(comp, NAME_MAX, false, &why), 0);
+	/* PATH_MAX - 1 bytes: "d/d/.../d" then one more "d". */
+	for (size_t i = 0; i < PATH_MAX - 1; i++)
+		path[i] = i % 2 ? '/' : 'd';
+	path[PATH_MAX - 1] = '\0';
+	cr_expect_eq(storage_check_path(path, PATH_MAX - 1, false, &why), 0);
+	cr_expect_eq(storage_check_path("", 0, true, &why), 0);
+}
+
+Test(check_path, explains_refusals)
+{
+	const char *why = NULL;
+
+	cr_expect_eq(storage_check_path("a//b", 4, false, &why), -EINVAL);
+	cr_expect_not_null(why);
+	why = NULL;
+	cr_expect_eq(storage_check_path("", 0, false, &why), -EINVAL);
+	cr_expect_not_null(why);
+	/* A NUL cannot reach the other calls, but can reach this one. */
+	why = NULL;
+	cr_expect_eq(storage_check_path("a\0b", 3, false, &why), -EINVAL);
+	cr_expect_not_null(why);
+	why = NULL;
+	cr_expect_eq(storage_check_path("a/\0", 3, false, &why), -EINVAL);
+	cr_expect_not_null(why);
+}
+
+/* --- hostile paths through every public entry point --------------------- */
+
+enum op {
+	OP_READ = 1,     /* storage_open_file */
+	OP_WRITE = 2,    /* upload with overwrite */
+	OP_CREATE = 4,   /* upload without overwrite */
+	OP_DELETE = 8,
+	OP_STAT = 16,
+	OP_LIST = 32,    /* storage_open_dir */
+};
+#define OP_ALL (OP_READ | OP_WRITE | OP_CREATE | OP_DELETE | OP_STAT | OP_LIST)
+#define OP_NOT_ROOT (OP_READ | OP_WRITE | OP_CREATE | OP_DELETE)
+
+struct hostile {
+	const char *path;
+	unsigned ops;
+	int err;
+	const char *what;
+};
+
+static char long_comp[NAME_MAX + 2];       /* 256 bytes */
+static char long_path[PATH_MAX + 2];       /* 4097 bytes */
+static char max_path[PATH_MAX + 1];        /* 4096 bytes */
+static char long_in_dir[NAME_MAX + 4];     /* "a/" + 256 bytes */
+
+static const struct hostile hostile[] = {
+	{ "../x", OP_ALL, -EINVAL, "parent escape" },
+	{ "../outside/secret", OP_ALL, -EINVAL, "parent escape to sibling" },
+	{ "a/../../x", OP_ALL, -EINVAL, "nested parent escape" },
+	{ "a/../a/f", OP_ALL, -EINVAL, "parent that stays inside" },
+	{ "..", OP_ALL, -EINVAL, "bare parent" },
+	{ ".", OP_ALL, -EINVAL, "bare dot" },
+	{ "./a", OP_ALL, -EINVAL, "leading dot" },
+	{ "a/.", OP_ALL, -EINVAL, "trailing dot" },
+	{ "a/./f", OP_ALL, -EINVAL, "inner dot" },
+	{ "a/..", OP_ALL, -EINVAL, "trailing parent" },
+	{ "link_etc/..", OP_ALL, -EINVAL, "parent after a symlink" },
+	{ "/etc/passwd", OP_ALL, -EINVAL, "absolute path" },
+	{ "/a", OP_ALL, -EINVAL, "leading slash" },
+	{ "/", OP_ALL, -EINVAL, "slash alone" },
+	{ "//", OP_ALL, -EINVAL, "double slash alone" },
+	{ "a//f", OP_ALL, -EINVAL, "empty inner component" },
+	{ "a/", OP_ALL, -EINVAL, "trailing slash on a dir" },
+	{ "a/f/", OP_ALL, -EINVAL, "trailing slash on a file" },
+	{ "\x01", OP_ALL, -EINVAL, "control byte 0x01 alone" },
+	{ "a\001b", OP_ALL, -EINVAL, "control byte 0x01" },
+	{ "a\x1f", OP_ALL, -EINVAL, "control byte 0x1f" },
+	{ "a\x7f", OP_ALL, -EINVAL, "DEL byte" },
+	{ "a/b\nc", OP_ALL, -EINVAL, "newline" },
+	{ "tab\tname", OP_ALL, -EINVAL, "tab" },
+	{ "\x1b[31mred", OP_ALL, -EINVAL, "terminal escape" },
+	{ "a\r", OP_ALL, -EINVAL, "carriage return" },
+	{ ".tcpfiled.tmp.x", OP_ALL, -EINVAL, "temporary name" },
+	{ "a/.tcpfiled.tmp.0123456789abcdef", OP_ALL, -EINVAL,
+	  "temporary name in a subdir" },
+	{ ".tcpfiled.other", OP_ALL, -EINVAL, "reserved name" },
+	{ ".tcpfiled.", OP_ALL, -EINVAL, "reserved prefix alone" },
+	{ long_comp, OP_ALL, -EINVAL, "256-byte component" },
+	{ long_in_dir, OP_ALL, -EINVAL, "256-byte component in a subdir" },
+	{ long_path, OP_ALL, -EINVAL, "4097-byte path" },
+	{ max_path, OP_ALL, -EINVAL, "4096-byte path (no room for NUL)" },
+	{ "", OP_READ | OP_WRITE | OP_CREATE, -EINVAL, "empty path" },
+	{ "", OP_DELETE, -EPERM, "deleting the root" },
+
+	{ "link_etc", OP_NOT_ROOT | OP_LIST, -ELOOP, "symlink to /etc" },
+	{ "link_etc/passwd", OP_ALL, -ELOOP, "through a symlink to /etc" },
+	{ "link_etc/new", OP_WRITE | OP_CREATE, -ELOOP, "create in /etc" },
+	{ "link_up", OP_NOT_ROOT | OP_LIST, -ELOOP, "symlink to .." },
+	{ "link_up/outside/secret", OP_ALL, -ELOOP, "through a symlink to .." },
+	{ "link_up/outside/new", OP_WRITE | OP_CREATE, -ELOOP,
+	  "create through a symlink to .." },
+	{ "link_out/secret", OP_ALL, -ELOOP, "through a symlink to outside" },
+	{ "link_out/new", OP_WRITE | OP_CREATE, -ELOOP,
+	  "create through a symlink to outside" },
+	{ "link_out/sub/new", OP_WRITE | OP_CREATE, -ELOOP,
+	  "mkdir through a symlink to outside" },
+	{ "link_secret", OP_NOT_ROOT | OP_LIST, -ELOOP,
+	  "final symlink to an outside file" },
+	{ "a/deep_up/secret", OP_ALL, -ELOOP, "nested symlink to outside" },
+	{ "a/deep_up/new", OP_WRITE | OP_CREATE, -ELOOP,
+	  "create through a nested symlink" },
+	{ "link_in/f", OP_ALL, -ELOOP, "intermediate symlink inside the share" },
+	{ "link_in/new", OP_WRITE | OP_CREATE, -ELOOP,
+	  "create through an inside symlink" },
+	{ "link_in/sub/new", OP_WRITE | OP_CREATE, -ELOOP,
+	  "mkdir through an inside symlink" },
+	{ "link_file", OP_NOT_ROOT | OP_LIST, -ELOOP,
+	  "final symlink to an inside file" },
+	{ "link_dangling", OP_NOT_ROOT, -ELOOP, "dangling symlink" },
+	{ "link_dangling/x", OP_ALL, -ELOOP, "through a dangling symlink" },
+	{ "link_dangling/x/y", OP_WRITE, -ELOOP,
+	  "mkdir through a dangling symlink" },
+
+	{ "a/f/x", OP_ALL, -ENOTDIR, "file as a directory" },
+	{ "a/f/x/y", OP_WRITE, -ENOTDIR, "mkdir below a file" },
+	{ "a", OP_READ | OP_WRITE | OP_CREATE, -EISDIR, "directory as a file" },
+	{ "a/f", OP_LIST, -ENOTDIR, "file as a directory to list" },
+	{ "fifo", OP_READ | OP_WRITE | OP_CREATE, -EPERM, "FIFO" },
+	{ "missing/x", OP_READ | OP_DELETE | OP_STAT | OP_LIST, -ENOENT,
+	  "missing parent" },
+	{ "a/f", OP_CREATE, -EEXIST, "existing file without overwrite" },
+};
+
+static void hostile_init(void)
+{
+	size_t i;
+
+	memset(long_comp, 'c', NAME_MAX + 1);
+	long_comp[NAME_MAX + 1] = '\0';
+	memcpy(long_in_dir, "a/", 2);
+	memcpy(long_in_dir + 2, long_comp, NAME_MAX + 2);
+	for (i = 0; i < PATH_MAX + 1; i++)
+		long_path[i] = i % 2 ? '/' : 'p';
+	long_path[PATH_MAX + 1] = '\0';
+	for (i = 0; i < PATH_MAX; i++)
+		max_path[i] = i % 2 ? '/' : 'p';
+	/* The last component must not be empty: end on a name byte. */
+	max_path[PATH_MAX - 1] = 'p';
+	max_path[PATH_MAX] = '\0';
+	cr_assert_eq(strlen(long_comp), 256);
+	cr_assert_eq(strlen(long_path), 4097);
+	cr_assert_eq(strlen(max_path), 4096);
+}
+
+static const char *op_name(unsigned op)
+{
+	switch (op) {
+	case OP_READ: return "read";
+	case OP_WRITE: return "write";
+	case OP_CREATE: return "create";
+	case OP_DELETE: return "delete";
+	case OP_STAT: return "stat";
+	default: return "list";
+	}
+}
+
+/* An upload that is let through is completed, so an escape shows. */
+static int try_upload(const char *path, bool overwrite)
+{
+	struct storage_upload up;
+	int r;
+
+	r = storage_upload_begin(root_fd, path, 6, 0644, overwrite, &up);
+	if (r < 0)
+		return r;
+	r = storage_upload_write(&up, "PWNED\n", 6);
+	if (r < 0) {
+		storage_upload_abort(&up);
+		return r;
+	}
+	return storage_upload_commit(&up, overwrite, false, NULL, NULL);
+}
+
+static int run_op(unsigned op, const char *path)
+{
+	struct stat st;
+	int fd;
+
+	switch (op) {
+	case OP_READ:
+		fd = storage_open_file(root_fd, path, &st);
+		break;
+	case OP_WRITE:
+		return try_upload(path, true);
+	case OP_CREATE:
+		return try_upload(path, false);
+	case OP_DELETE:
+		return storage_delete(root_fd, path, false);
+	case OP_STAT:
+		return storage_stat(root_fd, path, &st);
+	default:
+		fd = storage_open_dir(root_fd, path);
+		break;
+	}
+	if (fd >= 0)
+		close(fd);
+	return fd < 0 ? fd : 0;
+}
+
+Test(hostile, table_has_enough_paths)
+{
+	cr_assert_geq(sizeof(hostile) / sizeof(hostile[0]), 40);
+}
+
+Test(hostile, nothing_escapes_or_changes, .init = setup, .fini = teardown)
+{
+	size_t runs = 0;
+
+	hostile_init();
+	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+		const struct hostile *h = &hostile[i];
+
+		for (unsigned op = 1; op <= OP_LIST; op <<= 1) {
+			char *out_before, *share_before, *out_after, *share_after;
+			int r;
+
+			if (!(h->ops & op))
+				continue;
+			out_before = snapshot(outside);
+			share_before = snapshot(share);
+			r = run_op(op, h->path);
+			out_after = snapshot(outside);
+			share_after = snapshot(share);
+			cr_expect_eq(r, h->err, "#%zu %s (%s): got %d (%s), want %d",
+				     i, h->what, op_name(op), r, strerror(-r),
+				     h->err);
+			cr_expect_str_eq(out_after, out_before,
+					 "#%zu %s (%s) touched outside", i,
+					 h->what, op_name(op));
+			cr_expect_str_eq(share_after, share_before,
+					 "#%zu %s (%s) changed the share", i,
+					 h->what, op_name(op));
+			free(out_before);
+			free(share_before);
+			free(out_after);
+			free(share_after);
+			runs++;
+		}
+	}
+	expect_content("a/f", "abc");
+	cr_expect_geq(runs, 200);
+}
+
+/* Below storage_check_path, the kernel alone must still hold the line. */
+Test(hostile, openat2_refuses_without_the_check, .init = setup,
+     .fini = teardown)
+{
+	static const struct {
+		const char *path;
+		int err;
+	} raw[] = {
+		{ "../outside/secret", -EXDEV },
+		{ "a/../../outside/secret", -EXDEV },
+		{ "..", -EXDEV },
+		{ "/etc/passwd", -EXDEV },
+		{ "/proc/self/root/etc/passwd", -EXDEV },
+		{ "link_etc/passwd", -ELOOP },
+		{ "link_up/outside/secret", -ELOOP },
+		{ "link_out/secret", -ELOOP },
+		{ "link_secret", -ELOOP },
+		{ "a/deep_up/secret", -ELOOP },
+		{ "link_in/f", -ELOOP },
+		{ "link_file", -ELOOP },
+	};
+	struct stat st;
+	int fd;
+
+	for (size_t i = 0; i < sizeof(raw) / sizeof(raw[0]); i++) {
+		fd = storage_openat2(root_fd, raw[i].path, O_RDONLY);
+		cr_expect_eq(fd, raw[i].err, "%s: got %d", raw[i].path, fd);
+		if (fd >= 0)
+			close(fd);
+	}
+	/* ".." that stays beneath the root is the kernel's to allow. */
+	fd = storage_openat2(root_fd, "a/../a/f", O_RDONLY);
+	cr_expect(fd >= 0, "a/../a/f: %d", fd);
+	if (fd >= 0)
+		close(fd);
+	/* O_PATH|O_NOFOLLOW opens a final symlink itself (what STAT uses). */
+	fd = storage_openat2(root_fd, "link_etc", O_PATH | O_NOFOLLOW);
+	cr_assert(fd >= 0, "link_etc O_PATH: %d", fd);
+	cr_expect_eq(fstat(fd, &st), 0);
+	cr_expect(S_ISLNK(st.st_mode));
+	cr_expect(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	close(fd);
+}
+
+/* A hard link to an outside file cannot be told apart from any other
+ * file: only someone with write access to both places can make one, and
+ * it is served like a file of the share.  What storage does guarantee is
+ * that replacing it never writes into the outside inode. */
+Test(hostile, hardlink_overwrite_leaves_outside_inode, .init = setup,
+     .fini = teardown)
+{
+	char src[PATH_MAX], dst[PATH_MAX];
+	struct storage_upload up;
+	struct stat st;
+	int fd;
+
+	xpath(src, sizeof(src), outside, "secret");
+	xpath(dst, sizeof(dst), share, "hl");
+	cr_assert_eq(link(src, dst), 0);
+	fd = storage_open_file(root_fd, "hl", &st);
+	cr_expect(fd >= 0, "a hard link is an ordinary file: %d", fd);
+	if (fd >= 0)
+		close(fd);
+	cr_assert_eq(storage_upload_begin(root_fd, "hl", 3, 0644, true, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "new", 3), 0);
+	cr_assert_eq(storage_upload_commit(&up, true, false, NULL, NULL), 0);
+	expect_content("hl", "new");
+	fd = open(src, O_RDONLY | O_CLOEXEC);
+	cr_assert(fd >= 0);
+	{
+		char buf[16] = { 0 };
+
+		cr_expect_eq(read(fd, buf, sizeof(buf) - 1), 6);
+		cr_expect_str_eq(buf, "secret");
+	}
+	cr_expect_eq(fstat(fd, &st), 0);
+	cr_expect_eq(st.st_nlink, 1);
+	close(fd);
+}
+
+/* --- uploads -------------------------------------------------------------- */
+
+static void fill_pattern(uint8_t *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)((i * 7 + 3) & 0xff);
+}
+
+static void upload_and_check(const char *rel, size_t size)
+{
+	uint8_t *data = malloc(size ? size : 1);
+	struct storage_upload up;
+	size_t off = 0, got_len = 0;
+	char *got;
+
+	cr_assert_not_null(data);
+	fill_pattern(data, size);
+	cr_assert_eq(storage_upload_begin(root_fd, rel, size, 0644, false, &up),
+		     0);
+	cr_expect_not(exists(rel), "visible before commit");
+	while (off < size) {
+		size_t n = size - off < 65536 ? size - off : 65536;
+
+		cr_assert_eq(storage_upload_write(&up, data + off, n), 0);
+		off += n;
+	}
+	cr_assert_eq(storage_upload_commit(&up, false, true, NULL, NULL), 0);
+	cr_expect_null(up.name, "commit releases the upload");
+	got = slurp(rel, &got_len);
+	cr_assert_not_null(got);
+	cr_assert_eq(got_len, size);
+	cr_expect_eq(memcmp(got, data, size), 0);
+	free(got);
+	free(data);
+}
+
+Test(upload, roundtrip_empty, .init = setup, .fini = teardown)
+{
+	upload_and_check("empty", 0);
+}
+
+Test(upload, roundtrip_one_byte, .init = setup, .fini = teardown)
+{
+	upload_and_check("one", 1);
+}
+
+Test(upload, roundtrip_one_mib, .init = setup, .fini = teardown)
+{
+	upload_and_check("a/mib", 1 << 20);
+	cr_expect_eq(count_entries("a"), 3);
+}
+
+Test(upload, names_with_spaces_and_utf8, .init = setup, .fini = teardown)
+{
+	upload_and_check("with space", 5);
+	upload_and_check("\303\274nic\303\266de \342\202\254", 5);
+	upload_and_check("...", 5);
+	upload_and_check("sp ace/d\303\256r/f", 5);
+}
+
+Test(upload, creates_missing_parents, .init = setup, .fini = teardown)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	upload_and_check("x/y/z/f", 10);
+	xpath(p, sizeof(p), share, "x/y");
+	cr_assert_eq(lstat(p, &st), 0);
+	cr_expect(S_ISDIR(st.st_mode));
+	cr_expect_eq(st.st_mode & 07777, 0755);
+	/* Existing parents are reused. */
+	upload_and_check("x/y/g", 1);
+	cr_expect_eq(count_entries("x/y"), 2);
+}
+
+static struct stat stat_share(const char *rel)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	xpath(p, sizeof(p), share, rel);
+	cr_assert_eq(lstat(p, &st), 0, "%s: %s", rel, strerror(errno));
+	return st;
+}
+
+Test(upload, mode_drops_special_bits, .init = setup, .fini = teardown)
+{
+	struct storage_upload up;
+
+	cr_assert_eq(storage_upload_begin(root_fd, "m1", 0, 07755, false, &up),
+		     0);
+	cr_assert_eq(storage_upload_commit(&up, false, false, NULL, NULL), 0);
+	cr_expect_eq(stat_share("m1").st_mode & 07777, 0755);
+	cr_assert_eq(storage_upload_begin(root_fd, "m2", 0, 0666, false, &up),
+		     0);
+	cr_assert_eq(storage_upload_commit(&up, false, false, NULL, NULL), 0);
+	cr_expect_eq(stat_share("m2").st_mode & 07777, 0644, "umask applies");
+	cr_assert_eq(storage_upload_begin(root_fd, "m3", 0, 0600, false, &up),
+		     0);
+	cr_assert_eq(storage_upload_commit(&up, false, false, NULL, NULL), 0);
+	cr_expect_eq(stat_share("m3").st_mode & 07777, 0600);
+}
+
+Test(upload, mtime_applied, .init = setup, .fini = teardown)
+{
+	const struct timespec mt = { .tv_sec = 1234567890, .tv_nsec = 123456789 };
+	struct storage_upload up;
+	struct stat st;
+
+	cr_assert_eq(storage_upload_begin(root_fd, "t", 2, 0644, false, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "hi", 2), 0);
+	cr_assert_eq(storage_upload_commit(&up, false, false, &mt, NULL), 0);
+	st = stat_share("t");
+	cr_expect_eq(st.st_mtim.tv_sec, 1234567890);
+	cr_expect_eq(st.st_mtim.tv_nsec, 123456789);
+	cr_expect_gt(st.st_atim.tv_sec, 1234567890, "atime left alone");
+}
+
+static void hex_to_digest(enum digest_alg alg, const char *hex,
+			  struct digest_value *d)
+{
+	size_t n = strlen(hex) / 2;
+
+	cr_assert_leq(n, sizeof(d->bytes));
+	memset(d, 0, sizeof(*d));
+	d->alg = alg;
+	d->len = n;
+	for (size_t i = 0; i < n; i++) {
+		unsigned byte;
+
+		cr_assert_eq(sscanf(hex + 2 * i, "%2x", &byte), 1);
+		d->bytes[i] = (uint8_t)byte;
+	}
+}
+
+static void expect_xattr(const char *rel, const char *name, const char *want)
+{
+	char p[PATH_MAX], got[256];
+	ssize_t n;
+
+	xpath(p, sizeof(p), share, rel);
+	n = lgetxattr(p, name, got, sizeof(got) - 1);
+	cr_assert(n > 0, "%s %s: %s", rel, name, strerror(errno));
+	got[n] = '\0';
+	cr_expect_str_eq(got, want);
+}
+
+Test(upload, digest_xattr_written_at_commit, .init = setup, .fini = teardown)
+{
+	const struct timespec mt = { .tv_sec = 1700000000, .tv_nsec = 42 };
+	struct digest_value d;
+	struct storage_upload up;
+	char want[256];
+
+	hex_to_digest(DIGEST_SHA256, SHA256_ABC, &d);
+	cr_assert_eq(storage_upload_begin(root_fd, "x", 3, 0644, false, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "abc", 3), 0);
+	cr_assert_eq(storage_upload_commit(&up, false, true, &mt, &d), 0);
+	snprintf(want, sizeof(want), "sha256:" SHA256_ABC " 3 1700000000.000000042 %ju",
+		 (uintmax_t)stat_share("x").st_ino);
+	expect_xattr("x", "user.tcpfiled.sha256", want);
+}
+
+Test(upload, overwrite_replaces_atomically, .init = setup, .fini = teardown)
+{
+	struct storage_upload up;
+	struct stat old_st, new_st;
+	char buf[8] = { 0 };
+	int old_fd;
+
+	old_st = stat_share("a/f");
+	old_fd = storage_open_file(root_fd, "a/f", &old_st);
+	cr_assert(old_fd >= 0);
+	cr_assert_eq(storage_upload_begin(root_fd, "a/f", 5, 0644, true, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "fresh", 5), 0);
+	expect_content("a/f", "abc");
+	cr_assert_eq(storage_upload_commit(&up, true, true, NULL, NULL), 0);
+	expect_content("a/f", "fresh");
+	new_st = stat_share("a/f");
+	cr_expect_neq(new_st.st_ino, old_st.st_ino, "replaced, not rewritten");
+	cr_expect_eq(pread(old_fd, buf, sizeof(buf) - 1, 0), 3);
+	cr_expect_str_eq(buf, "abc", "readers of the old file are unaffected");
+	close(old_fd);
+	cr_expect_eq(count_entries("a"), 2, "no temporary name left");
+}
+
+Test(upload, exclusive_refuses_existing_early, .init = setup, .fini = teardown)
+{
+	struct storage_upload up;
+
+	cr_expect_eq(storage_upload_begin(root_fd, "a/f", 1, 0644, false, &up),
+		     -EEXIST);
+	cr_expect_null(up.name);
+	storage_upload_abort(&up);
+	expect_content("a/f", "abc");
+	cr_expect_eq(count_entries("a"), 2);
+}
+
+Test(upload, exclusive_race_loser_gets_eexist, .init = setup, .fini = teardown)
+{
+	struct storage_upload one, two;
+
+	cr_assert_eq(storage_upload_begin(root_fd, "n", 3, 0644, false, &one), 0);
+	cr_assert_eq(storage_upload_begin(root_fd, "n", 3, 0644, false, &two), 0);
+	cr_assert_eq(storage_upload_write(&one, "one", 3), 0);
+	cr_assert_eq(storage_upload_write(&two, "two", 3), 0);
+	cr_expect_eq(storage_upload_commit(&one, false, false, NULL, NULL), 0);
+	cr_expect_eq(storage_upload_commit(&two, false, false, NULL, NULL),
+		     -EEXIST);
+	cr_expect_null(two.name);
+	expect_content("n", "one");
+}
+
+Test(upload, short_write_is_eio_and_invisible, .init = setup, .fini = teardown)
+{
+	struct storage_upload up;
+	int before = count_entries("");
+
+	cr_assert_eq(storage_upload_begin(root_fd, "s", 10, 0644, true, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "12345", 5), 0);
+	cr_expect_eq(storage_upload_commit(&up, true, false, NULL, NULL), -EIO);
+	cr_expect_null(up.name);
+	cr_expect_not(exists("s"));
+	cr_expect_eq(count_entries(""), before);
+}
+
+Test(upload, abort_leaves_no_litter, .init = setup, .fini = teardown)
+{
+	struct storage_upload up, zero;
+	int before = count_entries("a");
+
+	cr_assert_eq(storage_upload_begin(root_fd, "a/f", 4, 0644, true, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "ab", 2), 0);
+	storage_upload_abort(&up);
+	cr_expect_eq(count_entries("a"), before);
+	expect_content("a/f", "abc");
+	storage_upload_abort(&up);
+	cr_expect_eq(storage_upload_write(&up, "c", 1), -EBADF);
+	cr_expect_eq(storage_upload_commit(&up, true, false, NULL, NULL), -EBADF);
+	/* A zeroed upload is inactive: aborting it must not close fd 0. */
+	memset(&zero, 0, sizeof(zero));
+	storage_upload_abort(&zero);
+	cr_expect_eq(zero.fd, 0);
+	cr_expect_eq(zero.dir_fd, 0);
+}
+
+Test(upload, write_past_size_is_efbig, .init = setup, .fini = teardown)
+{
+	struct storage_upload up;
+
+	cr_assert_eq(storage_upload_begin(root_fd, "p", 2, 0644, false, &up), 0);
+	cr_expect_eq(storage_upload_write(&up, "abc", 3), -EFBIG);
+	cr_assert_eq(storage_upload_write(&up, "ab", 2), 0);
+	cr_expect_eq(storage_upload_write(&up, "c", 1), -EFBIG);
+	cr_expect_eq(storage_upload_commit(&up, false, false, NULL, NULL), 0);
+	expect_content("p", "ab");
+}
+
+Test(upload, impossible_sizes_refused, .init = setup, .fini = teardown)
+{
+	struct storage_upload up;
+	int before = count_entries("");
+	int r;
+
+	cr_expect_eq(storage_upload_begin(root_fd, "h", UINT64_MAX, 0644, false,
+					  &up), -EFBIG);
+	/* Beyond ext4's file size limit: EFBIG; a file system without one
+	 * runs out of space instead. */
+	r = storage_upload_begin(root_fd, "h", (uint64_t)INT64_MAX, 0644, false,
+				 &up);
+	cr_expect(r == -EFBIG || r == -ENOSPC, "got %d", r);
+	cr_expect_eq(count_entries(""), before);
+}
+
+Test(upload, directory_taking_the_name_before_commit, .init = setup,
+     .fini = teardown)
+{
+	struct storage_upload up;
+	int before = count_entries("");
+
+	cr_assert_eq(storage_upload_begin(root_fd, "d", 1, 0644, true, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "x", 1), 0);
+	put_dir("d");
+	cr_expect_eq(storage_upload_commit(&up, true, false, NULL, NULL),
+		     -EISDIR);
+	cr_expect(S_ISDIR(stat_share("d").st_mode));
+	cr_expect_eq(count_entries("d"), 0);
+	cr_expect_eq(count_entries(""), before + 1, "no temporary name left");
+
+	cr_assert_eq(storage_upload_begin(root_fd, "e", 1, 0644, false, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "x", 1), 0);
+	put_dir("e");
+	cr_expect_eq(storage_upload_commit(&up, false, false, NULL, NULL),
+		     -EEXIST);
+	cr_expect_eq(count_entries(""), before + 2);
+}
+
+static void read_exact(int fd, void *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = read(fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	cr_assert_eq(n, (ssize_t)len, "read: %zd", n);
+}
+
+/* A worker killed mid-body leaves the old file and no debris. */
+Test(upload, crash_keeps_old_content, .init = setup, .fini = teardown)
+{
+	int ready[2], hold[2], status;
+	int before = count_entries("a");
+	char c;
+	pid_t pid;
+
+	cr_assert_eq(pipe2(ready, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(hold, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		struct storage_upload up;
+
+		close(ready[0]);
+		close(hold[1]);
+		if (storage_upload_begin(root_fd, "a/f", 8, 0644, true, &up) < 0 ||
+		    storage_upload_write(&up, "NEWN", 4) < 0 ||
+		    write(ready[1], "r", 1) != 1)
+			_exit(1);
+		/* Blocks until killed: the parent never writes. */
+		(void)!read(hold[0], &c, 1);
+		_exit(2);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	read_exact(ready[0], &c, 1);
+	expect_content("a/f", "abc");
+	cr_expect_eq(count_entries("a"), before);
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	expect_content("a/f", "abc");
+	cr_expect_eq(count_entries("a"), before);
+	close(ready[0]);
+	close(hold[1]);
+}
+
+struct enospc_result {
+	int skipped;     /* errno of the step that was not permitted */
+	int begin;
+	int small;
+	int entries;
+};
+
+static void enospc_child(const char *mnt, int out_fd)
+{
+	struct enospc_result res = { 0 };
+	struct storage_upload up;
+	DIR *d;
+	int fd;
+
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m") < 0) {
+		res.skipped = errno;
+		goto out;
+	}
+	fd = storage_open_root(mnt);
+	if (fd < 0) {
+		res.skipped = -fd;
+		goto out;
+	}
+	res.begin = storage_upload_begin(fd, "big", 2 << 20, 0644, true, &up);
+	if (res.begin == 0)
+		storage_upload_abort(&up);
+	res.small = storage_upload_begin(fd, "small", 4096, 0644, true, &up);
+	if (res.small == 0)
+		storage_upload_abort(&up);
+	d = fdopendir(storage_open_dir(fd, ""));
+	res.entries = -1;
+	if (d) {
+		res.entries = 0;
+		while (readdir(d))
+			res.entries++;
+		closedir(d);
+	}
+	close(fd);
+out:
+	if (write(out_fd, &res, sizeof(res)) != sizeof(res))
+		_exit(1);
+	_exit(0);
+}
+
+Test(upload, enospc_reported_at_begin, .init = setup, .fini = teardown)
+{
+	struct enospc_result res;
+	char mnt[PATH_MAX];
+	int pfd[2], status;
+	pid_t pid;
+
+	xpath(mnt, sizeof(mnt), base, "tmpfs");
+	cr_assert_eq(mkdir(mnt, 0700), 0);
+	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		enospc_child(mnt, pfd[1]);
+	}
+	close(pfd[1]);
+	read_exact(pfd[0], &res, sizeof(res));
+	close(pfd[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (res.skipped)
+		cr_skip_test("cannot mount a small tmpfs here: %s",
+			     strerror(res.skipped));
+	cr_expect_eq(res.begin, -ENOSPC, "got %d", res.begin);
+	cr_expect_eq(res.small, 0, "the file system itself works");
+	cr_expect_eq(res.entries, 2, "only . and .. are left");
+}
+
+/* --- the digest cache ----------------------------------------------------- */
+
+static void set_mtime(const char *rel, time_t sec, long nsec)
+{
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { sec, nsec } };
+	char p[PATH_MAX];
+
+	xpath(p, sizeof(p), share, rel);
+	cr_assert_eq(utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+static void set_xattr(const char *rel, const char *name, const char *value)
+{
+	char p[PATH_MAX];
+
+	xpath(p, sizeof(p), share, rel);
+	cr_assert_eq(lsetxattr(p, name, value, strlen(value), 0), 0, "%s",
+		     strerror(errno));
+}
+
+static void digest_of(const char *rel, enum digest_alg alg,
+		      struct digest_value *out)
+{
+	struct stat st;
+	int fd = storage_open_file(root_fd, rel, &st);
+
+	cr_assert(fd >= 0, "%s: %d", rel, fd);
+	cr_assert_eq(storage_digest(fd, &st, alg, out), 0);
+	close(fd);
+}
+
+static void expect_digest(const struct digest_value *got, enum digest_alg alg,
+			  const char *hex)
+{
+	struct digest_value want;
+
+	hex_to_digest(alg, hex, &want);
+	cr_expect_eq(got->alg, want.alg);
+	cr_expect_eq(got->len, want.len);
+	cr_expect_eq(memcmp(got->bytes, want.bytes, want.len), 0,
+		     "digest differs from %s", hex);
+}
+
+#define ZEROS64 \
+	"0000000000000000000000000000000000000000000000000000000000000000"
+
+Test(digest, computed_then_stored, .init = setup, .fini = teardown)
+{
+	struct digest_value d;
+	char want[256];
+
+	set_mtime("a/f", 1000000000, 5);
+	digest_of("a/f", DIGEST_SHA256, &d);
+	expect_digest(&d, DIGEST_SHA256, SHA256_ABC);
+	snprintf(want, sizeof(want), "sha256:" SHA256_ABC " 3 1000000000.000000005 %ju",
+		 (uintmax_t)stat_share("a/f").st_ino);
+	expect_xattr("a/f", "user.tcpfiled.sha256", want);
+	cr_expect_eq(stat_share("a/f").st_mtim.tv_sec, 1000000000,
+		     "caching leaves mtime alone");
+}
+
+Test(digest, cache_used_when_metadata_matches, .init = setup, .fini = teardown)
+{
+	struct digest_value d;
+	char forged[256];
+	struct stat st;
+
+	set_mtime("a/f", 1000000000, 5);
+	st = stat_share("a/f");
+	snprintf(forged, sizeof(forged), "sha256:" ZEROS64 " 3 1000000000.000000005 %ju",
+		 (uintmax_t)st.st_ino);
+	set_xattr("a/f", "user.tcpfiled.sha256", forged);
+	digest_of("a/f", DIGEST_SHA256, &d);
+	expect_digest(&d, DIGEST_SHA256, ZEROS64);
+}
+
+Test(digest, recomputed_after_mtime_change, .init = setup, .fini = teardown)
+{
+	struct digest_value d;
+	char forged[256], want[256];
+	struct stat st;
+
+	set_mtime("a/f", 1000000000, 5);
+	st = stat_share("a/f");
+	snprintf(forged, sizeof(forged), "sha256:" ZEROS64 " 3 1000000000.000000005 %ju",
+		 (uintmax_t)st.st_ino);
+	set_xattr("a/f", "user.tcpfiled.sha256", forged);
+	set_mtime("a/f", 1000000000, 6);
+	digest_of("a/f", DIGEST_SHA256, &d);
+	expect_digest(&d, DIGEST_SHA256, SHA256_ABC);
+	snprintf(want, sizeof(want), "sha256:" SHA256_ABC " 3 1000000000.000000006 %ju",
+		 (uintmax_t)st.st_ino);
+	expect_xattr("a/f", "user.tcpfiled.sha256", want);
+}
+
+Test(digest, stale_or_garbled_cache_ignored, .init = setup, .fini = teardown)
+{
+	static const char *const bad[] = {
+		"sha256:" ZEROS64 " 4 1000000000.000000005 %ju",   /* size */
+		"sha256:" ZEROS64 " 3 1000000000.000000005 1%ju",  /* inode */
+		"sha256:" ZEROS64 " 3 1000000000.5 %ju",           /* format */
+		"sha256:" ZEROS64 " 3 1000000000.000000005 %ju ",  /* trailer */
+		"xxh3-128:" XXH3_EMPTY " 3 1000000000.000000005 %ju", /* alg */
+		"sha256:00 3 1000000000.000000005 %ju",            /* digest */
+		"%ju",
+		"",
+	};
+	struct digest_value d;
+	char forged[256];
+	uintmax_t ino;
+
+	set_mtime("a/f", 1000000000, 5);
+	ino = (uintmax_t)stat_share("a/f").st_ino;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+		snprintf(forged, sizeof(forged), bad[i], ino);
+#pragma GCC diagnostic pop
+		if (forged[0])
+			set_xattr("a/f", "user.tcpfiled.sha256", forged);
+		else
+			set_xattr("a/f", "user.tcpfiled.sha256", " ");
+		digest_of("a/f", DIGEST_SHA256, &d);
+		expect_digest(&d, DIGEST_SHA256, SHA256_ABC);
+	}
+}
+
+Test(digest, per_algorithm_names, .init = setup, .fini = teardown)
+{
+	struct digest_value d;
+	char want[256];
+
+	put_file(share, "empty", "");
+	set_mtime("empty", 1500000000, 0);
+	digest_of("empty", DIGEST_XXH3_128, &d);
+	expect_digest(&d, DIGEST_XXH3_128, XXH3_EMPTY);
+	snprintf(want, sizeof(want), "xxh3-128:" XXH3_EMPTY " 0 1500000000.000000000 %ju",
+		 (uintmax_t)stat_share("empty").st_ino);
+	expect_xattr("empty", "user.tcpfiled.xxh3-128", want);
+	/* Each algorithm has its own entry; a hit for one is no hit for the
+	 * other. */
+	digest_of("empty", DIGEST_SHA256, &d);
+	cr_expect_eq(d.alg, DIGEST_SHA256);
+	expect_xattr("empty", "user.tcpfiled.xxh3-128", want);
+}
+
+/* --- open, stat, list, delete ---------------------------------------------- */
+
+Test(open, file_fd_is_plain_and_cloexec, .init = setup, .fini = teardown)
+{
+	struct stat st;
+	int fd = storage_open_file(root_fd, "a/f", &st);
+	int fl;
+
+	cr_assert(fd >= 0, "%d", fd);
+	cr_expect(S_ISREG(st.st_mode));
+	cr_expect_eq(st.st_size, 3);
+	cr_expect(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	fl = fcntl(fd, F_GETFL);
+	cr_expect_eq(fl & O_ACCMODE, O_RDONLY);
+	cr_expect_not(fl & O_NONBLOCK);
+	close(fd);
+}
+
+Test(open, dir_root_and_subdir, .init = setup, .fini = teardown)
+{
+	struct stat st;
+	int fd = storage_open_dir(root_fd, "");
+
+	cr_assert(fd >= 0, "%d", fd);
+	cr_expect_eq(fstat(fd, &st), 0);
+	cr_expect_eq(st.st_ino, stat_share("").st_ino);
+	cr_expect(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	close(fd);
+	fd = storage_open_dir(root_fd, "a");
+	cr_assert(fd >= 0, "%d", fd);
+	cr_expect_eq(fstat(fd, &st), 0);
+	cr_expect_eq(st.st_ino, stat_share("a").st_ino);
+	close(fd);
+}
+
+Test(stat, root_file_and_final_symlink, .init = setup, .fini = teardown)
+{
+	struct stat st;
+
+	cr_assert_eq(storage_stat(root_fd, "", &st), 0);
+	cr_expect(S_ISDIR(st.st_mode));
+	cr_expect_eq(st.st_ino, stat_share("").st_ino);
+	cr_assert_eq(storage_stat(root_fd, "a/f", &st), 0);
+	cr_expect(S_ISREG(st.st_mode));
+	cr_expect_eq(st.st_size, 3);
+	cr_assert_eq(storage_stat(root_fd, "link_etc", &st), 0);
+	cr_expect(S_ISLNK(st.st_mode), "a final symlink is reported, not followed");
+	cr_assert_eq(storage_stat(root_fd, "link_secret", &st), 0);
+	cr_expect(S_ISLNK(st.st_mode));
+	cr_expect_eq(storage_stat(root_fd, "nope", &st), -ENOENT);
+}
+
+struct collected {
+	char names[16][64];
+	char types[16];
+	uint64_t sizes[16];
+	int n;
+	int stop_after;
+};
+
+static int collect(const struct storage_entry *e, void *arg)
+{
+	struct collected *c = arg;
+
+	if (c->n >= 16)
+		return -E2BIG;
+	snprintf(c->names[c->n], sizeof(c->names[0]), "%s", e->name);
+	c->types[c->n] = e->type;
+	c->sizes[c->n] = e->size;
+	c->n++;
+	return c->stop_after && c->n == c->stop_after ? 7 : 0;
+}
+
+Test(list, sorted_bytewise_and_hides_reserved, .init = setup, .fini = teardown)
+{
+	static const char *const want[] = {
+		".hidden", "C", "Z", "a", "b", "dir", "sym", "\xc3\xa9",
+	};
+	struct collected c = { .n = 0 };
+
+	put_dir("l");
+	put_file(share, "l/b", "bb");
+	put_file(share, "l/a", "a");
+	put_file(share, "l/C", "ccc");
+	put_file(share, "l/\xc3\xa9", "eeee");
+	put_file(share, "l/Z", "");
+	put_file(share, "l/.hidden", "h");
+	put_file(share, "l/.tcpfiled.tmp.0011223344556677", "tmp");
+	put_file(share, "l/.tcpfiled.other", "x");
+	put_dir("l/dir");
+	put_link("a", "l/sym");
+	cr_assert_eq(storage_list(storage_open_dir(root_fd, "l"), collect, &c), 0);
+	cr_assert_eq(c.n, 8);
+	for (int i = 0; i < c.n; i++)
+		cr_expect_str_eq(c.names[i], want[i], "entry %d", i);
+	cr_expect_str_eq(c.types, "fffffdlf");
+	cr_expect_eq(c.sizes[1], 3);
+	cr_expect_eq(c.sizes[7], 4);
+}
+
+Test(list, root_types, .init = setup, .fini = teardown)
+{
+	struct collected c = { .n = 0 };
+
+	cr_assert_eq(storage_list(storage_open_dir(root_fd, ""), collect, &c), 0);
+	cr_assert_eq(c.n, 9);
+	cr_expect_str_eq(c.names[0], "a");
+	cr_expect_eq(c.types[0], 'd');
+	cr_expect_str_eq(c.names[1], "fifo");
+	cr_expect_eq(c.types[1], 'o');
+	cr_expect_str_eq(c.names[2], "link_dangling");
+	cr_expect_eq(c.types[2], 'l');
+}
+
+Test(list, callback_stops_the_walk, .init = setup, .fini = teardown)
+{
+	struct collected c = { .n = 0, .stop_after = 2 };
+
+	cr_expect_eq(storage_list(storage_open_dir(root_fd, ""), collect, &c), 7);
+	cr_expect_eq(c.n, 2);
+}
+
+Test(list, bad_fds_are_consumed, .init = setup, .fini = teardown)
+{
+	struct collected c = { .n = 0 };
+	struct stat st;
+	int fd;
+
+	cr_expect_eq(storage_list(-EBADF, collect, &c), -EBADF);
+	fd = storage_open_file(root_fd, "a/f", &st);
+	cr_assert(fd >= 0);
+	cr_expect_eq(storage_list(fd, collect, &c), -ENOTDIR);
+	cr_expect_eq(fcntl(fd, F_GETFD), -1, "the fd was closed");
+	cr_expect_eq(c.n, 0);
+}
+
+Test(delete, file_and_empty_dir, .init = setup, .fini = teardown)
+{
+	cr_expect_eq(storage_delete(root_fd, "a/f", true), 0);
+	cr_expect_not(exists("a/f"));
+	put_dir("empty");
+	cr_expect_eq(storage_delete(root_fd, "empty", false), 0);
+	cr_expect_not(exists("empty"));
+	cr_expect_eq(storage_delete(root_fd, "empty", false), -ENOENT);
+}
+
+Test(delete, refuses_non_empty_dir_and_root, .init = setup, .fini = teardown)
+{
+	struct stat st;
+
+	cr_expect_eq(storage_delete(root_fd, "a", true), -ENOTEMPTY);
+	expect_content("a/f", "abc");
+	cr_expect_eq(storage_delete(root_fd, "", true), -EPERM);
+	cr_expect_eq(stat(share, &st), 0);
+	cr_expect_eq(storage_delete(root_fd, "link_in", false), -ELOOP);
+	cr_expect(exists("link_in"), "symlinks are never removed");
+}
