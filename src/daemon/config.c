@@ -246,6 +246,12 @@ static int config_set_number(struct config_parser *p, const struct config_key *k
 	return 0;
 }
 
+/* ASCII only, whatever the locale says. */
+static bool config_is_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
 static bool config_hostname_valid(const char *host, size_t len)
 {
 	size_t label = 0;
@@ -262,7 +268,7 @@ static bool config_hostname_valid(const char *host, size_t len)
 			label = 0;
 			continue;
 		}
-		if (!isalnum((unsigned char)c) && c != '-')
+		if (!config_is_alnum(c) && c != '-')
 			return false;
 		if (c == '-' && label == 0)
 			return false;
@@ -481,10 +487,11 @@ static bool config_share_name_valid(const char *name, size_t len)
 
 	if (len == 0 || len > CONFIG_SHARE_NAME_MAX)
 		return false;
-	if (!isalnum((unsigned char)name[0]) && name[0] != '_')
+	if (!config_is_alnum(name[0]) && name[0] != '_')
 		return false;
 	for (i = 1; i < len; i++)
-		if (!isalnum((unsigned char)name[i]) && !strchr("._-", name[i]))
+		if (!config_is_alnum(name[i]) && name[i] != '.' && name[i] != '_' &&
+		    name[i] != '-')
 			return false;
 	return true;
 }
@@ -590,11 +597,11 @@ static bool config_has_separator(const char *s)
  * report without a reason. */
 static int config_check_line(struct config_parser *p, const char *line)
 {
-	const char *start = line;
+	const char *start;
 
-	if (p->lineno == 1 && strncmp(start, "\xEF\xBB\xBF", 3) == 0)
-		start += 3;
-	line = start;
+	if (p->lineno == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0)
+		line += 3;      /* inih skips a UTF-8 byte order mark too */
+	start = line;
 	while (isspace((unsigned char)*start))
 		start++;
 	if (*start == '\0' || *start == ';' || *start == '#')
