@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "parse.h"
 
@@ -466,6 +467,35 @@ int proto_parse_request(const char *line, size_t len,
 	return proto_parse_options(req, proto_verbs[v].opts, cursor, end, why);
 }
 
+/* Deliberately lenient (runs of spaces, any case of "PUT"): a refused line
+ * is not trusted, and guessing "a body follows" wrongly only costs the
+ * connection, while missing one would run body bytes as requests. */
+int proto_refused_body(const char *line, size_t len, uint64_t *size)
+{
+	const char *cursor = line, *end = line + len;
+	const char *tok, *size_tok = NULL;
+	size_t tok_len, size_len = 0;
+	bool pipelined = false;
+
+	if (!proto_next_token(&cursor, end, &tok, &tok_len) ||
+	    tok_len != 3 || strncasecmp(tok, "PUT", 3) != 0)
+		return 0;
+	/* The path may itself be spelled "pipelined=1"; skip it. */
+	if (!proto_next_token(&cursor, end, &tok, &tok_len))
+		return 0;
+	if (proto_next_token(&cursor, end, &size_tok, &size_len))
+		pipelined = proto_token_is(size_tok, size_len, "pipelined=1");
+	while (proto_next_token(&cursor, end, &tok, &tok_len))
+		if (proto_token_is(tok, tok_len, "pipelined=1"))
+			pipelined = true;
+
+	if (!pipelined)
+		return 0;
+	if (!size_tok || parse_u64_n(size_tok, size_len, size) < 0)
+		return -EPROTO;
+	return 1;
+}
+
 /* ---- status and greeting lines ---- */
 
 static bool proto_is_digit(char c)
@@ -554,11 +584,15 @@ int proto_format_error(char *buf, size_t cap, int code, const char *detail)
 
 	/* Longest line we may produce, LF included, NUL excluded. */
 	size_t max = cap - 1 < PROTO_MAX_LINE ? cap - 1 : PROTO_MAX_LINE;
-	int n = snprintf(buf, cap, "ERR %d %s", code, proto_code_text(code));
+	const char *text = proto_code_text(code);
+	int n = snprintf(buf, cap, "ERR %d %s", code, text);
 	if (n < 0 || (size_t)n + 1 > max)
 		return -ENOSPC;
 	size_t o = (size_t)n;
 
+	/* "ERR 421 shutting down: shutting down" would only stutter. */
+	if (detail && strcmp(detail, text) == 0)
+		detail = NULL;
 	/* Room for ": ", one byte of detail and the LF. */
 	if (detail && detail[0] && o + 4 <= max) {
 		buf[o++] = ':';

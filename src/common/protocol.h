@@ -72,6 +72,13 @@ struct proto_request {
 int proto_parse_request(const char *line, size_t len,
 			struct proto_request *req, const char **why);
 
+/* For a line proto_parse_request() refused: does a body follow it?  A
+ * pipelined PUT sends its body without waiting, so the caller must skip it
+ * to find the next request.  Returns 1 with *size set (a PUT with a
+ * "pipelined=1" token and a readable size), 0 (no body follows), or -EPROTO
+ * (a pipelined PUT whose size cannot be read: framing is lost, close). */
+int proto_refused_body(const char *line, size_t len, uint64_t *size);
+
 /* Percent-encoding of path tokens: every byte outside 0x21..0x7E and '%'
  * becomes %XX (upper-case hex).  Returns the encoded length (excluding the
  * NUL written) or -ENAMETOOLONG if it does not fit in cap. */

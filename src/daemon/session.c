@@ -620,12 +620,20 @@ static int session_next_line(struct session *s, char **line, size_t *len)
 static void session_refuse(struct session *s, const char *line, size_t len, int code,
 			   const char *why)
 {
+	uint64_t body = 0;
+	int follows = proto_refused_body(line, len, &body);
 	char shown[96];
 	size_t i;
 
 	for (i = 0; i < len && i < sizeof(shown) - 1; i++)
 		shown[i] = line[i] >= 0x20 && line[i] < 0x7f ? line[i] : '?';
 	shown[i] = '\0';
+	/* A pipelined PUT's body follows its refused header: skip it, or its
+	 * bytes would be read as requests. */
+	if (follows < 0 || (follows == 1 && linebuf_discard(&s->lb, body) < 0)) {
+		why = follows < 0 ? "pipelined PUT without a readable size; closing" : why;
+		s->close = true;
+	}
 	session_send_error(s, code, why);
 	struct log_field f[] = {
 		{ "CLIENT", s->peer },
