@@ -34,6 +34,10 @@ struct daemon {
 	int notify_fd;                /* our end of NOTIFY_SOCKET, -1 if none */
 	char notify_path[300];
 	int listen_fd;                /* socket handed over (activation), or -1 */
+	/* Set once the harness has reaped the master (daemon_wait_exit,
+	 * daemon_stop); wait_status is then its waitpid() status. */
+	bool reaped;
+	int wait_status;
 };
 
 /* Creates the dir, config and shares; starts tcpfiled; waits (deadline
@@ -90,3 +94,94 @@ bool files_equal(const char *a, const char *b);
 /* Counts entries (recursively) under dir whose name starts with prefix
  * ("" counts everything); -errno on error. */
 long count_entries(const char *dir, const char *prefix);
+
+/* ---- Lower-level pieces (daemon_start = prepare + spawn + wait_ready) ---- */
+
+/* Creates the dir, shares, notify socket and config; picks the port (and,
+ * unless self_bind, creates the listening socket that daemon_spawn hands
+ * over).  Nothing runs yet.  Returns 0 or -errno (nothing left behind). */
+int daemon_prepare(struct daemon *d, const struct daemon_opts *opts);
+
+/* Forks and execs argv (argv[0] is a path) as the "master": stdin from
+ * /dev/null, stdout+stderr appended to d->log_path, NOTIFY_SOCKET set when
+ * the harness has one, JOURNAL_STREAM dropped, d->listen_fd (if >= 0)
+ * passed as fd 3 with LISTEN_FDS=1 and LISTEN_PID=<child pid> (then closed
+ * here), and env ("NAME=value" strings, NULL-terminated, may be NULL)
+ * applied last, overriding.  Does not wait.  Returns 0 or -errno. */
+int daemon_spawn(struct daemon *d, const char *const *argv,
+		 const char *const *env);
+
+/* Waits (HARNESS_TIMEOUT_MS) for READY=1, or with no notify socket for a
+ * greeting.  -ECHILD when the master exited first, -ETIMEDOUT. */
+int daemon_wait_ready(struct daemon *d);
+
+/* Waits for the master to exit without signalling it; returns its wait
+ * status (also kept in d->wait_status) or -ETIMEDOUT.  d->pid stays set. */
+int daemon_wait_exit(struct daemon *d, int timeout_ms);
+
+/* Next notify datagram in arrival order (NUL-terminated into out).
+ * Returns 0, -ETIMEDOUT, or -EBADF without a notify socket.  The harness
+ * drains the socket into a queue whenever it polls (wait_until, line
+ * reads), so the daemon never blocks on a full datagram queue and nothing
+ * is lost; daemon_wait_notify drops the datagrams it skips. */
+int daemon_recv_notify(struct daemon *d, int timeout_ms, char *out, size_t cap);
+
+/* The whole log so far (malloc'd, NUL-terminated) or NULL. */
+char *daemon_log_read(struct daemon *d);
+/* Copies the daemon's log to stderr (for diagnosing a failed test). */
+void daemon_dump_log(struct daemon *d);
+
+/* proto_recv_line returns -ENODATA on EOF before any byte of a line,
+ * -EPROTO on EOF inside a line, -EMSGSIZE if the line does not fit cap,
+ * -ETIMEDOUT after HARNESS_TIMEOUT_MS. */
+
+/* Runs argv (argv[0] a path, NULL-terminated) with stdout+stderr captured
+ * into out like tcpfile_run (60 s deadline).  Returns the exit status,
+ * 128+signal if killed, or -errno. */
+int harness_run(const char *const *argv, char *out, size_t cap);
+
+/* $var (TCPFILED_BIN, TCPFILE_BIN), or NULL when unset. */
+const char *harness_bin(const char *var);
+
+/* A currently free TCP port on 127.0.0.1 (bind to 0, read, close). */
+int harness_free_port(uint16_t *port);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t harness_now_ms(void);
+
+/* Number of open descriptors of pid (/proc/PID/fd) or -errno. */
+long proc_count_fds(pid_t pid);
+
+/* Every notify datagram received so far, oldest first, each followed by a
+ * newline (malloc'd; NULL without a notify socket).  Unaffected by what
+ * daemon_wait_notify / daemon_recv_notify consumed. */
+char *daemon_notify_history(struct daemon *d);
+/* True when any datagram so far had a line starting with prefix. */
+bool daemon_notify_seen(struct daemon *d, const char *prefix);
+
+#define HARNESS_MAX_WORKERS 64
+
+/* Waits until the master has exactly n live children, all blocked waiting
+ * for a connection; copies up to cap of their pids.  0 or -ETIMEDOUT. */
+int daemon_wait_workers(struct daemon *d, size_t n, pid_t *pids, size_t cap,
+			int timeout_ms);
+
+/* daemon_connect plus the greeting ("TCPFILE 1 ..."): fd, or -errno
+ * (-EPROTO for another first line, e.g. ERR 421). */
+int daemon_connect_greeted(struct daemon *d);
+
+/* XXH3-128 as lower-case hex, computed with libxxhash directly (not the
+ * project's digest module), for "xxh3-128:<hex>" comparisons. */
+void xxh128_hex(const void *buf, size_t len, char out[33]);
+int file_xxh128_hex(const char *path, char out[33]);
+
+/* True when the daemon's log holds an ASan/LSan/UBSan report (daemon_stop
+ * also prints the log then). */
+bool daemon_log_has_sanitizer_report(struct daemon *d);
+
+/* Fixture pattern: one `static struct daemon d;` per test file and a
+ * TestSuite(..., .fini = f) whose f calls daemon_stop(&d).  daemon_stop is
+ * a no-op on a zeroed struct, so a failed cr_assert still stops the master
+ * and its workers and removes the temp dir; and a test process that dies
+ * without its .fini takes the daemon along (PR_SET_PDEATHSIG in the
+ * spawned child). */
