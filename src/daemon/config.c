@@ -654,8 +654,8 @@ static int config_next_line(struct config_parser *p, const char **line, size_t *
 static char *config_reader(char *str, int num, void *stream)
 {
 	struct config_parser *p = stream;
-	const char *line;
-	size_t len;
+	const char *line = NULL;
+	size_t len = 0;
 	int r;
 
 	if (p->error || num < 2)
