@@ -87,6 +87,15 @@ static void session_send_error(struct session *s, int code, const char *detail)
 		s->close = true;
 }
 
+/* Answers a request with an error and records it in its outcome. */
+static void session_fail(struct session *s, struct outcome *o, int code,
+			 const char *why)
+{
+	o->code = code;
+	o->detail = why;
+	session_send_error(s, code, why);
+}
+
 /* Maps a storage errno to the status a client should see. */
 static int session_code_from_errno(int err)
 {
@@ -282,9 +291,7 @@ static void session_put(struct session *s, const struct proto_request *req)
 			s->close = true;
 			o.result = "aborted";
 		}
-		o.code = code;
-		o.detail = why;
-		session_send_error(s, code, why);
+		session_fail(s, &o, code, why);
 		goto out;
 	}
 	if (!req->pipelined)
@@ -308,25 +315,18 @@ static void session_put(struct session *s, const struct proto_request *req)
 	}
 	if (r < 0) {
 		o.result = "error";
-		o.code = session_code_from_errno(r);
-		o.detail = strerror(-r);
-		session_send_error(s, o.code, o.detail);
+		session_fail(s, &o, session_code_from_errno(r), strerror(-r));
 		goto err_abort;
 	}
 	r = digest_final(&dc, &dv);
 	if (r < 0) {
 		o.result = "error";
-		o.code = PROTO_ERR_INTERNAL;
-		o.detail = "digest failed";
-		session_send_error(s, o.code, o.detail);
+		session_fail(s, &o, PROTO_ERR_INTERNAL, "digest failed");
 		goto err_abort;
 	}
 	if (req->has_digest && !digest_equal(&dv, &req->digest)) {
-		o.result = "refused";
-		o.code = PROTO_ERR_DIGEST;
-		o.detail = "the body does not match digest=";
 		o.digest = &dv;
-		session_send_error(s, o.code, o.detail);
+		session_fail(s, &o, PROTO_ERR_DIGEST, "the body does not match digest=");
 		goto err_abort;
 	}
 
@@ -335,9 +335,7 @@ static void session_put(struct session *s, const struct proto_request *req)
 				  req->has_mtime ? &mtime : NULL, &dv);
 	if (r < 0) {
 		o.result = r == -EEXIST ? "refused" : "error";
-		o.code = session_code_from_errno(r);
-		o.detail = strerror(-r);
-		session_send_error(s, o.code, o.detail);
+		session_fail(s, &o, session_code_from_errno(r), strerror(-r));
 		goto out;
 	}
 
@@ -388,9 +386,7 @@ static void session_get(struct session *s, const struct proto_request *req)
 		}
 	}
 	if (code) {
-		o.code = code;
-		o.detail = why;
-		session_send_error(s, code, why);
+		session_fail(s, &o, code, why);
 		goto out;
 	}
 
@@ -445,9 +441,7 @@ static void session_stat(struct session *s, const struct proto_request *req)
 		}
 	}
 	if (code) {
-		o.code = code;
-		o.detail = why;
-		session_send_error(s, code, why);
+		session_fail(s, &o, code, why);
 	} else {
 		session_send(s, "OK %c %" PRIu64 " %" PRId64 " %04o\n",
 			     session_type_char(st.st_mode), (uint64_t)st.st_size,
@@ -509,9 +503,7 @@ static void session_list(struct session *s, const struct proto_request *req)
 		}
 	}
 	if (code) {
-		o.code = code;
-		o.detail = why;
-		session_send_error(s, code, why);
+		session_fail(s, &o, code, why);
 	} else {
 		session_send(s, "OK %" PRIu64 "\n", acc.count);
 		if (!s->close && acc.len && write_full(s->fd, acc.buf, acc.len) < 0)
@@ -544,9 +536,7 @@ static void session_del(struct session *s, const struct proto_request *req)
 		}
 	}
 	if (code) {
-		o.code = code;
-		o.detail = why;
-		session_send_error(s, code, why);
+		session_fail(s, &o, code, why);
 	} else {
 		session_send(s, "OK\n");
 		o.result = "ok";
