@@ -25,6 +25,7 @@
 #include "notify.h"
 #include "parse.h"
 #include "scoreboard.h"
+#include "storage.h"
 #include "worker.h"
 
 /* A worker that dies sooner than this after its start counts as a crash. */
@@ -527,6 +528,30 @@ static void master_log_startup(const struct master *m)
 		  m->conf->workers);
 }
 
+/* Workers open the shares again after fork; checking here first turns a
+ * share the daemon cannot use into one clear start-up error instead of a
+ * crash loop. */
+static int master_check_shares(const struct config *conf)
+{
+	for (size_t i = 0; i < conf->n_shares; i++) {
+		int fd = storage_open_root(conf->shares[i].path);
+
+		if (fd == -ENOSYS) {
+			log_err("openat2(2) is not available (a kernel older than 5.6, or a "
+				"seccomp filter such as systemd's RestrictSUIDSGID= or "
+				"DynamicUser=): shares cannot be confined safely");
+			return fd;
+		}
+		if (fd < 0) {
+			log_errno(fd, "share [%s]: %s", conf->shares[i].name,
+				  conf->shares[i].path);
+			return fd;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
 int master_run(struct config *conf, const char *config_path)
 {
 	struct master m = {
@@ -541,6 +566,8 @@ int master_run(struct config *conf, const char *config_path)
 	int r, status = EX_OSERR;
 
 	m.own_group = master_become_group_leader();
+	if (master_check_shares(conf) < 0)
+		goto err_free_conf;
 
 	r = listener_set_open(&m.listeners, conf->listen, conf->n_listen,
 			      conf->backlog, err, sizeof(err));

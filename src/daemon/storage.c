@@ -34,8 +34,20 @@ struct storage_split {
 int storage_open_root(const char *path)
 {
 	int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int probe;
 
-	return fd < 0 ? -errno : fd;
+	if (fd < 0)
+		return -errno;
+	/* Fail here, not on every request, where openat2 is missing: kernels
+	 * before 5.6, and seccomp filters that answer ENOSYS for it (systemd's
+	 * RestrictSUIDSGID=, implied by DynamicUser=). */
+	probe = storage_openat2(fd, ".", O_PATH | O_DIRECTORY);
+	if (probe < 0) {
+		close(fd);
+		return probe;
+	}
+	close(probe);
+	return fd;
 }
 
 int storage_openat2(int dir_fd, const char *rel, int flags)

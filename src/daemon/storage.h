@@ -26,8 +26,9 @@
  * the prefix followed by 16 random hex digits. */
 #define STORAGE_TMP_PREFIX ".tcpfiled.tmp."
 
-/* Opens a share root directory (O_PATH|O_DIRECTORY|O_CLOEXEC).  Returns the
- * fd or -errno. */
+/* Opens a share root directory (O_PATH|O_DIRECTORY|O_CLOEXEC) and checks
+ * that openat2(2) works beneath it.  Returns the fd or -errno (-ENOSYS when
+ * openat2 is unavailable or filtered). */
 int storage_open_root(const char *path);
 
 /* The one call site of openat2(2): opens rel beneath dir_fd with
