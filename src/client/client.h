@@ -1,0 +1,155 @@
+/* client: tcpfile's connection, replies, ls/stat/rm, errors and exit status. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "digest.h"
+#include "netio.h"
+#include "progress.h"
+#include "protocol.h"
+
+#define CLIENT_DEFAULT_HOST "localhost"
+#define CLIENT_DEFAULT_PORT 5005
+#define CLIENT_SERVER_ENV "TCPFILE_SERVER"
+/* connect() and the greeting must both finish within this. */
+#define CLIENT_CONNECT_TIMEOUT_MS 10000
+/* Longest wait for any byte to move once connected. */
+#define CLIENT_IO_TIMEOUT_MS 120000
+/* File bytes per read()/write() and per digest update. */
+#define CLIENT_CHUNK ((size_t)256 * 1024)
+
+/* Exit statuses (sysexits.h values); tcpfile(1) documents them. */
+enum client_exit {
+	CLIENT_EXIT_OK = 0,
+	CLIENT_EXIT_FAILED = 1,        /* a file or operation failed */
+	CLIENT_EXIT_USAGE = 64,        /* EX_USAGE */
+	CLIENT_EXIT_UNAVAILABLE = 69,  /* EX_UNAVAILABLE: cannot connect */
+	CLIENT_EXIT_TEMPFAIL = 75,     /* EX_TEMPFAIL: only 4xx-type failures */
+	CLIENT_EXIT_PROTOCOL = 76,     /* EX_PROTOCOL: bad reply, connection lost */
+};
+
+/* What kind of failure an error message reports; decides the exit status. */
+enum client_fail {
+	CLIENT_FAIL_PERMANENT,    /* 5xx, digest mismatch, local error */
+	CLIENT_FAIL_TEMPORARY,    /* 4xx, timeout */
+	CLIENT_FAIL_PROTOCOL,     /* unexpected reply, connection lost */
+	CLIENT_FAIL_UNAVAILABLE,  /* cannot connect */
+	CLIENT_FAIL_KINDS,
+};
+
+struct client_server {
+	char host[256];
+	char port[6];
+	char display[272];  /* "host:port" or "[v6]:port", for messages */
+};
+
+struct client {
+	struct client_server server;
+	enum digest_alg alg;         /* requested with alg= on PUT and GET */
+	struct progress progress;
+	int fd;                      /* -1 when not connected */
+	struct linebuf lb;           /* replies; lb.fd == fd */
+	/* The connection can take no more requests: the server announced it
+	 * is closing (421, 426), or it broke.  The error is already reported. */
+	bool gone;
+	/* The server announced the close (ERR 421 or 426), so losing the
+	 * connection afterwards is a temporary failure, not a protocol one. */
+	bool closing;
+	unsigned failures[CLIENT_FAIL_KINDS];
+};
+
+/* "HOST", "HOST:PORT", "[V6]", "[V6]:PORT" or a bare IPv6 address; the
+ * port defaults to CLIENT_DEFAULT_PORT.  Returns 0 or -EINVAL. */
+int client_server_parse(const char *spec, struct client_server *srv);
+
+/* progress_enabled: stderr is a terminal and -q was not given. */
+void client_init(struct client *c, const struct client_server *srv,
+		 enum digest_alg alg, bool progress_enabled);
+/* Closes the connection, if any. */
+void client_finish(struct client *c);
+
+/* Resolves the server, connects to the first address that answers within
+ * CLIENT_CONNECT_TIMEOUT_MS and checks the greeting.  Reports failures
+ * (69 unavailable, 75 for "ERR 4xx", 76 not a tcpfile v1 server) and
+ * returns 0 or a negative errno.  Leaves the socket blocking, with
+ * CLIENT_IO_TIMEOUT_MS send and receive timeouts. */
+int client_connect(struct client *c);
+void client_disconnect(struct client *c);
+
+/* Prints "tcpfile: <message>" on stderr (erasing any progress bar first)
+ * and counts one failure of that kind. */
+void client_error(struct client *c, enum client_fail kind, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Reports an "ERR" reply as "tcpfile: <what>: <code> <text>", counts it as
+ * temporary (4xx) or permanent (5xx) and marks the connection gone for the
+ * codes after which the server closes (421, 426). */
+void client_error_status(struct client *c, const char *what,
+			 const struct proto_status *st);
+/* Notes that the server closes after this status (421, 426): marks the
+ * connection closing and gone.  client_error_status() calls it; callers
+ * that stay silent about an ERR call it themselves. */
+void client_note_status(struct client *c, const struct proto_status *st);
+/* Reports a broken connection (err: 0 for EOF, or a negative errno from
+ * reading or writing) and marks it gone.  A timeout counts as temporary,
+ * anything else as a protocol failure unless the server announced the
+ * close. */
+void client_error_connection(struct client *c, const char *what, int err);
+
+/* Formats "VERB <encoded path>[ <args>]\n" into buf.  args may be NULL.
+ * Returns the length, -ENAMETOOLONG when the path is longer than
+ * PROTO_MAX_PATH or the line longer than PROTO_MAX_LINE or cap, -EINVAL if
+ * the path is empty. */
+int client_format_request(char *buf, size_t cap, const char *verb,
+			  const char *path, const char *args);
+
+/* Writes len bytes of request(s).  Reports failure as for
+ * client_error_connection().  Returns 0 or a negative errno. */
+int client_send(struct client *c, const char *what, const char *buf, size_t len);
+/* Reads and parses one status line; st->text stays valid until the next
+ * read.  A broken connection or a line that is no status is reported
+ * (what names the operation) and the connection marked gone.  Returns 0
+ * (st->ok tells OK from ERR) or a negative errno. */
+int client_read_status(struct client *c, const char *what, struct proto_status *st);
+
+/* "OK <type> <size> <mtime> <mode>" after the "OK ": type is one of
+ * f d l o, mode at most 07777.  Returns 0 or -EPROTO. */
+struct client_stat_reply {
+	char type;
+	uint64_t size;
+	int64_t mtime;
+	unsigned mode;
+};
+int client_parse_stat(const char *text, struct client_stat_reply *out);
+/* "<size> <ALG:HEX>", the text of PUT's final and GET's answer.  Returns 0
+ * or -EPROTO. */
+int client_parse_size_digest(const char *text, uint64_t *size,
+			     struct digest_value *digest);
+
+/* Strips leading and trailing '/' from a REMOTE argument in place.
+ * Returns the result, or NULL if nothing is left. */
+char *client_remote_normalize(char *remote);
+/* The last '/'-separated component of path (path itself if it has no
+ * '/'); trailing '/' must already be gone. */
+const char *client_basename(const char *path);
+/* Room for an operation's name in messages: a verb, two paths, an arrow. */
+#define CLIENT_WHAT_MAX (2 * PROTO_MAX_PATH + 64)
+/* "VERB A" or "VERB A → B" (b may be NULL) into buf, with the paths
+ * escaped as by client_escape() and cut to fit.  Returns buf. */
+char *client_what(char *buf, size_t cap, const char *verb, const char *a,
+		  const char *b);
+/* Copies len bytes of in to out as text with the bytes 0x00-0x1F and 0x7F
+ * written as \xNN, so names and server texts cannot drive the terminal;
+ * cut short to fit cap (> 0).  Returns out. */
+char *client_escape(char *out, size_t cap, const char *in, size_t len);
+
+/* The commands that need no file transfer.  Each reports its own errors. */
+void client_ls(struct client *c, const char *remote, bool long_format);
+void client_stat(struct client *c, const char *remote);
+void client_rm(struct client *c, char *const *remotes, size_t n);
+
+/* The exit status for all failures counted so far: 69 or 76 if any such
+ * failure occurred (in that order), else 1 if any permanent failure, else
+ * 75 if any temporary failure, else 0. */
+int client_exit_status(const struct client *c);
