@@ -663,6 +663,10 @@ static int storage_link_replace(struct storage_upload *up)
 	char src[64], tmp[sizeof(STORAGE_TMP_PREFIX) + 16];
 	int r, tries = 0;
 
+	/* Most uploads create a new name: one link does it, atomically. */
+	r = storage_link_new(up);
+	if (r != -EEXIST)
+		return r;
 	storage_fd_path(up->fd, src, sizeof(src));
 	do {
 		r = storage_tmp_name(tmp, sizeof(tmp));
