@@ -1,1 +1,994 @@
+/* test_robustness: hostile and broken clients, killed workers, refused
+ * paths and timeouts against the real daemon; nothing may leak, crash,
+ * escape the share or leave a partial file behind. */
+#define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "netio.h"
+#include "protocol.h"
+
+#define KIB 1024u
+#define MIB (1024u * 1024u)
+#define IO_TIMEOUT_MS 30000
+#define LINE_MAX_LEN PROTO_MAX_LINE
+
+static struct daemon d;
+static bool d_running;
+static char local[PATH_MAX];
+
+/* Heap blocks and the GET linebuf of the running test, released by
+ * teardown so a failed assertion (which leaves the test early) leaks
+ * nothing. */
+#define MAX_OWNED 16
+static void *owned[MAX_OWNED];
+static struct linebuf get_lb;
+static bool get_lb_live;
+
+/* ---- fixtures ---------------------------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	return remove(path) == 0 ? 0 : -1;
+}
+
+static void rm_rf(const char *dir)
+{
+	/* Best effort: a failure here must not mask the test's own verdict. */
+	(void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void start_daemon(const struct daemon_opts *opts)
+{
+	struct daemon_opts def = { 0 };
+	int r = daemon_start(&d, opts ? opts : &def);
+
+	cr_assert_eq(r, 0, "daemon_start: %s", strerror(-r));
+	d_running = true;
+}
+
+static void setup_local(void)
+{
+	/* Criterion runs a suite's .init and then the test's own: only one of
+	 * them may create the dir, or the first one leaks. */
+	cr_assert_eq(local[0], '\0', "setup_local ran twice");
+	snprintf(local, sizeof(local), "/tmp/itrobust.XXXXXX");
+	cr_assert_not_null(mkdtemp(local), "mkdtemp: %s", strerror(errno));
+}
+
+static void setup(void)
+{
+	setup_local();
+	start_daemon(NULL);
+}
+
+static void *test_alloc(size_t n)
+{
+	for (size_t i = 0; i < MAX_OWNED; i++) {
+		if (owned[i] == NULL) {
+			owned[i] = malloc(n ? n : 1);
+			cr_assert_not_null(owned[i], "out of memory");
+			return owned[i];
+		}
+	}
+	cr_assert_fail("more than %d live test buffers", MAX_OWNED);
+	return NULL;
+}
+
+static void test_free(void *p)
+{
+	for (size_t i = 0; p && i < MAX_OWNED; i++) {
+		if (owned[i] == p) {
+			free(p);
+			owned[i] = NULL;
+			return;
+		}
+	}
+}
+
+static void get_lb_release(void)
+{
+	if (get_lb_live) {
+		close(get_lb.fd);
+		linebuf_finish(&get_lb);
+	}
+	get_lb_live = false;
+}
+
+static void teardown(void)
+{
+	get_lb_release();
+	for (size_t i = 0; i < MAX_OWNED; i++) {
+		free(owned[i]);
+		owned[i] = NULL;
+	}
+	if (d_running && getenv("ITEST_DUMP_LOG"))
+		daemon_dump_log(&d);
+	if (d_running)
+		daemon_stop(&d);
+	d_running = false;
+	if (local[0] != '\0')
+		rm_rf(local);
+	local[0] = '\0';
+}
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static void path_join(char *out, size_t cap, const char *dir, const char *name)
+{
+	int n = snprintf(out, cap, "%s/%s", dir, name);
+
+	cr_assert(n > 0 && (size_t)n < cap, "path too long: %s/%s", dir, name);
+}
+
+static void *random_buf(size_t n)
+{
+	unsigned char *p = test_alloc(n);
+	size_t done = 0;
+
+	cr_assert_not_null(p);
+	while (done < n) {
+		ssize_t r = getrandom(p + done, n - done, 0);
+
+		cr_assert(r > 0 || errno == EINTR, "getrandom: %s", strerror(errno));
+		if (r > 0)
+			done += (size_t)r;
+	}
+	return p;
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	cr_assert_eq(write_full(fd, p, n), 0, "write %s", path);
+	cr_assert_eq(close(fd), 0);
+}
+
+static bool file_is(const char *path, const void *p, size_t n)
+{
+	unsigned char *got = test_alloc(n + 1);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool same;
+
+	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	/* One byte more than expected detects a longer file. */
+	same = read_full(fd, got, n + 1) == (ssize_t)n && memcmp(got, p, n) == 0;
+	close(fd);
+	test_free(got);
+	return same;
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+static void check_greeting(const char *line)
+{
+	cr_assert(strncmp(line, "TCPFILE 1 ", 10) == 0, "greeting: %s", line);
+}
+
+static int raw_open(void)
+{
+	char line[LINE_MAX_LEN];
+	int fd = daemon_connect(&d);
+	ssize_t n;
+
+	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+	n = proto_recv_line(fd, line, sizeof(line));
+	cr_assert_geq(n, 0, "greeting: %s", strerror((int)-n));
+	check_greeting(line);
+	return fd;
+}
+
+static void raw_recv(int fd, char *out, size_t cap)
+{
+	ssize_t n = proto_recv_line(fd, out, cap);
+
+	cr_assert_geq(n, 0, "reading an answer: %s", strerror((int)-n));
+}
+
+__attribute__((format(printf, 4, 5)))
+static void raw_cmd(int fd, char *out, size_t cap, const char *fmt, ...)
+{
+	char req[LINE_MAX_LEN];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(req, sizeof(req), fmt, ap);
+	va_end(ap);
+	cr_assert(n > 0 && (size_t)n < sizeof(req));
+	cr_assert_eq(proto_send_line(fd, "%s", req), 0, "send %s", req);
+	raw_recv(fd, out, cap);
+}
+
+/* Normal-form PUT; a refused header leaves its ERR line in final. */
+static void raw_put_buf(int fd, const char *remote, const void *p, size_t n,
+			const char *opts, char *final, size_t cap)
+{
+	raw_cmd(fd, final, cap, "PUT %s %zu%s%s", remote, n,
+		opts ? " " : "", opts ? opts : "");
+	if (strcmp(final, "OK") != 0)
+		return;
+	cr_assert_eq(write_full(fd, p, n), 0, "sending the body of %s", remote);
+	raw_recv(fd, final, cap);
+}
+
+static void put_ok(const char *remote, const void *p, size_t n)
+{
+	char line[LINE_MAX_LEN];
+	int fd = raw_open();
+
+	raw_put_buf(fd, remote, p, n, NULL, line, sizeof(line));
+	cr_assert(strncmp(line, "OK ", 3) == 0, "PUT %s: %s", remote, line);
+	close(fd);
+}
+
+static int err_code(const char *line)
+{
+	int code = 0;
+
+	if (strncmp(line, "ERR ", 4) != 0)
+		return -1;
+	for (const char *s = line + 4; s < line + 7; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		code = code * 10 + (*s - '0');
+	}
+	return line[7] == ' ' ? code : -1;
+}
+
+static void assert_err(const char *line, int code)
+{
+	cr_assert_eq(err_code(line), code, "expected ERR %d, got \"%s\"", code, line);
+}
+
+/* Waits until the peer closes fd (EOF or reset), discarding what arrives. */
+static bool wait_closed(int fd, int timeout_ms)
+{
+	int64_t deadline = harness_now_ms() + timeout_ms;
+	char junk[4096];
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int64_t left = deadline - harness_now_ms();
+		ssize_t n;
+		int r;
+
+		if (left <= 0)
+			return false;
+		r = poll(&p, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return false;
+		n = recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return true;
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return false;
+	}
+}
+
+/* Waits until fd has something to read (or is closed). */
+static bool wait_readable(int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r;
+
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	return r > 0;
+}
+
+/* GET on a fresh connection through a linebuf (no byte read ahead of the
+ * body is lost); returns the body (malloc'ed) and its length, or NULL with
+ * the status line in status. */
+static unsigned char *get_body(const char *remote, size_t *len,
+			       char *status, size_t cap)
+{
+	char *line;
+	size_t llen, size = 0, done = 0;
+	unsigned char *p = NULL;
+	int fd = daemon_connect(&d);
+	int r;
+
+	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+	cr_assert_eq(socket_set_timeouts(fd, IO_TIMEOUT_MS), 0);
+	cr_assert_eq(linebuf_init(&get_lb, fd, PROTO_MAX_LINE), 0);
+	get_lb_live = true;
+	cr_assert_eq(linebuf_read_line(&get_lb, &line, &llen), 1);
+	check_greeting(line);
+	cr_assert_eq(proto_send_line(fd, "GET %s", remote), 0);
+	r = linebuf_read_line(&get_lb, &line, &llen);
+	cr_assert_eq(r, 1, "GET %s: no answer (%d)", remote, r);
+	snprintf(status, cap, "%s", line);
+	if (strncmp(line, "OK ", 3) == 0) {
+		cr_assert_eq(sscanf(line, "OK %zu ", &size), 1, "GET answer: %s", line);
+		p = test_alloc(size);
+		while (done < size) {
+			ssize_t n = linebuf_read(&get_lb, p + done, size - done);
+
+			cr_assert_gt(n, 0, "GET %s: body ended early", remote);
+			done += (size_t)n;
+		}
+	}
+	get_lb_release();
+	*len = size;
+	return p;
+}
+
+static void assert_get_is(const char *remote, const void *p, size_t n)
+{
+	char status[LINE_MAX_LEN];
+	size_t len;
+	unsigned char *got = get_body(remote, &len, status, sizeof(status));
+
+	cr_assert_not_null(got, "GET %s: %s", remote, status);
+	cr_assert_eq(len, n, "GET %s: size", remote);
+	cr_assert(memcmp(got, p, n) == 0, "GET %s: content differs", remote);
+	test_free(got);
+}
+
+/* The one worker of a workers = 1 daemon. */
+static pid_t only_worker(void)
+{
+	pid_t pids[8];
+	size_t n = proc_children(d.pid, pids, 8);
+
+	cr_assert_eq(n, 1u, "expected one worker, found %zu", n);
+	return pids[0];
+}
+
+static bool worker_idle_cond(void *arg)
+{
+	return proc_waits_for_connection(*(pid_t *)arg);
+}
+
+static void wait_worker_idle(pid_t pid)
+{
+	cr_assert(wait_until(worker_idle_cond, &pid, HARNESS_TIMEOUT_MS),
+		  "worker %d never went back to waiting for a connection", (int)pid);
+}
+
+/* True when one line of the daemon's log contains both needles. */
+static bool log_line_has(const char *a, const char *b)
+{
+	char line[4096];
+	bool found = false;
+	FILE *f = fopen(d.log_path, "re");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, a) && strstr(line, b);
+	fclose(f);
+	return found;
+}
+
+struct log_pair {
+	const char *a, *b;
+};
+
+static bool log_pair_cond(void *arg)
+{
+	const struct log_pair *lp = arg;
+
+	return log_line_has(lp->a, lp->b);
+}
+
+static void wait_log(const char *a, const char *b)
+{
+	struct log_pair lp = { a, b };
+
+	cr_assert(wait_until(log_pair_cond, &lp, HARNESS_TIMEOUT_MS),
+		  "no log line with \"%s\" and \"%s\"", a, b);
+}
+
+/* ---- killed workers and broken bodies ----------------------------------- */
+
+static bool dead_cond(void *arg)
+{
+	return !proc_is_alive(*(pid_t *)arg);
+}
+
+Test(robust, sigkill_worker_mid_upload, .init = setup_local, .fini = teardown,
+     .timeout = 60)
+{
+	struct daemon_opts opts = { .workers = 1 };
+	const size_t n_old = 100 * KIB, n_new = 8 * MIB;
+	unsigned char *v1 = random_buf(n_old), *v2 = random_buf(n_new);
+	pid_t fresh = 0;
+	char line[LINE_MAX_LEN], path[PATH_MAX];
+	pid_t worker;
+	int fd;
+
+	start_daemon(&opts);
+	put_ok("files/victim", v1, n_old);
+	worker = only_worker();
+
+	fd = raw_open();
+	raw_cmd(fd, line, sizeof(line), "PUT files/victim %zu", n_new);
+	cr_assert_str_eq(line, "OK");
+	cr_assert_eq(write_full(fd, v2, MIB), 0);
+	/* The single worker is the one serving us: kill it mid-body. */
+	cr_assert_eq(kill(worker, SIGKILL), 0);
+	cr_assert(wait_closed(fd, HARNESS_TIMEOUT_MS), "connection not closed");
+	close(fd);
+	cr_assert(wait_until(dead_cond, &worker, HARNESS_TIMEOUT_MS));
+
+	cr_assert_eq(daemon_wait_workers(&d, 1, &fresh, 1, HARNESS_TIMEOUT_MS), 0,
+		     "no replacement worker");
+	cr_assert_neq(fresh, worker);
+	wait_log("killed by signal 9", "");
+
+	/* The old version is intact and nothing else appeared. */
+	path_join(path, sizeof(path), d.share_dir, "victim");
+	cr_assert(file_is(path, v1, n_old), "old version damaged");
+	cr_assert_eq(count_entries(d.share_dir, ""), 1);
+	assert_get_is("files/victim", v1, n_old);
+	test_free(v1);
+	test_free(v2);
+}
+
+Test(robust, client_disconnect_mid_body, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+	unsigned char *p = random_buf(MIB);
+	char line[LINE_MAX_LEN];
+	int fd = raw_open();
+
+	raw_cmd(fd, line, sizeof(line), "PUT files/gone %u", MIB);
+	cr_assert_str_eq(line, "OK");
+	cr_assert_eq(write_full(fd, p, 1000), 0);
+	close(fd);
+
+	wait_log("files/gone", "aborted");
+	cr_assert_eq(count_entries(d.share_dir, ""), 0, "litter after an abort");
+	fd = raw_open();
+	raw_cmd(fd, line, sizeof(line), "STAT files/gone");
+	assert_err(line, 550);
+	close(fd);
+	/* The server still serves. */
+	put_ok("files/after", p, 10);
+	assert_get_is("files/after", p, 10);
+	test_free(p);
+}
+
+Test(robust, short_body_then_eof, .init = setup, .fini = teardown, .timeout = 60)
+{
+	unsigned char *p = random_buf(1000);
+	char line[LINE_MAX_LEN], hdr[64];
+	int fd, n;
+
+	/* Normal form: one byte missing, then our side of the stream ends. */
+	fd = raw_open();
+	raw_cmd(fd, line, sizeof(line), "PUT files/short 1000");
+	cr_assert_str_eq(line, "OK");
+	cr_assert_eq(write_full(fd, p, 999), 0);
+	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+	cr_assert(wait_closed(fd, HARNESS_TIMEOUT_MS), "server kept the connection");
+	close(fd);
+
+	/* Pipelined form: header and half a body. */
+	fd = raw_open();
+	n = snprintf(hdr, sizeof(hdr), "PUT files/short2 1000 pipelined=1\n");
+	cr_assert_eq(write_full(fd, hdr, (size_t)n), 0);
+	cr_assert_eq(write_full(fd, p, 500), 0);
+	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+	cr_assert(wait_closed(fd, HARNESS_TIMEOUT_MS), "server kept the connection");
+	close(fd);
+
+	wait_log("files/short ", "aborted");
+	wait_log("files/short2", "aborted");
+	cr_assert_eq(count_entries(d.share_dir, ""), 0, "a short file was committed");
+	test_free(p);
+}
+
+/* ---- malformed requests ------------------------------------------------- */
+
+#define LIT(s) s, sizeof(s) - 1
+
+struct bad_case {
+	const char *bytes;
+	size_t len;
+	int code, alt;     /* the ERR code expected, or alt where the spec allows both */
+};
+
+static const struct bad_case corpus[] = {
+	{ LIT("garbage\n"), 500, 500 },
+	{ LIT("\n"), 500, 500 },
+	{ LIT("\r\n"), 500, 500 },
+	{ LIT("\x01\x00\xff\xfe\x7f junk\x00\n"), 500, 500 },
+	{ LIT("get files/exists\n"), 500, 500 },
+	{ LIT("Put files/x 1\n"), 500, 500 },
+	{ LIT("STAT  files/exists\n"), 500, 500 },
+	{ LIT("STAT files/exists \n"), 500, 500 },
+	{ LIT(" STAT files/exists\n"), 500, 500 },
+	{ LIT("GET\n"), 500, 501 },
+	{ LIT("PUT files/x\n"), 500, 501 },
+	{ LIT("QUIT now\n"), 500, 501 },
+	{ LIT("PUT files/x -1\n"), 501, 501 },
+	{ LIT("PUT files/x +1\n"), 501, 501 },
+	{ LIT("PUT files/x 18446744073709551616\n"), 501, 501 },
+	{ LIT("PUT files/x 99999999999999999999999999\n"), 501, 501 },
+	{ LIT("PUT files/x 12abc\n"), 501, 501 },
+	{ LIT("PUT files/x 0x10\n"), 501, 501 },
+	{ LIT("PUT files/x 1 frob=1\n"), 501, 501 },
+	{ LIT("PUT files/x 1 mode=0644 mode=0600\n"), 501, 501 },
+	{ LIT("PUT files/x 1 mode=8\n"), 501, 501 },
+	{ LIT("PUT files/x 1 mode=17777\n"), 501, 501 },
+	{ LIT("PUT files/x 1 mtime=1.1234567890\n"), 501, 501 },
+	{ LIT("PUT files/x 1 mtime=-5\n"), 501, 501 },
+	{ LIT("PUT files/x 1 mtime=1.\n"), 501, 501 },
+	{ LIT("PUT files/x 1 overwrite=2\n"), 501, 501 },
+	{ LIT("PUT files/x 1 offset=0\n"), 501, 501 },
+	{ LIT("PUT files/x 1 digest=md5:00\n"), 501, 501 },
+	{ LIT("PUT files/x 1 digest=xxh3-128:zz\n"), 501, 501 },
+	{ LIT("PUT files/x 1 alg=crc32\n"), 501, 501 },
+	{ LIT("GET files/exists offset=x\n"), 501, 501 },
+	{ LIT("GET files/exists offset=4\n"), 501, 501 },
+	{ LIT("GET files/exists alg=md5\n"), 501, 501 },
+	{ LIT("GET files/exists =1\n"), 500, 501 },
+	{ LIT("GET files/%G1\n"), 501, 501 },
+	{ LIT("GET files/%4\n"), 501, 501 },
+	{ LIT("GET files/a%00b\n"), 501, 501 },
+	{ LIT("GET files/a%01b\n"), 501, 553 },
+	{ LIT("GET files/dir\n"), 556, 556 },
+	{ LIT("LIST files/exists\n"), 556, 556 },
+	{ LIT("GET files/missing\n"), 550, 550 },
+	{ LIT("GET nosuchshare/x\n"), 550, 553 },
+};
+
+/* One case on a fresh connection: the right ERR, then the stream is still
+ * in sync (or, for closes, the server hangs up). */
+static void run_bad_case(const void *bytes, size_t len, int want, int alt,
+			 bool closes, const char *label)
+{
+	char line[LINE_MAX_LEN];
+	int fd = raw_open();
+	int code;
+
+	cr_assert_eq(write_full(fd, bytes, len), 0, "%s: send", label);
+	raw_recv(fd, line, sizeof(line));
+	code = err_code(line);
+	cr_assert(code == want || code == alt, "%s: expected ERR %d (or %d), got \"%s\"",
+		  label, want, alt, line);
+	if (closes) {
+		cr_assert(wait_closed(fd, HARNESS_TIMEOUT_MS), "%s: not closed", label);
+	} else {
+		raw_cmd(fd, line, sizeof(line), "STAT files/exists");
+		cr_assert(strncmp(line, "OK f 3 ", 7) == 0, "%s: out of sync: %s",
+			  label, line);
+	}
+	close(fd);
+}
+
+static void printable(char *out, size_t cap, const char *in, size_t len)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && o + 5 < cap; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c >= 0x20 && c < 0x7f)
+			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+	}
+	out[o] = '\0';
+}
+
+Test(robust, malformed_corpus, .init = setup_local, .fini = teardown,
+     .timeout = 120)
+{
+	struct daemon_opts opts = { .workers = 1 };
+	char line[LINE_MAX_LEN], label[128], path[PATH_MAX];
+	const size_t big = 9000;
+	char *longline = test_alloc(big);
+	pid_t worker;
+	long fds_before;
+	int fd;
+
+	start_daemon(&opts);
+	put_ok("files/exists", "abc", 3);
+	put_ok("files/dir/inner", "x", 1);
+	put_ok("files/tmp", "t", 1);
+	/* Warm the worker up through every verb before counting its fds. */
+	assert_get_is("files/exists", "abc", 3);
+	fd = raw_open();
+	raw_cmd(fd, line, sizeof(line), "LIST files");
+	cr_assert_str_eq(line, "OK 3");
+	raw_recv(fd, line, sizeof(line));
+	raw_recv(fd, line, sizeof(line));
+	raw_recv(fd, line, sizeof(line));
+	raw_cmd(fd, line, sizeof(line), "STAT files/dir");
+	cr_assert(strncmp(line, "OK d ", 5) == 0, "%s", line);
+	raw_cmd(fd, line, sizeof(line), "DEL files/tmp");
+	cr_assert_str_eq(line, "OK");
+	raw_cmd(fd, line, sizeof(line), "QUIT");
+	cr_assert_str_eq(line, "OK bye");
+	close(fd);
+
+	worker = only_worker();
+	wait_worker_idle(worker);
+	fds_before = proc_count_fds(worker);
+
+	for (size_t i = 0; i < sizeof(corpus) / sizeof(corpus[0]); i++) {
+		printable(label, sizeof(label), corpus[i].bytes, corpus[i].len);
+		run_bad_case(corpus[i].bytes, corpus[i].len, corpus[i].code,
+			     corpus[i].alt, false, label);
+	}
+
+	/* Exactly PROTO_MAX_LINE bytes with the LF is still a line ... */
+	memset(longline, 'X', big);
+	longline[PROTO_MAX_LINE - 1] = '\n';
+	run_bad_case(longline, PROTO_MAX_LINE, 500, 500, false, "8192-byte line");
+	/* ... one more is not: framing is lost and the server hangs up. */
+	memset(longline, 'X', big);
+	longline[PROTO_MAX_LINE] = '\n';
+	run_bad_case(longline, PROTO_MAX_LINE + 1, 500, 500, true, "8193-byte line");
+	memset(longline, 'Y', big);
+	memcpy(longline, "GET files/", 10);
+	longline[big - 1] = '\n';
+	run_bad_case(longline, big, 500, 500, true, "9000-byte GET");
+	/* A path longer than PROTO_MAX_PATH inside a legal line. */
+	memset(longline, 'a', big);
+	memcpy(longline, "STAT files/", 11);
+	longline[6000] = '\n';
+	run_bad_case(longline, 6001, 501, 553, false, "6000-byte path");
+	/* A component longer than NAME_MAX. */
+	memset(longline, 'b', big);
+	memcpy(longline, "STAT files/", 11);
+	longline[11 + 300] = '\n';
+	run_bad_case(longline, 11 + 301, 501, 553, false, "300-byte component");
+
+	/* A truncated body, then the client goes away. */
+	fd = raw_open();
+	raw_cmd(fd, line, sizeof(line), "PUT files/trunc 100");
+	cr_assert_str_eq(line, "OK");
+	cr_assert_eq(write_full(fd, "0123456789", 10), 0);
+	close(fd);
+	wait_log("files/trunc", "aborted");
+	path_join(path, sizeof(path), d.share_dir, "trunc");
+	cr_assert(!exists(path), "truncated upload committed");
+
+	/* Same worker, same descriptors, still serving. */
+	wait_worker_idle(worker);
+	cr_assert_eq(only_worker(), worker, "the worker was replaced");
+	cr_assert_eq(proc_count_fds(worker), fds_before, "descriptor leak");
+	assert_get_is("files/exists", "abc", 3);
+	cr_assert_eq(count_entries(d.share_dir, ""), 3);  /* exists, dir, dir/inner */
+	test_free(longline);
+}
+
+/* ---- share policies ----------------------------------------------------- */
+
+Test(robust, read_only_share, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char line[LINE_MAX_LEN], path[PATH_MAX], hdr[64];
+	int fd, n;
+
+	path_join(path, sizeof(path), d.ro_dir, "keep");
+	write_file(path, "keep me", 7);
+	assert_get_is("ro/keep", "keep me", 7);
+
+	fd = raw_open();
+	raw_cmd(fd, line, sizeof(line), "PUT ro/new 5");
+	assert_err(line, 553);
+	raw_cmd(fd, line, sizeof(line), "PUT ro/keep 5");
+	assert_err(line, 553);
+	raw_cmd(fd, line, sizeof(line), "DEL ro/keep");
+	assert_err(line, 553);
+	/* Pipelined: the body is swallowed and the stream stays in sync. */
+	n = snprintf(hdr, sizeof(hdr), "PUT ro/new2 5 pipelined=1\nhelloSTAT ro/keep\n");
+	cr_assert_eq(write_full(fd, hdr, (size_t)n), 0);
+	raw_recv(fd, line, sizeof(line));
+	assert_err(line, 553);
+	raw_recv(fd, line, sizeof(line));
+	cr_assert(strncmp(line, "OK f 7 ", 7) == 0, "STAT: %s", line);
+	close(fd);
+
+	cr_assert(file_is(path, "keep me", 7));
+	cr_assert_eq(count_entries(d.ro_dir, ""), 1);
+}
+
+Test(robust, overwrite_disabled, .init = setup_local, .fini = teardown,
+     .timeout = 60)
+{
+	char dir[PATH_MAX], extra[PATH_MAX + 64], line[LINE_MAX_LEN], path[PATH_MAX];
+	struct daemon_opts opts = { 0 };
+	int fd, n;
+
+	path_join(dir, sizeof(dir), local, "noover");
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	snprintf(extra, sizeof(extra), "[noover]\npath = %s\noverwrite = no\n", dir);
+	opts.shares_extra = extra;
+	start_daemon(&opts);
+
+	put_ok("noover/a", "first", 5);
+	fd = raw_open();
+	raw_cmd(fd, line, sizeof(line), "PUT noover/a 6");
+	assert_err(line, 554);
+	/* overwrite=1 cannot override the share. */
+	raw_cmd(fd, line, sizeof(line), "PUT noover/a 6 overwrite=1");
+	assert_err(line, 554);
+	n = snprintf(line, sizeof(line), "PUT noover/a 6 pipelined=1\nsecondSTAT noover/a\n");
+	cr_assert_eq(write_full(fd, line, (size_t)n), 0);
+	raw_recv(fd, line, sizeof(line));
+	assert_err(line, 554);
+	raw_recv(fd, line, sizeof(line));
+	cr_assert(strncmp(line, "OK f 5 ", 7) == 0, "STAT: %s", line);
+	close(fd);
+	path_join(path, sizeof(path), dir, "a");
+	cr_assert(file_is(path, "first", 5), "refused PUT changed the file");
+
+	/* A new name is fine; overwrite=0 also works on a share that allows it. */
+	put_ok("noover/b", "bee", 3);
+	put_ok("files/o", "one", 3);
+	fd = raw_open();
+	raw_cmd(fd, line, sizeof(line), "PUT files/o 3 overwrite=0");
+	assert_err(line, 554);
+	close(fd);
+	assert_get_is("files/o", "one", 3);
+	cr_assert_eq(count_entries(dir, ""), 2);
+}
+
+Test(robust, max_file_size, .init = setup_local, .fini = teardown, .timeout = 60)
+{
+	char dir[PATH_MAX], extra[PATH_MAX + 64], line[LINE_MAX_LEN];
+	struct daemon_opts opts = { 0 };
+	unsigned char *p = random_buf(2 * KIB);
+	int fd;
+
+	path_join(dir, sizeof(dir), local, "small");
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	snprintf(extra, sizeof(extra), "[small]\npath = %s\nmax_file_size = 1K\n", dir);
+	opts.shares_extra = extra;
+	start_daemon(&opts);
+
+	/* Refused at the header: the answer arrives without any body byte. */
+	fd = raw_open();
+	raw_cmd(fd, line, sizeof(line), "PUT small/big 1025");
+	assert_err(line, 552);
+	raw_put_buf(fd, "small/fits", p, KIB, NULL, line, sizeof(line));
+	cr_assert(strncmp(line, "OK 1024 ", 8) == 0, "PUT at the limit: %s", line);
+	/* Pipelined: the oversized body is discarded, the stream stays in sync. */
+	snprintf(line, sizeof(line), "PUT small/big2 1025 pipelined=1\n");
+	cr_assert_eq(write_full(fd, line, strlen(line)), 0);
+	cr_assert_eq(write_full(fd, p, 1025), 0);
+	cr_assert_eq(proto_send_line(fd, "STAT small/fits"), 0);
+	raw_recv(fd, line, sizeof(line));
+	assert_err(line, 552);
+	raw_recv(fd, line, sizeof(line));
+	cr_assert(strncmp(line, "OK f 1024 ", 10) == 0, "STAT: %s", line);
+	close(fd);
+	cr_assert_eq(count_entries(dir, ""), 1);
+
+	/* The default share has no limit. */
+	put_ok("files/big", p, 2 * KIB);
+	test_free(p);
+}
+
+/* ---- path traversal ------------------------------------------------------ */
+
+static const char *const escapes[] = {
+	"../x",
+	"../files/x",
+	"files/../x",
+	"files/../../x",
+	"files/../../etc/x",
+	"files/a/../../x",
+	"files/../../../../../../../../etc/passwd",
+	"/etc/passwd",
+	"files/%2e%2e/x",
+	"files/%2E%2E/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+	"files/%2F..%2F..%2Fetc%2Fpasswd",
+	"files//x",
+	"files/./x",
+	"files/x/",
+	"files/.",
+	"files/..",
+	"files/sub/up/x",
+};
+
+/* Paths through symlinks the test planted inside the share. */
+static const char *const via_links[] = {
+	"files/dlink/secret",
+	"files/dlink/new",
+	"files/flink",
+	"files/sub/up/secret",
+};
+
+static bool is_refusal(const char *line)
+{
+	int code = err_code(line);
+
+	return code == 501 || code == 550 || code == 553;
+}
+
+Test(robust, traversal_refused, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char outside[PATH_MAX], secret[PATH_MAX], path[PATH_MAX];
+	char line[LINE_MAX_LEN], parent_x[PATH_MAX], parent_etc[PATH_MAX], tmp[PATH_MAX];
+	bool had_parent_x, had_parent_etc;
+	long before;
+	int fd;
+
+	/* Victims beside the share, in its parent (the harness's dir). */
+	path_join(outside, sizeof(outside), d.dir, "outside");
+	cr_assert_eq(mkdir(outside, 0755), 0);
+	path_join(secret, sizeof(secret), outside, "secret");
+	write_file(secret, "s3cret", 6);
+	path_join(path, sizeof(path), d.share_dir, "dlink");
+	cr_assert_eq(symlink(outside, path), 0);
+	path_join(path, sizeof(path), d.share_dir, "flink");
+	cr_assert_eq(symlink(secret, path), 0);
+	path_join(path, sizeof(path), d.share_dir, "sub");
+	cr_assert_eq(mkdir(path, 0755), 0);
+	/* A relative link climbing out: files/sub/up -> ../../outside. */
+	path_join(path, sizeof(path), d.share_dir, "sub/up");
+	cr_assert_eq(symlink("../../outside", path), 0);
+
+	snprintf(tmp, sizeof(tmp), "%s", d.dir);
+	path_join(parent_x, sizeof(parent_x), dirname(tmp), "x");
+	snprintf(tmp, sizeof(tmp), "%s", d.dir);
+	path_join(parent_etc, sizeof(parent_etc), dirname(tmp), "etc");
+	had_parent_x = exists(parent_x);
+	had_parent_etc = exists(parent_etc);
+	before = count_entries(d.dir, "");
+	cr_assert_gt(before, 0);
+
+	fd = raw_open();
+	for (size_t i = 0; i < sizeof(escapes) / sizeof(escapes[0]); i++) {
+		const char *p = escapes[i];
+
+		raw_cmd(fd, line, sizeof(line), "GET %s", p);
+		cr_assert(is_refusal(line), "GET %s: %s", p, line);
+		raw_cmd(fd, line, sizeof(line), "PUT %s 4", p);
+		cr_assert(is_refusal(line), "PUT %s: %s", p, line);
+		raw_cmd(fd, line, sizeof(line), "DEL %s", p);
+		cr_assert(is_refusal(line), "DEL %s: %s", p, line);
+		raw_cmd(fd, line, sizeof(line), "STAT %s", p);
+		cr_assert(is_refusal(line), "STAT %s: %s", p, line);
+	}
+	for (size_t i = 0; i < sizeof(via_links) / sizeof(via_links[0]); i++) {
+		const char *p = via_links[i];
+
+		raw_cmd(fd, line, sizeof(line), "GET %s", p);
+		assert_err(line, 553);
+		if (strcmp(p, "files/flink") == 0)
+			continue;  /* replacing or removing the link itself is no escape */
+		raw_cmd(fd, line, sizeof(line), "PUT %s 4", p);
+		assert_err(line, 553);
+		raw_cmd(fd, line, sizeof(line), "DEL %s", p);
+		assert_err(line, 553);
+	}
+	raw_cmd(fd, line, sizeof(line), "LIST files/dlink");
+	assert_err(line, 553);
+	/* Pipelined escape: refused, body discarded, still in sync. */
+	snprintf(line, sizeof(line), "PUT files/dlink/pipe 4 pipelined=1\nevilSTAT files/sub\n");
+	cr_assert_eq(write_full(fd, line, strlen(line)), 0);
+	raw_recv(fd, line, sizeof(line));
+	assert_err(line, 553);
+	raw_recv(fd, line, sizeof(line));
+	cr_assert(strncmp(line, "OK d ", 5) == 0, "STAT: %s", line);
+	close(fd);
+
+	cr_assert(file_is(secret, "s3cret", 6), "the outside file changed");
+	cr_assert_eq(count_entries(outside, ""), 1, "something appeared outside");
+	cr_assert_eq(count_entries(d.dir, ""), before, "something appeared in the parent");
+	cr_assert_eq(exists(parent_x), had_parent_x);
+	cr_assert_eq(exists(parent_etc), had_parent_etc);
+	cr_assert(access("/etc/x", F_OK) != 0, "/etc/x created");
+}
+
+/* ---- timeouts ------------------------------------------------------------ */
+
+Test(robust, idle_timeout, .init = setup_local, .fini = teardown, .timeout = 60)
+{
+	struct daemon_opts opts = { .server_extra = "idle_timeout = 1s\n" };
+	char line[LINE_MAX_LEN];
+	int64_t t0;
+	int fd, busy;
+
+	start_daemon(&opts);
+	fd = raw_open();
+	t0 = harness_now_ms();
+	cr_assert(wait_readable(fd, 5000), "no idle timeout within 5 s");
+	raw_recv(fd, line, sizeof(line));
+	assert_err(line, 426);
+	cr_assert_geq(harness_now_ms() - t0, 800, "timed out too early");
+	cr_assert(wait_closed(fd, 5000), "not closed after ERR 426");
+	close(fd);
+
+	/* A connection that keeps talking is not cut. */
+	busy = raw_open();
+	t0 = harness_now_ms();
+	while (harness_now_ms() - t0 < 1500) {
+		raw_cmd(busy, line, sizeof(line), "STAT files");
+		cr_assert(strncmp(line, "OK d ", 5) == 0, "%s", line);
+		cr_assert(!wait_readable(busy, 200), "unexpected data or close");
+	}
+	close(busy);
+}
+
+Test(robust, stalled_body_timeout, .init = setup_local, .fini = teardown,
+     .timeout = 60)
+{
+	struct daemon_opts opts = { .server_extra = "idle_timeout = 1s\n" };
+	char line[LINE_MAX_LEN];
+	int fd;
+
+	start_daemon(&opts);
+	put_ok("files/stall", "old", 3);
+
+	/* A stalled body is bounded by the idle timeout; nothing committed. */
+	fd = raw_open();
+	raw_cmd(fd, line, sizeof(line), "PUT files/stall 100");
+	cr_assert_str_eq(line, "OK");
+	cr_assert_eq(write_full(fd, "0123456789", 10), 0);
+	cr_assert(wait_readable(fd, 5000), "no timeout for a stalled body");
+	raw_recv(fd, line, sizeof(line));
+	assert_err(line, 426);
+	cr_assert(wait_closed(fd, 5000), "not closed after a stalled body");
+	close(fd);
+	wait_log("files/stall", "aborted");
+	assert_get_is("files/stall", "old", 3);
+	cr_assert_eq(count_entries(d.share_dir, ""), 1);
+}
+
+/* ---- connection churn ------------------------------------------------------ */
+
+Test(robust, connection_churn, .init = setup, .fini = teardown, .timeout = 60)
+{
+	static const char *const partial[] = { "", "PUT fil", "STAT files", "GET files/x\r" };
+	pid_t before[2], after[2];
+	long fds[2];
+
+	cr_assert_eq(daemon_wait_workers(&d, 2, before, 2, HARNESS_TIMEOUT_MS), 0);
+	fds[0] = proc_count_fds(before[0]);
+	fds[1] = proc_count_fds(before[1]);
+	cr_assert(fds[0] > 0 && fds[1] > 0);
+
+	/* Connect and hang up at once, or mid-line, 200 times. */
+	for (int i = 0; i < 200; i++) {
+		const char *junk = partial[i % 4];
+		int fd = daemon_connect(&d);
+
+		cr_assert_geq(fd, 0, "connect %d: %s", i, strerror(-fd));
+		if (*junk)
+			cr_assert_eq(write_full(fd, junk, strlen(junk)), 0);
+		close(fd);
+	}
+	put_ok("files/churn", "still here", 10);
+	assert_get_is("files/churn", "still here", 10);
+
+	cr_assert_eq(daemon_wait_workers(&d, 2, after, 2, HARNESS_TIMEOUT_MS), 0);
+	cr_assert((after[0] == before[0] && after[1] == before[1]) ||
+		  (after[0] == before[1] && after[1] == before[0]), "a worker was replaced");
+	cr_assert_eq(proc_count_fds(before[0]), fds[0], "descriptor leak in %d", (int)before[0]);
+	cr_assert_eq(proc_count_fds(before[1]), fds[1], "descriptor leak in %d", (int)before[1]);
+}

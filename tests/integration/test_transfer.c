@@ -1,1 +1,999 @@
+/* test_transfer: byte-exact transfers through the real daemon and client,
+ * every body and every announced digest checked against digests computed
+ * here, independently of src/common/digest.c. */
+#define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "harness.h"
+#include "netio.h"
+#include "protocol.h"
+
+#define MIB (1024u * 1024u)
+#define IO_TIMEOUT_MS 60000
+#define LINE_MAX_LEN PROTO_MAX_LINE
+/* "sha256:" + 64 hex + NUL */
+#define DIGEST_TEXT_LEN 80
+
+static struct daemon d;
+static bool d_running;
+static char local[PATH_MAX];
+
+/* A connection whose answers may carry a body: lines and body bytes come
+ * through one linebuf so no byte is read ahead and lost.  Kept in a static
+ * pool, like the heap blocks below, so that teardown can release them when
+ * a failed assertion leaves the test early. */
+struct conn {
+	int fd;
+	bool live;
+	struct linebuf lb;
+};
+
+#define MAX_CONNS 4
+#define MAX_OWNED 64
+static struct conn conns[MAX_CONNS];
+static void *owned[MAX_OWNED];
+
+/* ---- fixtures ---------------------------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	return remove(path) == 0 ? 0 : -1;
+}
+
+static void rm_rf(const char *dir)
+{
+	/* Best effort: a failure here must not mask the test's own verdict. */
+	(void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void start_daemon(const struct daemon_opts *opts)
+{
+	struct daemon_opts def = { 0 };
+	int r = daemon_start(&d, opts ? opts : &def);
+
+	cr_assert_eq(r, 0, "daemon_start: %s", strerror(-r));
+	d_running = true;
+}
+
+static void setup_local(void)
+{
+	/* Criterion runs a suite's .init and then the test's own: only one of
+	 * them may create the dir, or the first one leaks. */
+	cr_assert_eq(local[0], '\0', "setup_local ran twice");
+	snprintf(local, sizeof(local), "/tmp/itransfer.XXXXXX");
+	cr_assert_not_null(mkdtemp(local), "mkdtemp: %s", strerror(errno));
+}
+
+static void setup(void)
+{
+	setup_local();
+	start_daemon(NULL);
+}
+
+static void release_all(void)
+{
+	for (size_t i = 0; i < MAX_CONNS; i++) {
+		if (conns[i].live) {
+			linebuf_finish(&conns[i].lb);
+			close(conns[i].fd);
+		}
+		conns[i].live = false;
+	}
+	for (size_t i = 0; i < MAX_OWNED; i++) {
+		free(owned[i]);
+		owned[i] = NULL;
+	}
+}
+
+static void *test_alloc(size_t n)
+{
+	for (size_t i = 0; i < MAX_OWNED; i++) {
+		if (owned[i] == NULL) {
+			owned[i] = malloc(n ? n : 1);
+			cr_assert_not_null(owned[i], "out of memory");
+			return owned[i];
+		}
+	}
+	cr_assert_fail("more than %d live test buffers", MAX_OWNED);
+	return NULL;
+}
+
+static void test_free(void *p)
+{
+	for (size_t i = 0; p && i < MAX_OWNED; i++) {
+		if (owned[i] == p) {
+			free(p);
+			owned[i] = NULL;
+			return;
+		}
+	}
+}
+
+static void teardown(void)
+{
+	release_all();
+	if (d_running && getenv("ITEST_DUMP_LOG"))
+		daemon_dump_log(&d);
+	if (d_running)
+		daemon_stop(&d);
+	d_running = false;
+	if (local[0] != '\0')
+		rm_rf(local);
+	local[0] = '\0';
+}
+
+/* ---- independent digests and file helpers ------------------------------ */
+
+static void hex_encode(const unsigned char *b, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+}
+
+struct hasher {
+	XXH3_state_t *xxh;
+	EVP_MD_CTX *sha;
+};
+
+static void hasher_init(struct hasher *h)
+{
+	h->xxh = XXH3_createState();
+	h->sha = EVP_MD_CTX_new();
+	cr_assert(h->xxh && h->sha);
+	cr_assert_eq(XXH3_128bits_reset(h->xxh), XXH_OK);
+	cr_assert_eq(EVP_DigestInit_ex(h->sha, EVP_sha256(), NULL), 1);
+}
+
+static void hasher_update(struct hasher *h, const void *p, size_t n)
+{
+	cr_assert_eq(XXH3_128bits_update(h->xxh, p, n), XXH_OK);
+	cr_assert_eq(EVP_DigestUpdate(h->sha, p, n), 1);
+}
+
+/* Writes "xxh3-128:<hex>" and "sha256:<hex>" and frees the state. */
+static void hasher_final(struct hasher *h, char *xxh, char *sha)
+{
+	XXH128_canonical_t canon;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+
+	XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(h->xxh));
+	strcpy(xxh, "xxh3-128:");
+	hex_encode(canon.digest, sizeof(canon.digest), xxh + strlen(xxh));
+	cr_assert_eq(EVP_DigestFinal_ex(h->sha, md, &mdlen), 1);
+	cr_assert_eq(mdlen, 32u);
+	strcpy(sha, "sha256:");
+	hex_encode(md, mdlen, sha + strlen(sha));
+	XXH3_freeState(h->xxh);
+	EVP_MD_CTX_free(h->sha);
+}
+
+static void digest_buf(const void *p, size_t n, char *xxh, char *sha)
+{
+	struct hasher h;
+
+	hasher_init(&h);
+	hasher_update(&h, p, n);
+	hasher_final(&h, xxh, sha);
+}
+
+static void digest_file(const char *path, char *xxh, char *sha)
+{
+	static char chunk[MIB];
+	struct hasher h;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	hasher_init(&h);
+	while ((n = read_full(fd, chunk, sizeof(chunk))) > 0)
+		hasher_update(&h, chunk, (size_t)n);
+	cr_assert_geq(n, 0, "read %s: %s", path, strerror((int)-n));
+	close(fd);
+	hasher_final(&h, xxh, sha);
+}
+
+static void *random_buf(size_t n)
+{
+	unsigned char *p = test_alloc(n);
+	size_t done = 0;
+
+	cr_assert_not_null(p);
+	while (done < n) {
+		ssize_t r = getrandom(p + done, n - done, 0);
+
+		cr_assert(r > 0 || errno == EINTR, "getrandom: %s", strerror(errno));
+		if (r > 0)
+			done += (size_t)r;
+	}
+	return p;
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	cr_assert_eq(write_full(fd, p, n), 0, "write %s", path);
+	cr_assert_eq(close(fd), 0);
+}
+
+/* Reads a whole file into a malloc'ed buffer. */
+static unsigned char *read_file(const char *path, size_t *len)
+{
+	struct stat st;
+	unsigned char *p;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	cr_assert_eq(fstat(fd, &st), 0);
+	p = test_alloc((size_t)st.st_size + 1);
+	n = read_full(fd, p, (size_t)st.st_size);
+	cr_assert_eq(n, st.st_size, "short read of %s", path);
+	close(fd);
+	*len = (size_t)st.st_size;
+	return p;
+}
+
+static void path_join(char *out, size_t cap, const char *dir, const char *name)
+{
+	int n = snprintf(out, cap, "%s/%s", dir, name);
+
+	cr_assert(n > 0 && (size_t)n < cap, "path too long: %s/%s", dir, name);
+}
+
+static bool file_is(const char *path, const void *p, size_t n)
+{
+	size_t len;
+	unsigned char *got = read_file(path, &len);
+	bool same = len == n && memcmp(got, p, n) == 0;
+
+	test_free(got);
+	return same;
+}
+
+/* ---- raw protocol ------------------------------------------------------ */
+
+static void check_greeting(const char *line)
+{
+	const char *nonce = line + strlen("TCPFILE 1 ");
+
+	cr_assert(strncmp(line, "TCPFILE 1 ", 10) == 0, "greeting: %s", line);
+	cr_assert_eq(strlen(nonce), 32u, "nonce length: %s", line);
+	cr_assert_eq(strspn(nonce, "0123456789abcdef"), 32u, "nonce: %s", line);
+}
+
+/* A connection read through daemon_connect + proto_recv_line. */
+static int raw_open(void)
+{
+	char line[LINE_MAX_LEN];
+	int fd = daemon_connect(&d);
+	ssize_t n;
+
+	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+	n = proto_recv_line(fd, line, sizeof(line));
+	cr_assert_geq(n, 0, "greeting: %s", strerror((int)-n));
+	check_greeting(line);
+	return fd;
+}
+
+static void raw_recv(int fd, char *out, size_t cap)
+{
+	ssize_t n = proto_recv_line(fd, out, cap);
+
+	cr_assert_geq(n, 0, "reading an answer: %s", strerror((int)-n));
+}
+
+/* Sends one request line and reads one answer line. */
+__attribute__((format(printf, 4, 5)))
+static void raw_cmd(int fd, char *out, size_t cap, const char *fmt, ...)
+{
+	char req[LINE_MAX_LEN];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(req, sizeof(req), fmt, ap);
+	va_end(ap);
+	cr_assert(n > 0 && (size_t)n < sizeof(req));
+	cr_assert_eq(proto_send_line(fd, "%s", req), 0, "send %s", req);
+	raw_recv(fd, out, cap);
+}
+
+/* PUT in the normal form: header, go-ahead, body, final answer.  When the
+ * header is refused, final holds that ERR line and no body is sent. */
+static void raw_put_buf(int fd, const char *remote, const void *p, size_t n,
+			const char *opts, char *final, size_t cap)
+{
+	raw_cmd(fd, final, cap, "PUT %s %zu%s%s", remote, n,
+		opts ? " " : "", opts ? opts : "");
+	if (strcmp(final, "OK") != 0)
+		return;
+	cr_assert_eq(write_full(fd, p, n), 0, "sending the body of %s", remote);
+	raw_recv(fd, final, cap);
+}
+
+static void raw_put_file(int fd, const char *remote, const char *path,
+			 const char *opts, char *final, size_t cap)
+{
+	static char chunk[MIB];
+	struct stat st;
+	int in = open(path, O_RDONLY | O_CLOEXEC);
+	uint64_t left;
+
+	cr_assert_geq(in, 0, "open %s: %s", path, strerror(errno));
+	cr_assert_eq(fstat(in, &st), 0);
+	raw_cmd(fd, final, cap, "PUT %s %jd%s%s", remote, (intmax_t)st.st_size,
+		opts ? " " : "", opts ? opts : "");
+	if (strcmp(final, "OK") != 0) {
+		close(in);
+		return;
+	}
+	for (left = (uint64_t)st.st_size; left > 0;) {
+		size_t want = left < sizeof(chunk) ? (size_t)left : sizeof(chunk);
+		ssize_t got = read_full(in, chunk, want);
+
+		cr_assert_eq(got, (ssize_t)want, "reading %s", path);
+		cr_assert_eq(write_full(fd, chunk, want), 0, "sending %s", path);
+		left -= want;
+	}
+	close(in);
+	raw_recv(fd, final, cap);
+}
+
+static void conn_line(struct conn *c, char *out, size_t cap)
+{
+	char *line;
+	size_t len;
+	int r = linebuf_read_line(&c->lb, &line, &len);
+
+	cr_assert_eq(r, 1, "reading a line: %d (%s)", r, r < 0 ? strerror(-r) : "EOF");
+	cr_assert_lt(len, cap);
+	memcpy(out, line, len + 1);
+}
+
+static struct conn *conn_open(void)
+{
+	char line[LINE_MAX_LEN];
+	struct conn *c = NULL;
+
+	for (size_t i = 0; i < MAX_CONNS && !c; i++)
+		if (!conns[i].live)
+			c = &conns[i];
+	cr_assert_not_null(c, "more than %d connections", MAX_CONNS);
+
+	c->fd = daemon_connect(&d);
+	cr_assert_geq(c->fd, 0, "connect: %s", strerror(-c->fd));
+	cr_assert_eq(socket_set_timeouts(c->fd, IO_TIMEOUT_MS), 0);
+	cr_assert_eq(linebuf_init(&c->lb, c->fd, PROTO_MAX_LINE), 0);
+	c->live = true;
+	conn_line(c, line, sizeof(line));
+	check_greeting(line);
+	return c;
+}
+
+static void conn_close(struct conn *c)
+{
+	linebuf_finish(&c->lb);
+	close(c->fd);
+	c->live = false;
+}
+
+/* Reads n body bytes into a malloc'ed buffer. */
+static unsigned char *conn_body(struct conn *c, uint64_t n)
+{
+	unsigned char *p = test_alloc((size_t)n);
+	uint64_t done = 0;
+
+	cr_assert_not_null(p);
+	while (done < n) {
+		ssize_t r = linebuf_read(&c->lb, p + done, (size_t)(n - done));
+
+		cr_assert_gt(r, 0, "body ended after %" PRIu64 " of %" PRIu64 " bytes: %zd",
+			     done, n, r);
+		done += (uint64_t)r;
+	}
+	return p;
+}
+
+/* Streams n body bytes into a file. */
+static void conn_body_to_file(struct conn *c, uint64_t n, const char *path)
+{
+	static char chunk[MIB];
+	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	cr_assert_geq(out, 0, "open %s: %s", path, strerror(errno));
+	while (n > 0) {
+		size_t want = n < sizeof(chunk) ? (size_t)n : sizeof(chunk);
+		ssize_t r = linebuf_read(&c->lb, chunk, want);
+
+		cr_assert_gt(r, 0, "body ended early (%" PRIu64 " bytes missing)", n);
+		cr_assert_eq(write_full(out, chunk, (size_t)r), 0);
+		n -= (uint64_t)r;
+	}
+	cr_assert_eq(close(out), 0);
+}
+
+/* GET: sends the request, reads the status line into status. */
+__attribute__((format(printf, 4, 5)))
+static void conn_cmd(struct conn *c, char *status, size_t cap, const char *fmt, ...)
+{
+	char req[LINE_MAX_LEN];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(req, sizeof(req), fmt, ap);
+	va_end(ap);
+	cr_assert(n > 0 && (size_t)n < sizeof(req));
+	cr_assert_eq(proto_send_line(c->fd, "%s", req), 0);
+	conn_line(c, status, cap);
+}
+
+/* The answer expected for a whole file of n bytes with that digest. */
+static void expect_ok_line(char *out, size_t cap, size_t n, const char *digest)
+{
+	snprintf(out, cap, "OK %zu %s", n, digest);
+}
+
+static void assert_err(const char *line, int code)
+{
+	char want[16];
+
+	snprintf(want, sizeof(want), "ERR %d ", code);
+	cr_assert(strncmp(line, want, strlen(want)) == 0,
+		  "expected %s..., got \"%s\"", want, line);
+}
+
+static void share_path(char *out, size_t cap, const char *rel)
+{
+	path_join(out, cap, d.share_dir, rel);
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+TestSuite(transfer, .init = setup, .fini = teardown, .timeout = 120);
+
+Test(transfer, roundtrip_small_raw)
+{
+	static const size_t sizes[] = { 0, 1, 4096 };
+	char final[LINE_MAX_LEN], want[LINE_MAX_LEN], status[LINE_MAX_LEN];
+	char xxh[DIGEST_TEXT_LEN], sha[DIGEST_TEXT_LEN], remote[64], dst[PATH_MAX];
+	int fd = raw_open();
+	struct conn *c;
+
+	c = conn_open();
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t n = sizes[i];
+		unsigned char *p = random_buf(n), *body;
+
+		digest_buf(p, n, xxh, sha);
+		snprintf(remote, sizeof(remote), "files/small/%zu.bin", n);
+		raw_put_buf(fd, remote, p, n, NULL, final, sizeof(final));
+		expect_ok_line(want, sizeof(want), n, xxh);
+		cr_assert_str_eq(final, want, "PUT %zu bytes", n);
+		share_path(dst, sizeof(dst), remote + strlen("files/"));
+		cr_assert(file_is(dst, p, n), "stored file differs (%zu bytes)", n);
+
+		conn_cmd(c, status, sizeof(status), "GET %s", remote);
+		cr_assert_str_eq(status, want, "GET %zu bytes", n);
+		body = conn_body(c, n);
+		cr_assert(memcmp(body, p, n) == 0, "GET body differs (%zu bytes)", n);
+		test_free(body);
+
+		conn_cmd(c, status, sizeof(status), "GET %s alg=sha256", remote);
+		expect_ok_line(want, sizeof(want), n, sha);
+		cr_assert_str_eq(status, want, "GET alg=sha256 %zu bytes", n);
+		body = conn_body(c, n);
+		cr_assert(memcmp(body, p, n) == 0);
+		test_free(body);
+
+		/* alg= on PUT selects the final answer's algorithm. */
+		snprintf(remote, sizeof(remote), "files/small/%zu.sha", n);
+		raw_put_buf(fd, remote, p, n, "alg=sha256", final, sizeof(final));
+		cr_assert_str_eq(final, want, "PUT alg=sha256 %zu bytes", n);
+		test_free(p);
+	}
+	/* Nothing but the six files (and their directory) in the share. */
+	cr_assert_eq(count_entries(d.share_dir, ""), 7);
+	conn_close(c);
+	close(fd);
+}
+
+Test(transfer, roundtrip_100mib_raw, .timeout = 300)
+{
+	char src[PATH_MAX], back[PATH_MAX], dst[PATH_MAX];
+	char final[LINE_MAX_LEN], want[LINE_MAX_LEN], status[LINE_MAX_LEN];
+	char xxh[DIGEST_TEXT_LEN], sha[DIGEST_TEXT_LEN];
+	const size_t n = 100 * (size_t)MIB;
+	int fd = raw_open();
+	struct conn *c;
+
+	path_join(src, sizeof(src), local, "big.bin");
+	path_join(back, sizeof(back), local, "big.back");
+	cr_assert_eq(make_random_file(src, n), 0);
+	digest_file(src, xxh, sha);
+
+	raw_put_file(fd, "files/big.bin", src, "alg=sha256", final, sizeof(final));
+	expect_ok_line(want, sizeof(want), n, sha);
+	cr_assert_str_eq(final, want);
+	share_path(dst, sizeof(dst), "big.bin");
+	cr_assert(files_equal(src, dst), "stored 100 MiB file differs");
+	close(fd);
+
+	c = conn_open();
+	conn_cmd(c, status, sizeof(status), "GET files/big.bin");
+	expect_ok_line(want, sizeof(want), n, xxh);
+	cr_assert_str_eq(status, want);
+	conn_body_to_file(c, n, back);
+	cr_assert(files_equal(src, back), "downloaded 100 MiB file differs");
+	conn_close(c);
+}
+
+Test(transfer, roundtrip_client, .timeout = 300)
+{
+	static const size_t sizes[] = { 0, 1, 4096, 100 * (size_t)MIB };
+	char src[PATH_MAX], back[PATH_MAX], dst[PATH_MAX], remote[64];
+	char out[4096], backdir[PATH_MAX];
+	char xxh[DIGEST_TEXT_LEN], sha[DIGEST_TEXT_LEN], xxh2[DIGEST_TEXT_LEN], sha2[DIGEST_TEXT_LEN];
+	char status[LINE_MAX_LEN], want[LINE_MAX_LEN];
+	struct conn *c;
+
+	path_join(backdir, sizeof(backdir), local, "back");
+	cr_assert_eq(mkdir(backdir, 0755), 0);
+	c = conn_open();
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t n = sizes[i];
+		bool big = n > MIB;
+		char name[32];
+		int rc;
+
+		snprintf(name, sizeof(name), "c%zu.bin", n);
+		path_join(src, sizeof(src), local, name);
+		path_join(back, sizeof(back), backdir, name);
+		snprintf(remote, sizeof(remote), "files/client/%s", name);
+		cr_assert_eq(make_random_file(src, n), 0);
+
+		rc = big ? tcpfile_run(&d, out, sizeof(out), "put", "--sha256", src, remote, NULL)
+			 : tcpfile_run(&d, out, sizeof(out), "put", src, remote, NULL);
+		cr_assert_eq(rc, 0, "tcpfile put %zu bytes: %d\n%s", n, rc, out);
+		share_path(dst, sizeof(dst), remote + strlen("files/"));
+		cr_assert(files_equal(src, dst), "stored file differs (%zu bytes)", n);
+
+		rc = tcpfile_run(&d, out, sizeof(out), "get", remote, back, NULL);
+		cr_assert_eq(rc, 0, "tcpfile get %zu bytes: %d\n%s", n, rc, out);
+		cr_assert(files_equal(src, back), "downloaded file differs (%zu bytes)", n);
+
+		/* The server announces the digest we compute ourselves. */
+		digest_file(src, xxh, sha);
+		digest_file(back, xxh2, sha2);
+		cr_assert_str_eq(xxh, xxh2);
+		cr_assert_str_eq(sha, sha2);
+		conn_cmd(c, status, sizeof(status), "GET %s offset=%zu alg=sha256", remote, n);
+		expect_ok_line(want, sizeof(want), n, sha);
+		cr_assert_str_eq(status, want);
+	}
+	conn_close(c);
+	/* No temporary file left beside the destinations. */
+	cr_assert_eq(count_entries(backdir, ""), 4);
+}
+
+Test(transfer, get_offset_tail)
+{
+	static const size_t offsets[] = { 0, 1, 4096, 9999, 10000 };
+	const size_t n = 10000;
+	unsigned char *p = random_buf(n);
+	char final[LINE_MAX_LEN], want[LINE_MAX_LEN], status[LINE_MAX_LEN];
+	char xxh[DIGEST_TEXT_LEN], sha[DIGEST_TEXT_LEN];
+	struct conn *c;
+	int fd = raw_open();
+
+	digest_buf(p, n, xxh, sha);
+	expect_ok_line(want, sizeof(want), n, xxh);
+	raw_put_buf(fd, "files/tail.bin", p, n, NULL, final, sizeof(final));
+	cr_assert_str_eq(final, want);
+	close(fd);
+
+	c = conn_open();
+	for (size_t i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++) {
+		size_t off = offsets[i];
+		unsigned char *body;
+
+		/* Size and digest describe the whole file, the body only the tail. */
+		conn_cmd(c, status, sizeof(status), "GET files/tail.bin offset=%zu", off);
+		cr_assert_str_eq(status, want, "offset %zu", off);
+		body = conn_body(c, n - off);
+		cr_assert(memcmp(body, p + off, n - off) == 0, "tail from %zu differs", off);
+		test_free(body);
+	}
+	conn_cmd(c, status, sizeof(status), "GET files/tail.bin offset=%zu", n + 1);
+	assert_err(status, 501);
+	/* Still in sync after the refusal. */
+	conn_cmd(c, status, sizeof(status), "STAT files/tail.bin");
+	cr_assert(strncmp(status, "OK f 10000 ", 11) == 0, "STAT: %s", status);
+	conn_close(c);
+	test_free(p);
+}
+
+Test(transfer, stat_fields)
+{
+	char line[LINE_MAX_LEN], want[LINE_MAX_LEN], path[PATH_MAX];
+	struct stat st;
+	int fd = raw_open();
+
+	raw_put_buf(fd, "files/st/m600", "hello", 5,
+		    "mode=0600 mtime=1234567890.5", line, sizeof(line));
+	cr_assert(strncmp(line, "OK 5 xxh3-128:", 14) == 0, "PUT: %s", line);
+	raw_cmd(fd, line, sizeof(line), "STAT files/st/m600");
+	cr_assert_str_eq(line, "OK f 5 1234567890 0600");
+	share_path(path, sizeof(path), "st/m600");
+	cr_assert_eq(lstat(path, &st), 0);
+	cr_assert(S_ISREG(st.st_mode));
+	cr_assert_eq(st.st_mode & 07777, 0600u);
+	cr_assert_eq(st.st_mtim.tv_sec, 1234567890);
+	cr_assert_eq(st.st_mtim.tv_nsec, 500000000);
+
+	/* setuid is dropped; all nine digits of nanoseconds accepted. */
+	raw_put_buf(fd, "files/st/m4700", "x", 1,
+		    "mtime=1700000000.000000001 mode=4700", line, sizeof(line));
+	cr_assert(strncmp(line, "OK 1 ", 5) == 0, "PUT: %s", line);
+	raw_cmd(fd, line, sizeof(line), "STAT files/st/m4700");
+	cr_assert_str_eq(line, "OK f 1 1700000000 0700");
+	share_path(path, sizeof(path), "st/m4700");
+	cr_assert_eq(lstat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0700u);
+	cr_assert_eq(st.st_mtim.tv_nsec, 1);
+
+	/* Directories and other file types, compared with our own lstat. */
+	share_path(path, sizeof(path), "st");
+	cr_assert_eq(lstat(path, &st), 0);
+	snprintf(want, sizeof(want), "OK d %jd %jd %04o", (intmax_t)st.st_size,
+		 (intmax_t)st.st_mtim.tv_sec, (unsigned)(st.st_mode & 07777));
+	raw_cmd(fd, line, sizeof(line), "STAT files/st");
+	cr_assert_str_eq(line, want);
+
+	share_path(path, sizeof(path), "st/fifo");
+	cr_assert_eq(mkfifo(path, 0640), 0);
+	cr_assert_eq(lstat(path, &st), 0);
+	snprintf(want, sizeof(want), "OK o 0 %jd 0640", (intmax_t)st.st_mtim.tv_sec);
+	raw_cmd(fd, line, sizeof(line), "STAT files/st/fifo");
+	cr_assert_str_eq(line, want);
+
+	raw_cmd(fd, line, sizeof(line), "STAT files");
+	cr_assert(strncmp(line, "OK d ", 5) == 0, "STAT of the share root: %s", line);
+	raw_cmd(fd, line, sizeof(line), "STAT files/st/nope");
+	assert_err(line, 550);
+	close(fd);
+}
+
+Test(transfer, list_fields)
+{
+	/* Decoded names in bytewise order, with their wire encodings. */
+	static const struct {
+		const char *name, *encoded;
+		bool dir;
+		size_t size;
+	} entries[] = {
+		{ "a.txt", "a.txt", false, 3 },
+		{ "b", "b", true, 0 },
+		{ "pct%x", "pct%25x", false, 0 },
+		{ "sp ace", "sp%20ace", false, 17 },
+		{ "\xc3\xbc", "%C3%BC", false, 1 },
+	};
+	const size_t count = sizeof(entries) / sizeof(entries[0]);
+	char line[LINE_MAX_LEN], want[LINE_MAX_LEN], path[PATH_MAX], rel[64];
+	unsigned char *p = random_buf(64);
+	struct stat st;
+	int fd = raw_open();
+
+	for (size_t i = 0; i < count; i++) {
+		if (entries[i].dir) {
+			snprintf(rel, sizeof(rel), "files/lst/%s/inner", entries[i].encoded);
+			raw_put_buf(fd, rel, p, 1, NULL, line, sizeof(line));
+		} else {
+			snprintf(rel, sizeof(rel), "files/lst/%s", entries[i].encoded);
+			raw_put_buf(fd, rel, p, entries[i].size, NULL, line, sizeof(line));
+		}
+		cr_assert(strncmp(line, "OK ", 3) == 0, "PUT %s: %s", rel, line);
+	}
+	/* A leftover in the daemon's temporary-name space is never listed. */
+	share_path(path, sizeof(path), "lst/.tcpfiled.tmp.planted");
+	write_file(path, "junk", 4);
+
+	raw_cmd(fd, line, sizeof(line), "LIST files/lst");
+	snprintf(want, sizeof(want), "OK %zu", count);
+	cr_assert_str_eq(line, want);
+	for (size_t i = 0; i < count; i++) {
+		snprintf(rel, sizeof(rel), "lst/%s", entries[i].name);
+		share_path(path, sizeof(path), rel);
+		cr_assert_eq(lstat(path, &st), 0);
+		snprintf(want, sizeof(want), "%c %jd %jd %s", entries[i].dir ? 'd' : 'f',
+			 (intmax_t)st.st_size, (intmax_t)st.st_mtim.tv_sec,
+			 entries[i].encoded);
+		raw_recv(fd, line, sizeof(line));
+		cr_assert_str_eq(line, want, "entry %zu", i);
+	}
+
+	/* The share root by its bare name, and a synced stream afterwards. */
+	raw_cmd(fd, line, sizeof(line), "LIST files");
+	cr_assert_str_eq(line, "OK 1");
+	raw_recv(fd, line, sizeof(line));
+	cr_assert(strncmp(line, "d ", 2) == 0 && strcmp(strrchr(line, ' '), " lst") == 0,
+		  "root entry: %s", line);
+	raw_cmd(fd, line, sizeof(line), "LIST files/missing");
+	assert_err(line, 550);
+	raw_cmd(fd, line, sizeof(line), "QUIT");
+	cr_assert_str_eq(line, "OK bye");
+	test_free(p);
+	close(fd);
+}
+
+Test(transfer, del_files_and_dirs)
+{
+	char line[LINE_MAX_LEN], path[PATH_MAX];
+	int fd = raw_open();
+
+	raw_put_buf(fd, "files/del/a", "abc", 3, NULL, line, sizeof(line));
+	cr_assert(strncmp(line, "OK 3 ", 5) == 0, "%s", line);
+	raw_put_buf(fd, "files/del/sub/x", "x", 1, NULL, line, sizeof(line));
+	cr_assert(strncmp(line, "OK 1 ", 5) == 0, "%s", line);
+
+	raw_cmd(fd, line, sizeof(line), "DEL files/del/a");
+	cr_assert_str_eq(line, "OK");
+	share_path(path, sizeof(path), "del/a");
+	cr_assert(access(path, F_OK) != 0 && errno == ENOENT, "file still there");
+	raw_cmd(fd, line, sizeof(line), "STAT files/del/a");
+	assert_err(line, 550);
+	raw_cmd(fd, line, sizeof(line), "DEL files/del/a");
+	assert_err(line, 550);
+
+	/* A non-empty directory is refused and left alone. */
+	raw_cmd(fd, line, sizeof(line), "DEL files/del/sub");
+	assert_err(line, 556);
+	share_path(path, sizeof(path), "del/sub/x");
+	cr_assert_eq(access(path, F_OK), 0);
+	raw_cmd(fd, line, sizeof(line), "DEL files/del/sub/x");
+	cr_assert_str_eq(line, "OK");
+	raw_cmd(fd, line, sizeof(line), "DEL files/del/sub");
+	cr_assert_str_eq(line, "OK");
+	share_path(path, sizeof(path), "del/sub");
+	cr_assert(access(path, F_OK) != 0 && errno == ENOENT, "directory still there");
+	cr_assert_eq(count_entries(d.share_dir, ""), 1);  /* del/ itself */
+	close(fd);
+}
+
+Test(transfer, nested_dirs_beneath_root)
+{
+	char line[LINE_MAX_LEN], want[LINE_MAX_LEN], path[PATH_MAX];
+	char xxh[DIGEST_TEXT_LEN], sha[DIGEST_TEXT_LEN];
+	static const char *const dirs[] = { "n1", "n1/n2", "n1/n2/n3" };
+	unsigned char *p = random_buf(4096);
+	long before = count_entries(d.dir, "");
+	struct stat st;
+	int fd = raw_open();
+
+	cr_assert_geq(before, 0);
+	digest_buf(p, 4096, xxh, sha);
+	raw_put_buf(fd, "files/n1/n2/n3/leaf.bin", p, 4096, NULL, line, sizeof(line));
+	expect_ok_line(want, sizeof(want), 4096, xxh);
+	cr_assert_str_eq(line, want);
+	for (size_t i = 0; i < 3; i++) {
+		share_path(path, sizeof(path), dirs[i]);
+		cr_assert_eq(lstat(path, &st), 0, "%s missing", dirs[i]);
+		cr_assert(S_ISDIR(st.st_mode), "%s is not a directory", dirs[i]);
+	}
+	share_path(path, sizeof(path), "n1/n2/n3/leaf.bin");
+	cr_assert(file_is(path, p, 4096));
+	/* Exactly three directories and one file appeared, all in the share. */
+	cr_assert_eq(count_entries(d.dir, ""), before + 4);
+	cr_assert_eq(count_entries(d.share_dir, ""), 4);
+	raw_cmd(fd, line, sizeof(line), "STAT files/n1/n2/n3/leaf.bin");
+	cr_assert(strncmp(line, "OK f 4096 ", 10) == 0, "%s", line);
+	test_free(p);
+	close(fd);
+}
+
+Test(transfer, pipelined_middle_rejected)
+{
+	const size_t na = 5000, nb = 3000, nc = 7000;
+	unsigned char *a = random_buf(na), *b = random_buf(nb), *c = random_buf(nc);
+	char line[LINE_MAX_LEN], want[LINE_MAX_LEN], path[PATH_MAX], hdr[128];
+	char xa[DIGEST_TEXT_LEN], xc[DIGEST_TEXT_LEN], sha[DIGEST_TEXT_LEN];
+	int fd = raw_open();
+	int n;
+
+	digest_buf(a, na, xa, sha);
+	digest_buf(c, nc, xc, sha);
+	/* Everything back to back, before reading a single answer. */
+	n = snprintf(hdr, sizeof(hdr), "PUT files/pipe_a %zu pipelined=1\n", na);
+	cr_assert_eq(write_full(fd, hdr, (size_t)n), 0);
+	cr_assert_eq(write_full(fd, a, na), 0);
+	n = snprintf(hdr, sizeof(hdr), "PUT ro/pipe_b %zu pipelined=1\n", nb);
+	cr_assert_eq(write_full(fd, hdr, (size_t)n), 0);
+	cr_assert_eq(write_full(fd, b, nb), 0);
+	n = snprintf(hdr, sizeof(hdr), "PUT files/pipe_c %zu pipelined=1 mode=0600\n", nc);
+	cr_assert_eq(write_full(fd, hdr, (size_t)n), 0);
+	cr_assert_eq(write_full(fd, c, nc), 0);
+	cr_assert_eq(proto_send_line(fd, "STAT files/pipe_c"), 0);
+
+	raw_recv(fd, line, sizeof(line));
+	expect_ok_line(want, sizeof(want), na, xa);
+	cr_assert_str_eq(line, want, "first answer");
+	raw_recv(fd, line, sizeof(line));
+	assert_err(line, 553);
+	raw_recv(fd, line, sizeof(line));
+	expect_ok_line(want, sizeof(want), nc, xc);
+	cr_assert_str_eq(line, want, "third answer");
+	raw_recv(fd, line, sizeof(line));
+	cr_assert(strncmp(line, "OK f 7000 ", 10) == 0 &&
+		  strcmp(line + strlen(line) - 5, " 0600") == 0, "STAT: %s", line);
+
+	share_path(path, sizeof(path), "pipe_a");
+	cr_assert(file_is(path, a, na));
+	share_path(path, sizeof(path), "pipe_c");
+	cr_assert(file_is(path, c, nc));
+	cr_assert_eq(count_entries(d.share_dir, ""), 2);
+	cr_assert_eq(count_entries(d.ro_dir, ""), 0);
+	test_free(a);
+	test_free(b);
+	test_free(c);
+	close(fd);
+}
+
+static void upper(char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'a' && *s <= 'f')
+			*s = (char)(*s - 'a' + 'A');
+}
+
+Test(transfer, digest_verify)
+{
+	const size_t n = 20000;
+	unsigned char *v1 = random_buf(n), *v2 = random_buf(n);
+	char line[LINE_MAX_LEN], want[LINE_MAX_LEN], opt[128], path[PATH_MAX];
+	char x1[DIGEST_TEXT_LEN], s1[DIGEST_TEXT_LEN], x2[DIGEST_TEXT_LEN], s2[DIGEST_TEXT_LEN];
+	int fd = raw_open();
+
+	digest_buf(v1, n, x1, s1);
+	digest_buf(v2, n, x2, s2);
+	share_path(path, sizeof(path), "dg");
+
+	/* The right digest commits; a sha256 digest= is answered in sha256. */
+	snprintf(opt, sizeof(opt), "digest=%s", s1);
+	upper(opt + strlen("digest=sha256:"));
+	raw_put_buf(fd, "files/dg", v1, n, opt, line, sizeof(line));
+	expect_ok_line(want, sizeof(want), n, s1);
+	cr_assert_str_eq(line, want);
+	cr_assert(file_is(path, v1, n));
+
+	/* v2 announced with v1's xxh3 digest: refused, v1 stays. */
+	snprintf(opt, sizeof(opt), "digest=%s", x1);
+	raw_put_buf(fd, "files/dg", v2, n, opt, line, sizeof(line));
+	assert_err(line, 555);
+	cr_assert(file_is(path, v1, n), "old version damaged by a refused PUT");
+
+	/* A fresh name with a wrong digest: nothing appears. */
+	snprintf(opt, sizeof(opt), "digest=%s", s1);
+	raw_put_buf(fd, "files/dg_new", v2, n, opt, line, sizeof(line));
+	assert_err(line, 555);
+	raw_cmd(fd, line, sizeof(line), "STAT files/dg_new");
+	assert_err(line, 550);
+	cr_assert_eq(count_entries(d.share_dir, ""), 1);
+
+	/* The matching xxh3 digest for v2 replaces v1. */
+	snprintf(opt, sizeof(opt), "digest=%s", x2);
+	raw_put_buf(fd, "files/dg", v2, n, opt, line, sizeof(line));
+	expect_ok_line(want, sizeof(want), n, x2);
+	cr_assert_str_eq(line, want);
+	cr_assert(file_is(path, v2, n));
+	test_free(v1);
+	test_free(v2);
+	close(fd);
+}
+
+#define RACE_SIZE (8 * (size_t)MIB)
+#define RACE_CHUNK (64 * (size_t)1024)
+
+/* Two uploads of different content to one name, bodies interleaved chunk
+ * by chunk.  Per connection: go[] tells whether the header was accepted,
+ * final[] holds the last answer (the header's ERR, or the final one). */
+static void race_two_puts(const char *opts, unsigned char *const bufs[2],
+			  char final[2][LINE_MAX_LEN], bool go[2])
+{
+	int fds[2] = { raw_open(), raw_open() };
+
+	for (int i = 0; i < 2; i++) {
+		raw_cmd(fds[i], final[i], LINE_MAX_LEN, "PUT files/race %zu%s%s",
+			RACE_SIZE, opts ? " " : "", opts ? opts : "");
+		go[i] = strcmp(final[i], "OK") == 0;
+	}
+	for (size_t off = 0; off < RACE_SIZE; off += RACE_CHUNK)
+		for (int i = 0; i < 2; i++)
+			if (go[i])
+				cr_assert_eq(write_full(fds[i], bufs[i] + off, RACE_CHUNK), 0);
+	for (int i = 0; i < 2; i++) {
+		if (go[i])
+			raw_recv(fds[i], final[i], LINE_MAX_LEN);
+		close(fds[i]);
+	}
+}
+
+Test(transfer, concurrent_writers_one_version)
+{
+	unsigned char *bufs[2] = { random_buf(RACE_SIZE), random_buf(RACE_SIZE) };
+	char final[2][LINE_MAX_LEN], want[LINE_MAX_LEN], path[PATH_MAX];
+	char xxh[DIGEST_TEXT_LEN], sha[DIGEST_TEXT_LEN];
+	bool go[2];
+	size_t len;
+	unsigned char *got;
+
+	race_two_puts(NULL, bufs, final, go);
+	for (int i = 0; i < 2; i++) {
+		cr_assert(go[i], "header %d refused: %s", i, final[i]);
+		digest_buf(bufs[i], RACE_SIZE, xxh, sha);
+		expect_ok_line(want, sizeof(want), RACE_SIZE, xxh);
+		cr_assert_str_eq(final[i], want, "upload %d", i);
+	}
+	share_path(path, sizeof(path), "race");
+	got = read_file(path, &len);
+	cr_assert_eq(len, RACE_SIZE);
+	cr_assert(memcmp(got, bufs[0], len) == 0 || memcmp(got, bufs[1], len) == 0,
+		  "the file mixes both uploads");
+	cr_assert_eq(count_entries(d.share_dir, ""), 1);
+	test_free(got);
+	test_free(bufs[0]);
+	test_free(bufs[1]);
+}
+
+Test(transfer, racing_no_overwrite)
+{
+	unsigned char *bufs[2] = { random_buf(RACE_SIZE), random_buf(RACE_SIZE) };
+	char final[2][LINE_MAX_LEN], want[LINE_MAX_LEN], path[PATH_MAX];
+	char xxh[DIGEST_TEXT_LEN], sha[DIGEST_TEXT_LEN];
+	int winner = -1, refused = 0;
+	bool go[2];
+
+	race_two_puts("overwrite=0", bufs, final, go);
+	for (int i = 0; i < 2; i++) {
+		if (strncmp(final[i], "OK ", 3) == 0) {
+			cr_assert_eq(winner, -1, "both uploads succeeded");
+			winner = i;
+		} else {
+			assert_err(final[i], 554);
+			refused++;
+		}
+	}
+	cr_assert_neq(winner, -1, "no upload succeeded: %s / %s", final[0], final[1]);
+	cr_assert_eq(refused, 1);
+	digest_buf(bufs[winner], RACE_SIZE, xxh, sha);
+	expect_ok_line(want, sizeof(want), RACE_SIZE, xxh);
+	cr_assert_str_eq(final[winner], want);
+	share_path(path, sizeof(path), "race");
+	cr_assert(file_is(path, bufs[winner], RACE_SIZE), "the file is not the winner's");
+	cr_assert_eq(count_entries(d.share_dir, ""), 1);
+	test_free(bufs[0]);
+	test_free(bufs[1]);
+}
