@@ -1,5 +1,6 @@
 /* digest: XXH3-128 (libxxhash) and SHA-256 (OpenSSL EVP) behind one streaming interface. */
 #include "digest.h"
+#include "parse.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -223,17 +224,6 @@ int digest_format(const struct digest_value *d, char *buf, size_t cap)
 	return (int)need;
 }
 
-static int digest_hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int digest_parse(const char *text, size_t len, struct digest_value *out)
 {
 	const char *colon = memchr(text, ':', len);
@@ -252,8 +242,8 @@ int digest_parse(const char *text, size_t len, struct digest_value *out)
 
 	struct digest_value v = { .alg = alg, .len = dlen };
 	for (size_t i = 0; i < dlen; i++) {
-		int hi = digest_hex_value(hexp[2 * i]);
-		int lo = digest_hex_value(hexp[2 * i + 1]);
+		int hi = parse_hex_digit(hexp[2 * i]);
+		int lo = parse_hex_digit(hexp[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
 		v.bytes[i] = (uint8_t)(hi << 4 | lo);

@@ -150,3 +150,14 @@ const char *format_size(uint64_t bytes, char *buf, size_t cap)
 	snprintf(buf, cap, "%.1f %s", v, units[i]);
 	return buf;
 }
+
+int parse_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

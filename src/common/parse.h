@@ -22,5 +22,8 @@ int parse_duration_ms(const char *s, uint64_t *out);
 /* yes/no, true/false, on/off, 1/0 (case-insensitive).  0 or -EINVAL. */
 int parse_bool(const char *s, bool *out);
 
+/* Value of one hexadecimal digit (either case), or -1. */
+int parse_hex_digit(char c);
+
 /* Formats a byte count as "512.0 MiB" into buf.  Returns buf. */
 const char *format_size(uint64_t bytes, char *buf, size_t cap);

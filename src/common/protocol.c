@@ -63,17 +63,6 @@ bool proto_next_token(const char **cursor, const char *end,
 
 /* ---- percent-encoding ---- */
 
-static int proto_hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool proto_byte_is_plain(unsigned char c)
 {
 	return c >= 0x21 && c <= 0x7e && c != '%';
@@ -117,8 +106,8 @@ int proto_decode_path(const char *in, size_t len, char *out, size_t cap)
 		if (c == '%') {
 			if (len - i < 3)
 				return -EINVAL;
-			int hi = proto_hex_value(in[i + 1]);
-			int lo = proto_hex_value(in[i + 2]);
+			int hi = parse_hex_digit(in[i + 1]);
+			int lo = parse_hex_digit(in[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -EINVAL;
 			c = (unsigned char)(hi << 4 | lo);
