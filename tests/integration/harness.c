@@ -1,4 +1,4 @@
-/* harness: starts, watches and stops the real tcpfiled and tcpfile binaries for integration tests. */
+/* harness: drives tcpfiled and tcpfile for the integration tests; shared test helpers. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -10,8 +10,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,14 +30,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <criterion/criterion.h>
 #include <xxhash.h>
 
 #include "netio.h"
 #include "parse.h"
+#include "protocol.h"
 
 extern char **environ;
 
-#define HARNESS_RUN_TIMEOUT_MS 60000
 #define HARNESS_MAX_DAEMONS    8
 #define HARNESS_MAX_ARGS       64
 #define HARNESS_POLL_SLICE_MS  100
@@ -250,6 +253,16 @@ static int harness_poll_fd(int fd, short events, int64_t deadline)
 	}
 }
 
+/* 0 once fd is readable (or at EOF), -ETIMEDOUT at the deadline, -errno. */
+static int harness_wait_readable(int fd, int64_t deadline)
+{
+	int r = harness_poll_fd(fd, POLLIN, deadline);
+
+	if (r < 0)
+		return r;
+	return r == 0 ? -ETIMEDOUT : 0;
+}
+
 /* ---- Small file and socket helpers ---- */
 
 const char *harness_bin(const char *var)
@@ -347,11 +360,11 @@ static int harness_rm_one(const char *path, const struct stat *st, int type,
 	return 0;
 }
 
-static void harness_rm_rf(const char *dir)
+void harness_rm_rf(const char *path)
 {
 	/* Tests may leave directories without permissions behind. */
-	(void)nftw(dir, harness_rm_chmod, 16, FTW_PHYS | FTW_MOUNT);
-	(void)nftw(dir, harness_rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	(void)nftw(path, harness_rm_chmod, 16, FTW_PHYS | FTW_MOUNT);
+	(void)nftw(path, harness_rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 /* ---- Config ---- */
@@ -545,6 +558,8 @@ static bool harness_env_dropped(const char *e, const char *const *extra)
 	static const char *const drop[] = {
 		"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
 		"JOURNAL_STREAM", "WATCHDOG_USEC", "WATCHDOG_PID",
+		/* tcpfile must only get the server a test means it to have. */
+		"TCPFILE_SERVER",
 	};
 
 	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
@@ -651,29 +666,53 @@ static void harness_child_exec(const char *const *argv, char **envp,
 	_exit(127);
 }
 
-int daemon_spawn(struct daemon *d, const char *const *argv,
-		 const char *const *env)
+/* Forks and execs argv with stdin from /dev/null, stdout+stderr on out_fd
+ * and, for a daemon d with a listener, that listener as fd 3.  0 or
+ * -errno; *pid set on success. */
+static int harness_fork_exec(const char *const *argv, const struct daemon *d,
+			     const char *const *env, int out_fd, pid_t *pid)
 {
+	int pass_fd = d != NULL ? d->listen_fd : -1;
 	struct harness_env he = { 0 };
-	bool pass = d->listen_fd >= 0;
-	pid_t parent = getpid(), pid;
-	int null_fd, log_fd, r;
+	pid_t parent = getpid();
+	int null_fd, r;
 
-	if (d->dir[0] == '\0' || argv == NULL || argv[0] == NULL)
-		return -EINVAL;
-	r = harness_env_build(&he, d, pass, env);
+	r = harness_env_build(&he, d, pass_fd >= 0, env);
 	if (r < 0)
 		return r;
-	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null_fd < 0) {
 		r = -errno;
 		goto err_free_env;
 	}
-	log_fd = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (log_fd < 0) {
+	*pid = fork();
+	if (*pid < 0) {
 		r = -errno;
 		goto err_close_null;
 	}
+	if (*pid == 0)
+		harness_child_exec(argv, he.envp, he.listen_pid, null_fd, out_fd,
+				   pass_fd, parent);
+	r = 0;
+
+err_close_null:
+	close(null_fd);
+err_free_env:
+	free(he.envp);
+	return r;
+}
+
+int daemon_spawn(struct daemon *d, const char *const *argv,
+		 const char *const *env)
+{
+	int log_fd, r;
+	pid_t pid;
+
+	if (d->dir[0] == '\0' || argv == NULL || argv[0] == NULL)
+		return -EINVAL;
+	log_fd = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (log_fd < 0)
+		return -errno;
 	/* Workers orphaned by a killed master then become our children, and
 	 * daemon_stop reaps them instead of leaving zombies to an init that
 	 * may not reap (the test process ends soon anyway). */
@@ -681,14 +720,9 @@ int daemon_spawn(struct daemon *d, const char *const *argv,
 		r = -errno;
 		goto err_close_log;
 	}
-	pid = fork();
-	if (pid < 0) {
-		r = -errno;
+	r = harness_fork_exec(argv, d, env, log_fd, &pid);
+	if (r < 0)
 		goto err_close_log;
-	}
-	if (pid == 0)
-		harness_child_exec(argv, he.envp, he.listen_pid, null_fd, log_fd,
-				   d->listen_fd, parent);
 	d->pid = pid;
 	d->reaped = false;
 	d->wait_status = 0;
@@ -697,14 +731,9 @@ int daemon_spawn(struct daemon *d, const char *const *argv,
 	if (d->listen_fd >= 0)
 		close(d->listen_fd);
 	d->listen_fd = -1;
-	r = 0;
 
 err_close_log:
 	close(log_fd);
-err_close_null:
-	close(null_fd);
-err_free_env:
-	free(he.envp);
 	return r;
 }
 
@@ -877,6 +906,8 @@ int daemon_stop(struct daemon *d)
 	 * (ESRCH when none is left, which is the normal case). */
 	if (daemon_log_has_sanitizer_report(d)) {
 		fprintf(stderr, "harness: sanitizer report in the daemon's log\n");
+		daemon_dump_log(d);
+	} else if (getenv("ITEST_DUMP_LOG") != NULL) {
 		daemon_dump_log(d);
 	}
 	if (d->pid > 0) {
@@ -1168,6 +1199,12 @@ int daemon_connect(struct daemon *d)
 		r = -errno;
 		goto err_close_fd;
 	}
+	/* A request line followed at once by its body, or lines sent back to
+	 * back, must not wait ~40 ms for the peer's delayed ACK. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int)) < 0) {
+		r = -errno;
+		goto err_close_fd;
+	}
 	r = socket_set_timeouts(fd, HARNESS_TIMEOUT_MS);
 	if (r < 0)
 		goto err_close_fd;
@@ -1178,21 +1215,37 @@ err_close_fd:
 	return r;
 }
 
-int proto_send_line(int fd, const char *fmt, ...)
+static int proto_vsend_line(int fd, const char *fmt, va_list ap)
 {
-	char *line = NULL;
-	va_list ap;
+	va_list measure;
+	char *line;
 	int len, r;
 
-	va_start(ap, fmt);
-	len = vasprintf(&line, fmt, ap);
-	va_end(ap);
+	va_copy(measure, ap);
+	len = vsnprintf(NULL, 0, fmt, measure);
+	va_end(measure);
 	if (len < 0)
+		return -EINVAL;
+	line = malloc((size_t)len + 2);
+	if (line == NULL)
 		return -ENOMEM;
-	r = write_full(fd, line, (size_t)len);
-	if (r == 0)
-		r = write_full(fd, "\n", 1);
+	vsnprintf(line, (size_t)len + 1, fmt, ap);
+	/* Line and LF in one write: a lone LF segment would wait for the
+	 * delayed ACK of the first (Nagle). */
+	line[len] = '\n';
+	r = write_full(fd, line, (size_t)len + 1);
 	free(line);
+	return r;
+}
+
+int proto_send_line(int fd, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = proto_vsend_line(fd, fmt, ap);
+	va_end(ap);
 	return r;
 }
 
@@ -1208,12 +1261,10 @@ ssize_t proto_recv_line(int fd, char *buf, size_t cap)
 	for (;;) {
 		ssize_t n;
 		char c;
-		int r = harness_poll_fd(fd, POLLIN, deadline);
+		int r = harness_wait_readable(fd, deadline);
 
 		if (r < 0)
 			return r;
-		if (r == 0)
-			return -ETIMEDOUT;
 		n = read_full(fd, &c, 1);
 		if (n < 0)
 			return n;
@@ -1260,12 +1311,10 @@ static int harness_capture(int fd, char *out, size_t cap, int64_t deadline)
 	 * would wait for a whole chunk. */
 	for (;;) {
 		ssize_t n;
-		int r = harness_poll_fd(fd, POLLIN, deadline);
+		int r = harness_wait_readable(fd, deadline);
 
 		if (r < 0)
 			return r;
-		if (r == 0)
-			return -ETIMEDOUT;
 		n = read(fd, chunk, sizeof(chunk));
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -1283,39 +1332,35 @@ static int harness_capture(int fd, char *out, size_t cap, int64_t deadline)
 	}
 }
 
-int harness_run(const char *const *argv, char *out, size_t cap)
+int harness_spawn(const char *const *argv, const char *const *env,
+		  struct harness_proc *p)
 {
-	int64_t deadline = harness_now_ms() + HARNESS_RUN_TIMEOUT_MS;
-	struct harness_child child = { 0 };
-	struct harness_env he = { 0 };
-	pid_t parent = getpid();
-	int pipefd[2], null_fd, r;
+	int pipefd[2], r;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -errno;
+	r = harness_fork_exec(argv, NULL, env, pipefd[1], &p->pid);
+	close(pipefd[1]);
+	if (r < 0) {
+		close(pipefd[0]);
+		return r;
+	}
+	p->out_fd = pipefd[0];
+	return 0;
+}
+
+int harness_proc_wait(struct harness_proc *p, char *out, size_t cap,
+		      int timeout_ms)
+{
+	int64_t deadline = harness_now_ms() + timeout_ms;
+	struct harness_child child = { .pid = p->pid };
+	int r;
 
 	if (cap > 0)
 		out[0] = '\0';
-	r = harness_env_build(&he, NULL, false, NULL);
-	if (r < 0)
-		return r;
-	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null_fd < 0) {
-		r = -errno;
-		goto err_free_env;
-	}
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
-		r = -errno;
-		goto err_close_null;
-	}
-	child.pid = fork();
-	if (child.pid < 0) {
-		r = -errno;
-		goto err_close_pipe;
-	}
-	if (child.pid == 0)
-		harness_child_exec(argv, he.envp, NULL, null_fd, pipefd[1], -1,
-				   parent);
-	close(pipefd[1]);
-	pipefd[1] = -1;
-	r = harness_capture(pipefd[0], out, cap, deadline);
+	r = harness_capture(p->out_fd, out, cap, deadline);
+	close(p->out_fd);
+	p->out_fd = -1;
 	if (r == 0 && !wait_until(harness_child_cond, &child,
 				  harness_remaining_ms(deadline)))
 		r = -ETIMEDOUT;
@@ -1328,31 +1373,77 @@ int harness_run(const char *const *argv, char *out, size_t cap)
 	if (r == 0)
 		r = WIFEXITED(child.status) ? WEXITSTATUS(child.status)
 					    : 128 + WTERMSIG(child.status);
-
-err_close_pipe:
-	close(pipefd[0]);
-	if (pipefd[1] >= 0)
-		close(pipefd[1]);
-err_close_null:
-	close(null_fd);
-err_free_env:
-	free(he.envp);
 	return r;
+}
+
+int harness_run(const char *const *argv, char *out, size_t cap)
+{
+	struct harness_proc p;
+	int r;
+
+	if (cap > 0)
+		out[0] = '\0';
+	r = harness_spawn(argv, NULL, &p);
+	if (r < 0)
+		return r;
+	return harness_proc_wait(&p, out, cap, HARNESS_RUN_TIMEOUT_MS);
+}
+
+int tcpfile_spawnv(struct daemon *d, const char *const argv[],
+		   const char *server_env, struct harness_proc *p)
+{
+	const char *bin = harness_bin("TCPFILE_BIN");
+	char server_var[sizeof("TCPFILE_SERVER=") + 256];
+	const char *env[] = { server_var, NULL };
+	const char **full;
+	size_t nargs = 0, n = 0;
+	int r;
+
+	if (bin == NULL)
+		return -ENOENT;
+	if (server_env != NULL &&
+	    (size_t)snprintf(server_var, sizeof(server_var), "TCPFILE_SERVER=%s",
+			     server_env) >= sizeof(server_var))
+		return -ENAMETOOLONG;
+	while (argv[nargs] != NULL)
+		nargs++;
+	full = calloc(nargs + 4, sizeof(*full));
+	if (full == NULL)
+		return -ENOMEM;
+	full[n++] = bin;
+	if (d != NULL) {
+		full[n++] = "-s";
+		full[n++] = d->server;
+	}
+	for (size_t i = 0; i < nargs; i++)
+		full[n++] = argv[i];
+	full[n] = NULL;
+	r = harness_spawn(full, server_env != NULL ? env : NULL, p);
+	free(full);
+	return r;
+}
+
+int tcpfile_runv(struct daemon *d, char *out, size_t cap,
+		 const char *const argv[], const char *server_env)
+{
+	struct harness_proc p;
+	int r;
+
+	if (cap > 0)
+		out[0] = '\0';
+	r = tcpfile_spawnv(d, argv, server_env, &p);
+	if (r < 0)
+		return r;
+	return harness_proc_wait(&p, out, cap, HARNESS_RUN_TIMEOUT_MS);
 }
 
 int tcpfile_run(struct daemon *d, char *out, size_t cap, ...)
 {
 	const char *argv[HARNESS_MAX_ARGS + 1];
-	const char *bin = harness_bin("TCPFILE_BIN");
 	size_t n = 0;
 	const char *a;
 	va_list ap;
 
-	if (bin == NULL)
-		return -ENOENT;
-	argv[n++] = bin;
-	argv[n++] = "-s";
-	argv[n++] = d->server;
 	va_start(ap, cap);
 	while ((a = va_arg(ap, const char *)) != NULL) {
 		if (n == HARNESS_MAX_ARGS) {
@@ -1363,10 +1454,28 @@ int tcpfile_run(struct daemon *d, char *out, size_t cap, ...)
 	}
 	va_end(ap);
 	argv[n] = NULL;
-	return harness_run(argv, out, cap);
+	return tcpfile_runv(d, out, cap, argv, NULL);
 }
 
 /* ---- Files ---- */
+
+int fill_random(void *buf, size_t len)
+{
+	unsigned char *p = buf;
+
+	/* getrandom() may return fewer bytes than asked beyond 256. */
+	while (len > 0) {
+		ssize_t got = getrandom(p, len, 0);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return -errno;
+		p += got;
+		len -= (size_t)got;
+	}
+	return 0;
+}
 
 int make_random_file(const char *path, size_t len)
 {
@@ -1376,20 +1485,13 @@ int make_random_file(const char *path, size_t len)
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	while (len > 0) {
+	while (len > 0 && r == 0) {
 		size_t want = len < sizeof(buf) ? len : sizeof(buf);
-		ssize_t got = getrandom(buf, want, 0);
 
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			r = -errno;
-			break;
-		}
-		r = write_full(fd, buf, (size_t)got);
-		if (r < 0)
-			break;
-		len -= (size_t)got;
+		r = fill_random(buf, want);
+		if (r == 0)
+			r = write_full(fd, buf, want);
+		len -= want;
 	}
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
@@ -1626,4 +1728,282 @@ out_free_state:
 out_close_fd:
 	close(fd);
 	return r;
+}
+
+bool pid_in(pid_t pid, const pid_t *set, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == pid)
+			return true;
+	return false;
+}
+
+/* ---- Asserting helpers ----
+ * Criterion forks a process per test, so these pools start empty in every
+ * test; test_release_all() empties them for a test that failed early. */
+
+struct raw_conn {
+	int fd;
+	bool live;
+	struct linebuf lb;
+};
+
+static void *test_owned[TEST_MAX_OWNED];
+static struct raw_conn test_conns[TEST_MAX_CONNS];
+
+void start_daemon(struct daemon *d, const struct daemon_opts *opts)
+{
+	struct daemon_opts def = { 0 };
+	int r = daemon_start(d, opts != NULL ? opts : &def);
+
+	cr_assert_eq(r, 0, "daemon_start: %s", strerror(-r));
+}
+
+void *test_alloc(size_t n)
+{
+	for (size_t i = 0; i < TEST_MAX_OWNED; i++) {
+		if (test_owned[i] == NULL) {
+			test_owned[i] = malloc(n ? n : 1);
+			cr_assert_not_null(test_owned[i], "out of memory");
+			return test_owned[i];
+		}
+	}
+	cr_assert_fail("more than %d live test buffers", TEST_MAX_OWNED);
+	return NULL;
+}
+
+void test_free(void *p)
+{
+	for (size_t i = 0; p != NULL && i < TEST_MAX_OWNED; i++) {
+		if (test_owned[i] == p) {
+			free(p);
+			test_owned[i] = NULL;
+			return;
+		}
+	}
+}
+
+void test_release_all(void)
+{
+	for (size_t i = 0; i < TEST_MAX_CONNS; i++)
+		if (test_conns[i].live)
+			conn_close(&test_conns[i]);
+	for (size_t i = 0; i < TEST_MAX_OWNED; i++) {
+		free(test_owned[i]);
+		test_owned[i] = NULL;
+	}
+}
+
+void *random_buf(size_t n)
+{
+	void *p = test_alloc(n);
+	int r = fill_random(p, n);
+
+	cr_assert_eq(r, 0, "getrandom: %s", strerror(-r));
+	return p;
+}
+
+void write_file(const char *path, const void *p, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	cr_assert_eq(write_full(fd, p, n), 0, "write %s", path);
+	cr_assert_eq(close(fd), 0);
+}
+
+bool file_is(const char *path, const void *p, size_t n)
+{
+	unsigned char *got = test_alloc(n + 1);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool same;
+
+	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	/* One byte more than expected detects a longer file. */
+	same = read_full(fd, got, n + 1) == (ssize_t)n && memcmp(got, p, n) == 0;
+	close(fd);
+	test_free(got);
+	return same;
+}
+
+void path_join(char *out, size_t cap, const char *dir, const char *name)
+{
+	int n = snprintf(out, cap, "%s/%s", dir, name);
+
+	cr_assert(n > 0 && (size_t)n < cap, "path too long: %s/%s", dir, name);
+}
+
+bool path_exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+void scratch_create(char *dir, size_t cap, const char *tag)
+{
+	cr_assert_eq(dir[0], '\0', "scratch dir created twice");
+	cr_assert_lt((size_t)snprintf(dir, cap, "/tmp/%s.XXXXXX", tag), cap);
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+}
+
+void scratch_remove(char *dir)
+{
+	if (dir[0] != '\0')
+		harness_rm_rf(dir);
+	dir[0] = '\0';
+}
+
+void expect_line(int fd, const char *prefix, char *line, size_t cap)
+{
+	ssize_t n = proto_recv_line(fd, line, cap);
+
+	cr_assert_geq(n, 0, "no line (%s), wanted %s", strerror((int)-n), prefix);
+	cr_assert(strncmp(line, prefix, strlen(prefix)) == 0,
+		  "got \"%s\", wanted \"%s...\"", line, prefix);
+}
+
+static void test_check_greeting(const char *line, char *greeting, size_t cap)
+{
+	cr_assert(strncmp(line, "TCPFILE 1 ", 10) == 0, "greeting: %s", line);
+	if (greeting != NULL)
+		cr_assert_lt((size_t)snprintf(greeting, cap, "%s", line), cap,
+			     "greeting too long: %s", line);
+}
+
+int raw_open(struct daemon *d, char *greeting, size_t cap)
+{
+	char line[PROTO_MAX_LINE];
+	int fd = daemon_connect(d);
+	ssize_t n;
+
+	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+	n = proto_recv_line(fd, line, sizeof(line));
+	cr_assert_geq(n, 0, "greeting: %s", strerror((int)-n));
+	test_check_greeting(line, greeting, cap);
+	return fd;
+}
+
+void raw_recv(int fd, char *out, size_t cap)
+{
+	ssize_t n = proto_recv_line(fd, out, cap);
+
+	cr_assert_geq(n, 0, "reading an answer: %s", strerror((int)-n));
+}
+
+/* Formats one request line, failing the test when it exceeds the limit. */
+static void test_format_request(char *req, size_t cap, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(req, cap, fmt, ap);
+
+	cr_assert(n > 0 && (size_t)n < cap);
+}
+
+void raw_cmd(int fd, char *out, size_t cap, const char *fmt, ...)
+{
+	char req[PROTO_MAX_LINE];
+	va_list ap;
+
+	va_start(ap, fmt);
+	test_format_request(req, sizeof(req), fmt, ap);
+	va_end(ap);
+	cr_assert_eq(proto_send_line(fd, "%s", req), 0, "send %s", req);
+	raw_recv(fd, out, cap);
+}
+
+void raw_put_buf(int fd, const char *remote, const void *p, size_t n,
+		 const char *opts, char *final, size_t cap)
+{
+	raw_cmd(fd, final, cap, "PUT %s %zu%s%s", remote, n,
+		opts ? " " : "", opts ? opts : "");
+	if (strcmp(final, "OK") != 0)
+		return;
+	cr_assert_eq(write_full(fd, p, n), 0, "sending the body of %s", remote);
+	raw_recv(fd, final, cap);
+}
+
+struct raw_conn *conn_open(struct daemon *d, int io_timeout_ms, char *greeting,
+			   size_t cap)
+{
+	char line[PROTO_MAX_LINE];
+	struct raw_conn *c = NULL;
+
+	for (size_t i = 0; i < TEST_MAX_CONNS && c == NULL; i++)
+		if (!test_conns[i].live)
+			c = &test_conns[i];
+	cr_assert_not_null(c, "more than %d connections", TEST_MAX_CONNS);
+
+	c->fd = daemon_connect(d);
+	cr_assert_geq(c->fd, 0, "connect: %s", strerror(-c->fd));
+	if (socket_set_timeouts(c->fd, (uint64_t)io_timeout_ms) < 0 ||
+	    linebuf_init(&c->lb, c->fd, PROTO_MAX_LINE) < 0) {
+		close(c->fd);
+		cr_assert_fail("setting up the connection failed");
+	}
+	c->live = true;
+	conn_line(c, line, sizeof(line));
+	test_check_greeting(line, greeting, cap);
+	return c;
+}
+
+void conn_close(struct raw_conn *c)
+{
+	linebuf_finish(&c->lb);
+	close(c->fd);
+	c->live = false;
+}
+
+void conn_line(struct raw_conn *c, char *out, size_t cap)
+{
+	char *line;
+	size_t len;
+	int r = linebuf_read_line(&c->lb, &line, &len);
+
+	cr_assert_eq(r, 1, "reading a line: %d (%s)", r, r < 0 ? strerror(-r) : "EOF");
+	cr_assert_lt(len, cap);
+	memcpy(out, line, len + 1);
+}
+
+void conn_cmd(struct raw_conn *c, char *status, size_t cap, const char *fmt, ...)
+{
+	char req[PROTO_MAX_LINE];
+	va_list ap;
+
+	va_start(ap, fmt);
+	test_format_request(req, sizeof(req), fmt, ap);
+	va_end(ap);
+	cr_assert_eq(proto_send_line(c->fd, "%s", req), 0, "send %s", req);
+	conn_line(c, status, cap);
+}
+
+unsigned char *conn_body(struct raw_conn *c, uint64_t n)
+{
+	unsigned char *p = test_alloc((size_t)n);
+	uint64_t done = 0;
+
+	while (done < n) {
+		ssize_t r = linebuf_read(&c->lb, p + done, (size_t)(n - done));
+
+		cr_assert_gt(r, 0, "body ended after %" PRIu64 " of %" PRIu64 " bytes: %zd",
+			     done, n, r);
+		done += (uint64_t)r;
+	}
+	return p;
+}
+
+void conn_body_to_file(struct raw_conn *c, uint64_t n, const char *path)
+{
+	static char chunk[1024 * 1024];
+	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	cr_assert_geq(out, 0, "open %s: %s", path, strerror(errno));
+	while (n > 0) {
+		size_t want = n < sizeof(chunk) ? (size_t)n : sizeof(chunk);
+		ssize_t r = linebuf_read(&c->lb, chunk, want);
+
+		cr_assert_gt(r, 0, "body ended early (%" PRIu64 " bytes missing)", n);
+		cr_assert_eq(write_full(out, chunk, (size_t)r), 0);
+		n -= (uint64_t)r;
+	}
+	cr_assert_eq(close(out), 0);
 }

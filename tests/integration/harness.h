@@ -49,8 +49,9 @@ int daemon_start(struct daemon *d, const struct daemon_opts *opts);
 int daemon_write_config(struct daemon *d, const struct daemon_opts *opts);
 
 /* Sends SIGTERM and waits for the master to exit; returns its wait status
- * (or -ETIMEDOUT after deadline, then SIGKILLs).  Removes the temp dir.
- * Safe to call twice. */
+ * (or -ETIMEDOUT after deadline, then SIGKILLs).  Copies the daemon's log
+ * to stderr when ITEST_DUMP_LOG is set (or it holds a sanitizer report).
+ * Removes the temp dir.  Safe to call twice, and on a zeroed struct. */
 int daemon_stop(struct daemon *d);
 
 /* Reads notify datagrams until one contains a line starting with prefix
@@ -82,13 +83,24 @@ int proto_send_line(int fd, const char *fmt, ...) __attribute__((format(printf, 
 /* Reads one line (without LF) into buf; returns length or -errno. */
 ssize_t proto_recv_line(int fd, char *buf, size_t cap);
 
-/* Runs build/tcpfile with -s d->server and the NULL-terminated args,
- * capturing stdout+stderr into out (NUL-terminated, truncated to cap).
- * Returns the exit status (0..255) or -errno. */
+/* Runs $TCPFILE_BIN with -s d->server and the NULL-terminated args,
+ * capturing stdout+stderr into out (NUL-terminated, truncated to cap);
+ * TCPFILE_SERVER is removed from its environment.  At most 64 args: use
+ * tcpfile_runv for more.  Returns the exit status (0..255), 128+signal if
+ * killed, or -errno. */
 int tcpfile_run(struct daemon *d, char *out, size_t cap, ...);
+
+/* Like tcpfile_run with an argument vector (argv: the arguments after the
+ * program name, NULL-terminated, any number).  d may be NULL: then no -s
+ * is added.  TCPFILE_SERVER is set to server_env, or removed from the
+ * environment when server_env is NULL. */
+int tcpfile_runv(struct daemon *d, char *out, size_t cap,
+		 const char *const argv[], const char *server_env);
 
 /* Writes len random bytes to path; returns 0 or -errno. */
 int make_random_file(const char *path, size_t len);
+/* Fills buf with len random bytes; returns 0 or -errno. */
+int fill_random(void *buf, size_t len);
 /* True when the files have identical content. */
 bool files_equal(const char *a, const char *b);
 /* Counts entries (recursively) under dir whose name starts with prefix
@@ -136,9 +148,41 @@ void daemon_dump_log(struct daemon *d);
  * -ETIMEDOUT after HARNESS_TIMEOUT_MS. */
 
 /* Runs argv (argv[0] a path, NULL-terminated) with stdout+stderr captured
- * into out like tcpfile_run (60 s deadline).  Returns the exit status,
- * 128+signal if killed, or -errno. */
+ * into out like tcpfile_run (HARNESS_RUN_TIMEOUT_MS deadline).  Returns
+ * the exit status, 128+signal if killed, or -errno. */
 int harness_run(const char *const *argv, char *out, size_t cap);
+
+#define HARNESS_RUN_TIMEOUT_MS 120000
+
+/* A program started by harness_spawn, its stdout+stderr on a pipe. */
+struct harness_proc {
+	pid_t pid;
+	int out_fd;     /* read end; harness_proc_wait closes it */
+};
+
+/* Starts argv (argv[0] a path) with stdin from /dev/null and env
+ * ("NAME=value", NULL-terminated, may be NULL) added to the environment,
+ * without waiting.  0 or -errno; on success harness_proc_wait must
+ * follow. */
+int harness_spawn(const char *const *argv, const char *const *env,
+		  struct harness_proc *p);
+/* Collects the output into out (as harness_run does) until EOF, then
+ * reaps the program; at the deadline kills it and returns -ETIMEDOUT (out
+ * keeps what arrived).  Returns the exit status, 128+signal, or -errno. */
+int harness_proc_wait(struct harness_proc *p, char *out, size_t cap,
+		      int timeout_ms);
+/* tcpfile_runv without waiting: starts the client for harness_proc_wait
+ * (a test can then play the server's part). */
+int tcpfile_spawnv(struct daemon *d, const char *const argv[],
+		   const char *server_env, struct harness_proc *p);
+
+/* Removes path and everything beneath it (directories without permissions
+ * are made accessible first).  Best effort: problems go to stderr, so a
+ * cleanup failure does not mask a test's verdict. */
+void harness_rm_rf(const char *path);
+
+/* True when pid is one of set[0..n). */
+bool pid_in(pid_t pid, const pid_t *set, size_t n);
 
 /* $var (TCPFILED_BIN, TCPFILE_BIN), or NULL when unset. */
 const char *harness_bin(const char *var);
@@ -185,3 +229,77 @@ bool daemon_log_has_sanitizer_report(struct daemon *d);
  * and its workers and removes the temp dir; and a test process that dies
  * without its .fini takes the daemon along (PR_SET_PDEATHSIG in the
  * spawned child). */
+
+/* ---- Asserting helpers for test bodies ----
+ * Unlike everything above, these fail the running test (cr_assert) instead
+ * of returning an error: call them only from a Criterion test or fixture.
+ * Blocks and connections they hand out live until test_release_all(),
+ * which the suite's .fini calls, so a failed assertion that leaves a test
+ * early leaks nothing. */
+
+/* daemon_start, failing the test when it fails; opts NULL: defaults. */
+void start_daemon(struct daemon *d, const struct daemon_opts *opts);
+
+#define TEST_MAX_OWNED 64
+#define TEST_MAX_CONNS 4
+
+void *test_alloc(size_t n);
+/* p may be NULL or a block not from test_alloc (then nothing happens). */
+void test_free(void *p);
+/* Closes every open raw_conn and frees every test_alloc block. */
+void test_release_all(void);
+
+/* n random bytes in a test_alloc block. */
+void *random_buf(size_t n);
+/* Creates or truncates path with exactly p[0..n). */
+void write_file(const char *path, const void *p, size_t n);
+/* True when path holds exactly p[0..n). */
+bool file_is(const char *path, const void *p, size_t n);
+/* "dir/name" into out; fails the test when it does not fit. */
+void path_join(char *out, size_t cap, const char *dir, const char *name);
+/* True when lstat(path) succeeds. */
+bool path_exists(const char *path);
+
+/* mkdtemp("/tmp/<tag>.XXXXXX") into dir (which must be empty: Criterion
+ * runs a suite's .init and then the test's own, and only one of them may
+ * create it).  scratch_remove removes it and empties dir; no-op on "". */
+void scratch_create(char *dir, size_t cap, const char *tag);
+void scratch_remove(char *dir);
+
+/* Reads one line from fd; fails unless it starts with prefix. */
+void expect_line(int fd, const char *prefix, char *line, size_t cap);
+
+/* A plain connection: daemon_connect, then the greeting, which must start
+ * "TCPFILE 1 " (copied into greeting when that is non-NULL).  Returns the
+ * fd; the caller closes it. */
+int raw_open(struct daemon *d, char *greeting, size_t cap);
+/* One answer line. */
+void raw_recv(int fd, char *out, size_t cap);
+/* Sends one request line and reads one answer line. */
+void raw_cmd(int fd, char *out, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* PUT in the normal form: header, go-ahead, body, final answer.  When the
+ * header is refused, final holds that ERR line and no body is sent.  opts
+ * (may be NULL) is appended to the header. */
+void raw_put_buf(int fd, const char *remote, const void *p, size_t n,
+		 const char *opts, char *final, size_t cap);
+
+/* A connection whose answers may carry a body: status lines and body bytes
+ * come through one buffer in step, so no byte read ahead of a body is
+ * lost.  At most TEST_MAX_CONNS open at a time. */
+struct raw_conn;
+
+/* Connects with SO_RCVTIMEO/SO_SNDTIMEO of io_timeout_ms and reads the
+ * greeting as raw_open does. */
+struct raw_conn *conn_open(struct daemon *d, int io_timeout_ms, char *greeting,
+			   size_t cap);
+void conn_close(struct raw_conn *c);
+/* One status line. */
+void conn_line(struct raw_conn *c, char *out, size_t cap);
+/* Sends one request line and reads the status line into status. */
+void conn_cmd(struct raw_conn *c, char *status, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Exactly n body bytes, in a test_alloc block. */
+unsigned char *conn_body(struct raw_conn *c, uint64_t n);
+/* Exactly n body bytes, streamed into path (created or truncated). */
+void conn_body_to_file(struct raw_conn *c, uint64_t n, const char *path);

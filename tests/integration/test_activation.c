@@ -101,15 +101,6 @@ static int start_activated(unsigned workers)
 	return r;
 }
 
-static void expect_line(int fd, const char *prefix, char *line, size_t cap)
-{
-	ssize_t n = proto_recv_line(fd, line, cap);
-
-	cr_assert_geq(n, 0, "no line (%s), wanted %s", strerror((int)-n), prefix);
-	cr_assert(strncmp(line, prefix, strlen(prefix)) == 0,
-		  "got \"%s\", wanted \"%s...\"", line, prefix);
-}
-
 static int connect_port(uint16_t port)
 {
 	uint16_t saved = d.port;

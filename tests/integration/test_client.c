@@ -4,21 +4,15 @@
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -27,188 +21,31 @@
 #define OUT_CAP 65536
 #define BATCH 2000
 
-extern char **environ;
-
 static struct daemon d;
-static bool d_running;
 static char local[PATH_MAX];
 
 /* ---- fixtures ---------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	return remove(path) == 0 ? 0 : -1;
-}
-
-static void rm_rf(const char *dir)
-{
-	/* Best effort: a failure here must not mask the test's own verdict. */
-	(void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void setup_local(void)
 {
-	/* Criterion runs a suite's .init and then the test's own: only one of
-	 * them may create the dir, or the first one leaks. */
-	cr_assert_eq(local[0], '\0', "setup_local ran twice");
-	snprintf(local, sizeof(local), "/tmp/itclient.XXXXXX");
-	cr_assert_not_null(mkdtemp(local), "mkdtemp: %s", strerror(errno));
+	scratch_create(local, sizeof(local), "itclient");
 }
 
 static void setup(void)
 {
-	struct daemon_opts opts = { 0 };
-	int r;
-
 	setup_local();
-	r = daemon_start(&d, &opts);
-	cr_assert_eq(r, 0, "daemon_start: %s", strerror(-r));
-	d_running = true;
+	start_daemon(&d, NULL);
 }
 
 static void teardown(void)
 {
-	if (d_running && getenv("ITEST_DUMP_LOG"))
-		daemon_dump_log(&d);
-	if (d_running)
-		daemon_stop(&d);
-	d_running = false;
-	if (local[0] != '\0')
-		rm_rf(local);
-	local[0] = '\0';
-}
-
-/* ---- running the client with an argument vector ------------------------ */
-
-/* tcpfile_run() takes a fixed argument list; these take a vector (the
- * batch test passes 2,000 names) and control TCPFILE_SERVER. */
-struct child {
-	pid_t pid;
-	int out;     /* read end of its stdout+stderr */
-};
-
-/* Spawns $TCPFILE_BIN args...; TCPFILE_SERVER is removed from the
- * environment, or set to env_server when that is non-NULL. */
-static void client_spawn(const char *const *args, size_t nargs,
-			 const char *env_server, struct child *c)
-{
-	const char *bin = getenv("TCPFILE_BIN");
-	posix_spawn_file_actions_t fa;
-	size_t nenv = 0, k = 0;
-	char **argv, **envp, *envvar = NULL;
-	int pipefd[2], r;
-
-	cr_assert_not_null(bin, "TCPFILE_BIN is not set");
-	argv = calloc(nargs + 2, sizeof(*argv));
-	cr_assert_not_null(argv);
-	argv[0] = (char *)bin;
-	for (size_t i = 0; i < nargs; i++)
-		argv[i + 1] = (char *)args[i];
-
-	while (environ[nenv])
-		nenv++;
-	envp = calloc(nenv + 2, sizeof(*envp));
-	cr_assert_not_null(envp);
-	for (size_t i = 0; i < nenv; i++)
-		if (strncmp(environ[i], "TCPFILE_SERVER=", 15) != 0)
-			envp[k++] = environ[i];
-	if (env_server) {
-		cr_assert_geq(asprintf(&envvar, "TCPFILE_SERVER=%s", env_server), 0);
-		envp[k++] = envvar;
-	}
-
-	cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
-	cr_assert_eq(posix_spawn_file_actions_init(&fa), 0);
-	cr_assert_eq(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0), 0);
-	cr_assert_eq(posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1), 0);
-	cr_assert_eq(posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2), 0);
-	r = posix_spawn(&c->pid, bin, &fa, NULL, argv, envp);
-	cr_assert_eq(r, 0, "spawn %s: %s", bin, strerror(r));
-	posix_spawn_file_actions_destroy(&fa);
-	close(pipefd[1]);
-	c->out = pipefd[0];
-	free(envvar);
-	free(envp);
-	free(argv);
-}
-
-/* Collects the output (truncated to cap) until EOF and the exit status;
- * kills the client at the deadline.  Returns 0..255, 128+signal. */
-static int client_wait(struct child *c, char *out, size_t cap, int timeout_ms)
-{
-	struct timespec t0, now;
-	size_t used = 0;
-	int status;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		struct pollfd p = { .fd = c->out, .events = POLLIN };
-		char chunk[4096];
-		long spent;
-		ssize_t n;
-		int r;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		spent = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
-		if (spent >= timeout_ms) {
-			kill(c->pid, SIGKILL);
-			waitpid(c->pid, &status, 0);
-			close(c->out);
-			cr_assert_fail("tcpfile did not finish within %d ms; output:\n%.*s",
-				       timeout_ms, (int)used, out);
-		}
-		r = poll(&p, 1, (int)(timeout_ms - spent));
-		if (r < 0 && errno == EINTR)
-			continue;
-		cr_assert_geq(r, 0, "poll: %s", strerror(errno));
-		if (r == 0)
-			continue;
-		n = read(c->out, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		cr_assert_geq(n, 0, "read: %s", strerror(errno));
-		if (n == 0)
-			break;
-		if (used + 1 < cap) {
-			size_t take = (size_t)n < cap - 1 - used ? (size_t)n : cap - 1 - used;
-
-			memcpy(out + used, chunk, take);
-			used += take;
-		}
-	}
-	out[used] = '\0';
-	close(c->out);
-	cr_assert_eq(waitpid(c->pid, &status, 0), c->pid);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static int client_run(const char *const *args, size_t nargs,
-		      const char *env_server, char *out, size_t cap)
-{
-	struct child c;
-
-	client_spawn(args, nargs, env_server, &c);
-	return client_wait(&c, out, cap, 120000);
+	daemon_stop(&d);
+	scratch_remove(local);
 }
 
 #define NARGS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- file helpers ------------------------------------------------------- */
-
-static void path_join(char *out, size_t cap, const char *dir, const char *name)
-{
-	int n = snprintf(out, cap, "%s/%s", dir, name);
-
-	cr_assert(n > 0 && (size_t)n < cap, "path too long: %s/%s", dir, name);
-}
-
-static bool exists(const char *path)
-{
-	struct stat st;
-
-	return lstat(path, &st) == 0;
-}
 
 static void local_file(char *path, size_t cap, const char *name, size_t size)
 {
@@ -311,11 +148,11 @@ Test(client, put_stat_ls_get_rm)
 			 "files/multi/beta.bin", NULL);
 	cr_assert_eq(rc, 0, "rm: %d\n%s", rc, out);
 	share_path(path, sizeof(path), "dir/a.bin");
-	cr_assert(!exists(path), "rm left the file");
+	cr_assert(!path_exists(path), "rm left the file");
 	share_path(path, sizeof(path), "multi/beta.bin");
-	cr_assert(!exists(path), "rm left the second file");
+	cr_assert(!path_exists(path), "rm left the second file");
 	share_path(path, sizeof(path), "multi/alpha.bin");
-	cr_assert(exists(path), "rm removed too much");
+	cr_assert(path_exists(path), "rm removed too much");
 	rc = tcpfile_run(&d, out, sizeof(out), "stat", "files/dir/a.bin", NULL);
 	cr_assert_eq(rc, 1, "stat of a removed file: %d\n%s", rc, out);
 }
@@ -380,8 +217,6 @@ Test(client, batch_of_small_files, .timeout = 300)
 
 	local_dir(dir, sizeof(dir), "batch");
 	cr_assert_eq(getrandom(sizes, sizeof(sizes), 0), (ssize_t)sizeof(sizes));
-	args[n++] = "-s";
-	args[n++] = d.server;
 	args[n++] = "-q";
 	args[n++] = "put";
 	for (size_t i = 0; i < BATCH; i++) {
@@ -391,8 +226,9 @@ Test(client, batch_of_small_files, .timeout = 300)
 		args[n++] = names[i];
 	}
 	args[n++] = "files/batch/";
+	args[n] = NULL;
 
-	rc = client_run(args, n, NULL, out, sizeof(out));
+	rc = tcpfile_runv(&d, out, sizeof(out), args, NULL);
 	cr_assert_eq(rc, 0, "put of %d files: %d\n%s", BATCH, rc, out);
 
 	cr_assert_eq(count_entries(d.share_dir, ""), BATCH + 1);
@@ -472,8 +308,8 @@ Test(client_offline, cannot_connect, .init = setup_local, .fini = teardown,
 	int rc;
 
 	snprintf(server, sizeof(server), "127.0.0.1:%u", dead_port());
-	const char *args[] = { "-s", server, "ls", "files" };
-	rc = client_run(args, NARGS(args), NULL, out, sizeof(out));
+	const char *args[] = { "-s", server, "ls", "files", NULL };
+	rc = tcpfile_runv(NULL, out, sizeof(out), args, NULL);
 	cr_assert_eq(rc, 69, "exit %d\n%s", rc, out);
 }
 
@@ -486,18 +322,18 @@ Test(client, env_server)
 	rc = tcpfile_run(&d, out, sizeof(out), "put", src, "files/envfile.bin", NULL);
 	cr_assert_eq(rc, 0, "put: %d\n%s", rc, out);
 
-	const char *ls[] = { "ls", "files" };
-	rc = client_run(ls, NARGS(ls), d.server, out, sizeof(out));
+	const char *ls[] = { "ls", "files", NULL };
+	rc = tcpfile_runv(NULL, out, sizeof(out), ls, d.server);
 	cr_assert_eq(rc, 0, "ls via TCPFILE_SERVER: %d\n%s", rc, out);
 	cr_assert(output_has_line(out, "envfile.bin", NULL), "ls output:\n%s", out);
 
 	/* The variable is really used: pointing it nowhere fails ... */
 	snprintf(dead, sizeof(dead), "127.0.0.1:%u", dead_port());
-	rc = client_run(ls, NARGS(ls), dead, out, sizeof(out));
+	rc = tcpfile_runv(NULL, out, sizeof(out), ls, dead);
 	cr_assert_eq(rc, 69, "ls via a dead TCPFILE_SERVER: %d\n%s", rc, out);
 	/* ... and -s wins over it. */
-	const char *ls_s[] = { "-s", d.server, "ls", "files" };
-	rc = client_run(ls_s, NARGS(ls_s), dead, out, sizeof(out));
+	const char *ls_s[] = { "-s", d.server, "ls", "files", NULL };
+	rc = tcpfile_runv(NULL, out, sizeof(out), ls_s, dead);
 	cr_assert_eq(rc, 0, "-s over TCPFILE_SERVER: %d\n%s", rc, out);
 }
 
@@ -530,7 +366,8 @@ Test(client, ls_long)
 Test(client_offline, usage_errors, .init = setup_local, .fini = teardown,
      .timeout = 60)
 {
-	static const char *const bad[][3] = {
+	/* Rows end in NULL (the unset last column). */
+	static const char *const bad[][4] = {
 		{ "frobnicate", NULL, NULL },
 		{ "put", "only-one", NULL },
 		{ "get", "files/x", NULL },
@@ -539,16 +376,12 @@ Test(client_offline, usage_errors, .init = setup_local, .fini = teardown,
 	char out[OUT_CAP];
 
 	for (size_t i = 0; i < NARGS(bad); i++) {
-		size_t n = 0;
-
-		while (n < 3 && bad[i][n])
-			n++;
-		int rc = client_run((const char *const *)bad[i], n, "127.0.0.1:1", out, sizeof(out));
+		int rc = tcpfile_runv(NULL, out, sizeof(out), bad[i], "127.0.0.1:1");
 
 		cr_assert_eq(rc, 64, "tcpfile %s: exit %d\n%s", bad[i][0], rc, out);
 	}
-	const char *none[] = { "-q" };
-	cr_assert_eq(client_run(none, 1, "127.0.0.1:1", out, sizeof(out)), 64);
+	const char *none[] = { "-q", NULL };
+	cr_assert_eq(tcpfile_runv(NULL, out, sizeof(out), none, "127.0.0.1:1"), 64);
 }
 
 /* A one-shot fake server: accepts one connection, sends greeting (and,
@@ -558,8 +391,8 @@ static int fake_server_run(const char *greeting, const char *answer)
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	char server[64], out[OUT_CAP], line[512];
+	struct harness_proc c;
 	struct pollfd p;
-	struct child c;
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int fd, rc;
 
@@ -569,8 +402,8 @@ static int fake_server_run(const char *greeting, const char *answer)
 	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
 	snprintf(server, sizeof(server), "127.0.0.1:%u", ntohs(sa.sin_port));
 
-	const char *args[] = { "-s", server, "ls", "files" };
-	client_spawn(args, NARGS(args), NULL, &c);
+	const char *args[] = { "-s", server, "ls", "files", NULL };
+	cr_assert_eq(tcpfile_spawnv(NULL, args, NULL, &c), 0, "spawning tcpfile");
 	p = (struct pollfd){ .fd = lfd, .events = POLLIN };
 	cr_assert_eq(poll(&p, 1, HARNESS_TIMEOUT_MS), 1, "the client never connected");
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -583,7 +416,7 @@ static int fake_server_run(const char *greeting, const char *answer)
 		cr_assert_gt(n, 0, "no request from the client");
 		cr_assert_eq(write_full(fd, answer, strlen(answer)), 0);
 	}
-	rc = client_wait(&c, out, sizeof(out), HARNESS_TIMEOUT_MS);
+	rc = harness_proc_wait(&c, out, sizeof(out), HARNESS_TIMEOUT_MS);
 	close(fd);
 	close(lfd);
 	return rc;

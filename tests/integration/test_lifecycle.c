@@ -36,21 +36,6 @@ static void lifecycle_fini(void)
 
 TestSuite(lifecycle, .fini = lifecycle_fini, .timeout = 120);
 
-static void start(const struct daemon_opts *opts)
-{
-	int r = daemon_start(&d, opts);
-
-	cr_assert_eq(r, 0, "daemon_start: %s", strerror(-r));
-}
-
-static bool pid_in(pid_t pid, const pid_t *set, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (set[i] == pid)
-			return true;
-	return false;
-}
-
 static bool log_has_kill9(void *arg)
 {
 	return daemon_log_contains(&d, "killed by signal 9");
@@ -64,22 +49,12 @@ static void expect_exit_status(int status, int code)
 		     WEXITSTATUS(status), code);
 }
 
-/* Reads lines until one starts with prefix; fails the test otherwise. */
-static void expect_line(int fd, const char *prefix, char *line, size_t cap)
-{
-	ssize_t n = proto_recv_line(fd, line, cap);
-
-	cr_assert_geq(n, 0, "no line (%s), wanted %s", strerror((int)-n), prefix);
-	cr_assert(strncmp(line, prefix, strlen(prefix)) == 0,
-		  "got \"%s\", wanted \"%s...\"", line, prefix);
-}
-
 Test(lifecycle, workers_wait_for_connections)
 {
 	pid_t pids[8];
 	char *hist;
 
-	start(&(struct daemon_opts){ .workers = 3 });
+	start_daemon(&d, &(struct daemon_opts){ .workers = 3 });
 	cr_assert_eq(daemon_wait_workers(&d, 3, pids, 8, HARNESS_TIMEOUT_MS), 0,
 		     "3 workers blocked waiting for a connection");
 	for (size_t i = 0; i < 3; i++) {
@@ -122,7 +97,7 @@ Test(lifecycle, killed_worker_is_replaced)
 	pid_t before[8];
 	struct replaced r = { .before = before };
 
-	start(&(struct daemon_opts){ .workers = 3 });
+	start_daemon(&d, &(struct daemon_opts){ .workers = 3 });
 	cr_assert_eq(daemon_wait_workers(&d, 3, before, 8, HARNESS_TIMEOUT_MS), 0);
 	r.master = d.pid;
 	r.victim = before[1];
@@ -141,7 +116,7 @@ Test(lifecycle, sigterm_lets_upload_finish)
 	static char body[BIG_SIZE];
 	int fd, status;
 
-	start(&(struct daemon_opts){ .workers = 2 });
+	start_daemon(&d, &(struct daemon_opts){ .workers = 2 });
 	snprintf(src, sizeof(src), "%s/big.src", d.dir);
 	snprintf(dst, sizeof(dst), "%s/big.bin", d.share_dir);
 	cr_assert_eq(make_random_file(src, BIG_SIZE), 0);
@@ -179,7 +154,7 @@ static void idle_connection_gets_421(int sig)
 	char line[512];
 	int fd, status;
 
-	start(&(struct daemon_opts){ .workers = 2 });
+	start_daemon(&d, &(struct daemon_opts){ .workers = 2 });
 	fd = daemon_connect_greeted(&d);
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
 	/* A request served proves this worker owns the connection. */
@@ -213,8 +188,8 @@ Test(lifecycle, stalled_upload_is_killed_after_shutdown_timeout)
 	int64_t t0, elapsed;
 	int fd, status;
 
-	start(&(struct daemon_opts){ .workers = 2,
-				     .server_extra = "shutdown_timeout = 1s" });
+	start_daemon(&d, &(struct daemon_opts){ .workers = 2,
+						.server_extra = "shutdown_timeout = 1s" });
 	fd = daemon_connect_greeted(&d);
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
 	cr_assert_eq(proto_send_line(fd, "PUT files/stall.bin 1048576"), 0);
@@ -250,7 +225,7 @@ Test(lifecycle, master_leads_its_own_process_group)
 		_exit(127);
 	}
 	cr_assert_eq(getpgid(sibling), getpgrp());
-	start(&(struct daemon_opts){ .workers = 2 });
+	start_daemon(&d, &(struct daemon_opts){ .workers = 2 });
 	master = d.pid;
 	cr_assert_eq(getpgid(master), master, "master is a process-group leader");
 	cr_assert_neq(getpgid(master), getpgrp());
@@ -284,7 +259,7 @@ Test(lifecycle, workers_die_with_a_killed_master)
 	struct dead_set set = { .pids = workers, .n = 3 };
 	int status;
 
-	start(&(struct daemon_opts){ .workers = 3 });
+	start_daemon(&d, &(struct daemon_opts){ .workers = 3 });
 	cr_assert_eq(daemon_wait_workers(&d, 3, workers, 4, HARNESS_TIMEOUT_MS), 0);
 	cr_assert_eq(kill(d.pid, SIGKILL), 0);
 	cr_assert(wait_until(all_dead, &set, 1000), "workers outlived the master");
@@ -344,8 +319,8 @@ Test(lifecycle, crash_loop_exits_70)
 	pid_t workers[4];
 	int status;
 
-	start(&(struct daemon_opts){ .workers = 2,
-				     .server_extra = "crash_loop_timeout = 2s" });
+	start_daemon(&d, &(struct daemon_opts){ .workers = 2,
+						.server_extra = "crash_loop_timeout = 2s" });
 	cr_assert_eq(daemon_wait_workers(&d, 2, workers, 4, HARNESS_TIMEOUT_MS), 0);
 	/* New workers cannot open the share root any more. */
 	cr_assert_eq(rmdir(d.share_dir), 0, "rmdir: %s", strerror(errno));
@@ -362,7 +337,7 @@ Test(lifecycle, self_bind_listens_and_serves)
 	char line[512], port[16];
 	int fd;
 
-	start(&(struct daemon_opts){ .workers = 2, .self_bind = true });
+	start_daemon(&d, &(struct daemon_opts){ .workers = 2, .self_bind = true });
 	cr_assert_eq(d.listen_fd, -1);
 	fd = daemon_connect(&d);
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
@@ -431,7 +406,7 @@ Test(lifecycle, no_descriptor_leak_in_a_worker)
 	pid_t w, again;
 	long before, after;
 
-	start(&(struct daemon_opts){ .workers = 1 });
+	start_daemon(&d, &(struct daemon_opts){ .workers = 1 });
 	snprintf(small, sizeof(small), "%s/small.txt", d.share_dir);
 	cr_assert_eq(make_random_file(small, 1000), 0);
 	cr_assert_eq(daemon_wait_workers(&d, 1, &w, 1, HARNESS_TIMEOUT_MS), 0);

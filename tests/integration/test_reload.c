@@ -34,22 +34,6 @@ static void reload_fini(void)
 
 TestSuite(reload, .fini = reload_fini, .timeout = 120);
 
-static void start(const struct daemon_opts *opts)
-{
-	int r = daemon_start(&d, opts);
-
-	cr_assert_eq(r, 0, "daemon_start: %s", strerror(-r));
-}
-
-static void expect_line(int fd, const char *prefix, char *line, size_t cap)
-{
-	ssize_t n = proto_recv_line(fd, line, cap);
-
-	cr_assert_geq(n, 0, "no line (%s), wanted %s", strerror((int)-n), prefix);
-	cr_assert(strncmp(line, prefix, strlen(prefix)) == 0,
-		  "got \"%s\", wanted \"%s...\"", line, prefix);
-}
-
 /* Rewrites the config, sends SIGHUP and waits for RELOADING=1 then the
  * READY=1 that follows it; the READY datagram lands in ready. */
 static void reload(const struct daemon_opts *opts, char *ready, size_t cap)
@@ -63,14 +47,6 @@ static void reload(const struct daemon_opts *opts, char *ready, size_t cap)
 	cr_assert_eq(daemon_wait_notify(&d, "READY=1", HARNESS_TIMEOUT_MS,
 					ready ? ready : msg, ready ? cap : sizeof(msg)),
 		     0, "READY=1 after the reload");
-}
-
-static bool pid_in(pid_t pid, const pid_t *set, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (set[i] == pid)
-			return true;
-	return false;
 }
 
 struct generation {
@@ -182,7 +158,7 @@ Test(reload, sighup_grows_workers_without_refusing_connections)
 	int to_child[2], from_child[2], status;
 	char c;
 
-	start(&(struct daemon_opts){ .workers = 2 });
+	start_daemon(&d, &(struct daemon_opts){ .workers = 2 });
 	cr_assert_eq(daemon_wait_workers(&d, 2, old, 4, HARNESS_TIMEOUT_MS), 0);
 	cr_assert_eq(pipe2(to_child, O_CLOEXEC), 0);
 	cr_assert_eq(pipe2(from_child, O_CLOEXEC), 0);
@@ -249,7 +225,7 @@ Test(reload, invalid_config_keeps_the_old_one)
 	char *hist;
 	int fd, lineno;
 
-	start(&(struct daemon_opts){ .workers = 2 });
+	start_daemon(&d, &(struct daemon_opts){ .workers = 2 });
 	cr_assert_eq(daemon_wait_workers(&d, 2, before, 4, HARNESS_TIMEOUT_MS), 0);
 	reload(&(struct daemon_opts){ .workers = 5,
 				      .server_extra = "no_such_key = 1" }, NULL, 0);
@@ -291,7 +267,7 @@ Test(reload, open_connection_survives_reload)
 	pid_t old;
 	int fd;
 
-	start(&(struct daemon_opts){ .workers = 1 });
+	start_daemon(&d, &(struct daemon_opts){ .workers = 1 });
 	cr_assert_eq(daemon_wait_workers(&d, 1, &old, 1, HARNESS_TIMEOUT_MS), 0);
 	fd = daemon_connect_greeted(&d);
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
@@ -356,7 +332,7 @@ Test(reload, shares_added_and_removed)
 	char extra_dir[PATH_MAX], extra[PATH_MAX + 64], line[512];
 	struct daemon_opts with, without = { .workers = 2 };
 
-	start(&without);
+	start_daemon(&d, &without);
 	snprintf(extra_dir, sizeof(extra_dir), "%s/extra", d.dir);
 	cr_assert_eq(mkdir(extra_dir, 0755), 0);
 	snprintf(extra, sizeof(extra), "[extra]\npath = %s\n", extra_dir);
@@ -382,7 +358,7 @@ Test(reload, changed_listen_needs_a_restart)
 	uint16_t other;
 	int fd;
 
-	start(&(struct daemon_opts){ .workers = 2, .self_bind = true });
+	start_daemon(&d, &(struct daemon_opts){ .workers = 2, .self_bind = true });
 	cr_assert_eq(harness_free_port(&other), 0);
 	snprintf(listen, sizeof(listen), "listen = 127.0.0.1:%u", (unsigned)other);
 	reload_and_settle(&(struct daemon_opts){ .workers = 2, .server_extra = listen }, 2);

@@ -5,16 +5,13 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,216 +26,34 @@
 #define LINE_MAX_LEN PROTO_MAX_LINE
 
 static struct daemon d;
-static bool d_running;
 static char local[PATH_MAX];
-
-/* Heap blocks and the GET linebuf of the running test, released by
- * teardown so a failed assertion (which leaves the test early) leaks
- * nothing. */
-#define MAX_OWNED 16
-static void *owned[MAX_OWNED];
-static struct linebuf get_lb;
-static bool get_lb_live;
 
 /* ---- fixtures ---------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	return remove(path) == 0 ? 0 : -1;
-}
-
-static void rm_rf(const char *dir)
-{
-	/* Best effort: a failure here must not mask the test's own verdict. */
-	(void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void start_daemon(const struct daemon_opts *opts)
-{
-	struct daemon_opts def = { 0 };
-	int r = daemon_start(&d, opts ? opts : &def);
-
-	cr_assert_eq(r, 0, "daemon_start: %s", strerror(-r));
-	d_running = true;
-}
-
 static void setup_local(void)
 {
-	/* Criterion runs a suite's .init and then the test's own: only one of
-	 * them may create the dir, or the first one leaks. */
-	cr_assert_eq(local[0], '\0', "setup_local ran twice");
-	snprintf(local, sizeof(local), "/tmp/itrobust.XXXXXX");
-	cr_assert_not_null(mkdtemp(local), "mkdtemp: %s", strerror(errno));
+	scratch_create(local, sizeof(local), "itrobust");
 }
 
 static void setup(void)
 {
 	setup_local();
-	start_daemon(NULL);
-}
-
-static void *test_alloc(size_t n)
-{
-	for (size_t i = 0; i < MAX_OWNED; i++) {
-		if (owned[i] == NULL) {
-			owned[i] = malloc(n ? n : 1);
-			cr_assert_not_null(owned[i], "out of memory");
-			return owned[i];
-		}
-	}
-	cr_assert_fail("more than %d live test buffers", MAX_OWNED);
-	return NULL;
-}
-
-static void test_free(void *p)
-{
-	for (size_t i = 0; p && i < MAX_OWNED; i++) {
-		if (owned[i] == p) {
-			free(p);
-			owned[i] = NULL;
-			return;
-		}
-	}
-}
-
-static void get_lb_release(void)
-{
-	if (get_lb_live) {
-		close(get_lb.fd);
-		linebuf_finish(&get_lb);
-	}
-	get_lb_live = false;
+	start_daemon(&d, NULL);
 }
 
 static void teardown(void)
 {
-	get_lb_release();
-	for (size_t i = 0; i < MAX_OWNED; i++) {
-		free(owned[i]);
-		owned[i] = NULL;
-	}
-	if (d_running && getenv("ITEST_DUMP_LOG"))
-		daemon_dump_log(&d);
-	if (d_running)
-		daemon_stop(&d);
-	d_running = false;
-	if (local[0] != '\0')
-		rm_rf(local);
-	local[0] = '\0';
+	test_release_all();
+	daemon_stop(&d);
+	scratch_remove(local);
 }
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static void path_join(char *out, size_t cap, const char *dir, const char *name)
-{
-	int n = snprintf(out, cap, "%s/%s", dir, name);
-
-	cr_assert(n > 0 && (size_t)n < cap, "path too long: %s/%s", dir, name);
-}
-
-static void *random_buf(size_t n)
-{
-	unsigned char *p = test_alloc(n);
-	size_t done = 0;
-
-	cr_assert_not_null(p);
-	while (done < n) {
-		ssize_t r = getrandom(p + done, n - done, 0);
-
-		cr_assert(r > 0 || errno == EINTR, "getrandom: %s", strerror(errno));
-		if (r > 0)
-			done += (size_t)r;
-	}
-	return p;
-}
-
-static void write_file(const char *path, const void *p, size_t n)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
-	cr_assert_eq(write_full(fd, p, n), 0, "write %s", path);
-	cr_assert_eq(close(fd), 0);
-}
-
-static bool file_is(const char *path, const void *p, size_t n)
-{
-	unsigned char *got = test_alloc(n + 1);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	bool same;
-
-	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
-	/* One byte more than expected detects a longer file. */
-	same = read_full(fd, got, n + 1) == (ssize_t)n && memcmp(got, p, n) == 0;
-	close(fd);
-	test_free(got);
-	return same;
-}
-
-static bool exists(const char *path)
-{
-	struct stat st;
-
-	return lstat(path, &st) == 0;
-}
-
-static void check_greeting(const char *line)
-{
-	cr_assert(strncmp(line, "TCPFILE 1 ", 10) == 0, "greeting: %s", line);
-}
-
-static int raw_open(void)
-{
-	char line[LINE_MAX_LEN];
-	int fd = daemon_connect(&d);
-	ssize_t n;
-
-	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
-	n = proto_recv_line(fd, line, sizeof(line));
-	cr_assert_geq(n, 0, "greeting: %s", strerror((int)-n));
-	check_greeting(line);
-	return fd;
-}
-
-static void raw_recv(int fd, char *out, size_t cap)
-{
-	ssize_t n = proto_recv_line(fd, out, cap);
-
-	cr_assert_geq(n, 0, "reading an answer: %s", strerror((int)-n));
-}
-
-__attribute__((format(printf, 4, 5)))
-static void raw_cmd(int fd, char *out, size_t cap, const char *fmt, ...)
-{
-	char req[LINE_MAX_LEN];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(req, sizeof(req), fmt, ap);
-	va_end(ap);
-	cr_assert(n > 0 && (size_t)n < sizeof(req));
-	cr_assert_eq(proto_send_line(fd, "%s", req), 0, "send %s", req);
-	raw_recv(fd, out, cap);
-}
-
-/* Normal-form PUT; a refused header leaves its ERR line in final. */
-static void raw_put_buf(int fd, const char *remote, const void *p, size_t n,
-			const char *opts, char *final, size_t cap)
-{
-	raw_cmd(fd, final, cap, "PUT %s %zu%s%s", remote, n,
-		opts ? " " : "", opts ? opts : "");
-	if (strcmp(final, "OK") != 0)
-		return;
-	cr_assert_eq(write_full(fd, p, n), 0, "sending the body of %s", remote);
-	raw_recv(fd, final, cap);
-}
-
 static void put_ok(const char *remote, const void *p, size_t n)
 {
 	char line[LINE_MAX_LEN];
-	int fd = raw_open();
+	int fd = raw_open(&d, NULL, 0);
 
 	raw_put_buf(fd, remote, p, n, NULL, line, sizeof(line));
 	cr_assert(strncmp(line, "OK ", 3) == 0, "PUT %s: %s", remote, line);
@@ -303,39 +118,21 @@ static bool wait_readable(int fd, int timeout_ms)
 	return r > 0;
 }
 
-/* GET on a fresh connection through a linebuf (no byte read ahead of the
- * body is lost); returns the body (malloc'ed) and its length, or NULL with
- * the status line in status. */
+/* GET on a fresh connection; returns the body (test_alloc'ed) and its
+ * length, or NULL with the status line in status. */
 static unsigned char *get_body(const char *remote, size_t *len,
 			       char *status, size_t cap)
 {
-	char *line;
-	size_t llen, size = 0, done = 0;
+	struct raw_conn *c = conn_open(&d, IO_TIMEOUT_MS, NULL, 0);
 	unsigned char *p = NULL;
-	int fd = daemon_connect(&d);
-	int r;
+	size_t size = 0;
 
-	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
-	cr_assert_eq(socket_set_timeouts(fd, IO_TIMEOUT_MS), 0);
-	cr_assert_eq(linebuf_init(&get_lb, fd, PROTO_MAX_LINE), 0);
-	get_lb_live = true;
-	cr_assert_eq(linebuf_read_line(&get_lb, &line, &llen), 1);
-	check_greeting(line);
-	cr_assert_eq(proto_send_line(fd, "GET %s", remote), 0);
-	r = linebuf_read_line(&get_lb, &line, &llen);
-	cr_assert_eq(r, 1, "GET %s: no answer (%d)", remote, r);
-	snprintf(status, cap, "%s", line);
-	if (strncmp(line, "OK ", 3) == 0) {
-		cr_assert_eq(sscanf(line, "OK %zu ", &size), 1, "GET answer: %s", line);
-		p = test_alloc(size);
-		while (done < size) {
-			ssize_t n = linebuf_read(&get_lb, p + done, size - done);
-
-			cr_assert_gt(n, 0, "GET %s: body ended early", remote);
-			done += (size_t)n;
-		}
+	conn_cmd(c, status, cap, "GET %s", remote);
+	if (strncmp(status, "OK ", 3) == 0) {
+		cr_assert_eq(sscanf(status, "OK %zu ", &size), 1, "GET answer: %s", status);
+		p = conn_body(c, size);
 	}
-	get_lb_release();
+	conn_close(c);
 	*len = size;
 	return p;
 }
@@ -425,11 +222,11 @@ Test(robust, sigkill_worker_mid_upload, .init = setup_local, .fini = teardown,
 	pid_t worker;
 	int fd;
 
-	start_daemon(&opts);
+	start_daemon(&d, &opts);
 	put_ok("files/victim", v1, n_old);
 	worker = only_worker();
 
-	fd = raw_open();
+	fd = raw_open(&d, NULL, 0);
 	raw_cmd(fd, line, sizeof(line), "PUT files/victim %zu", n_new);
 	cr_assert_str_eq(line, "OK");
 	cr_assert_eq(write_full(fd, v2, MIB), 0);
@@ -458,7 +255,7 @@ Test(robust, client_disconnect_mid_body, .init = setup, .fini = teardown,
 {
 	unsigned char *p = random_buf(MIB);
 	char line[LINE_MAX_LEN];
-	int fd = raw_open();
+	int fd = raw_open(&d, NULL, 0);
 
 	raw_cmd(fd, line, sizeof(line), "PUT files/gone %u", MIB);
 	cr_assert_str_eq(line, "OK");
@@ -467,7 +264,7 @@ Test(robust, client_disconnect_mid_body, .init = setup, .fini = teardown,
 
 	wait_log("files/gone", "aborted");
 	cr_assert_eq(count_entries(d.share_dir, ""), 0, "litter after an abort");
-	fd = raw_open();
+	fd = raw_open(&d, NULL, 0);
 	raw_cmd(fd, line, sizeof(line), "STAT files/gone");
 	assert_err(line, 550);
 	close(fd);
@@ -484,7 +281,7 @@ Test(robust, short_body_then_eof, .init = setup, .fini = teardown, .timeout = 60
 	int fd, n;
 
 	/* Normal form: one byte missing, then our side of the stream ends. */
-	fd = raw_open();
+	fd = raw_open(&d, NULL, 0);
 	raw_cmd(fd, line, sizeof(line), "PUT files/short 1000");
 	cr_assert_str_eq(line, "OK");
 	cr_assert_eq(write_full(fd, p, 999), 0);
@@ -493,7 +290,7 @@ Test(robust, short_body_then_eof, .init = setup, .fini = teardown, .timeout = 60
 	close(fd);
 
 	/* Pipelined form: header and half a body. */
-	fd = raw_open();
+	fd = raw_open(&d, NULL, 0);
 	n = snprintf(hdr, sizeof(hdr), "PUT files/short2 1000 pipelined=1\n");
 	cr_assert_eq(write_full(fd, hdr, (size_t)n), 0);
 	cr_assert_eq(write_full(fd, p, 500), 0);
@@ -568,7 +365,7 @@ static void run_bad_case(const void *bytes, size_t len, int want, int alt,
 			 bool closes, const char *label)
 {
 	char line[LINE_MAX_LEN];
-	int fd = raw_open();
+	int fd = raw_open(&d, NULL, 0);
 	int code;
 
 	cr_assert_eq(write_full(fd, bytes, len), 0, "%s: send", label);
@@ -612,13 +409,13 @@ Test(robust, malformed_corpus, .init = setup_local, .fini = teardown,
 	long fds_before;
 	int fd;
 
-	start_daemon(&opts);
+	start_daemon(&d, &opts);
 	put_ok("files/exists", "abc", 3);
 	put_ok("files/dir/inner", "x", 1);
 	put_ok("files/tmp", "t", 1);
 	/* Warm the worker up through every verb before counting its fds. */
 	assert_get_is("files/exists", "abc", 3);
-	fd = raw_open();
+	fd = raw_open(&d, NULL, 0);
 	raw_cmd(fd, line, sizeof(line), "LIST files");
 	cr_assert_str_eq(line, "OK 3");
 	raw_recv(fd, line, sizeof(line));
@@ -666,14 +463,14 @@ Test(robust, malformed_corpus, .init = setup_local, .fini = teardown,
 	run_bad_case(longline, 11 + 301, 501, 553, false, "300-byte component");
 
 	/* A truncated body, then the client goes away. */
-	fd = raw_open();
+	fd = raw_open(&d, NULL, 0);
 	raw_cmd(fd, line, sizeof(line), "PUT files/trunc 100");
 	cr_assert_str_eq(line, "OK");
 	cr_assert_eq(write_full(fd, "0123456789", 10), 0);
 	close(fd);
 	wait_log("files/trunc", "aborted");
 	path_join(path, sizeof(path), d.share_dir, "trunc");
-	cr_assert(!exists(path), "truncated upload committed");
+	cr_assert(!path_exists(path), "truncated upload committed");
 
 	/* Same worker, same descriptors, still serving. */
 	wait_worker_idle(worker);
@@ -695,7 +492,7 @@ Test(robust, read_only_share, .init = setup, .fini = teardown, .timeout = 60)
 	write_file(path, "keep me", 7);
 	assert_get_is("ro/keep", "keep me", 7);
 
-	fd = raw_open();
+	fd = raw_open(&d, NULL, 0);
 	raw_cmd(fd, line, sizeof(line), "PUT ro/new 5");
 	assert_err(line, 553);
 	raw_cmd(fd, line, sizeof(line), "PUT ro/keep 5");
@@ -726,10 +523,10 @@ Test(robust, overwrite_disabled, .init = setup_local, .fini = teardown,
 	cr_assert_eq(mkdir(dir, 0755), 0);
 	snprintf(extra, sizeof(extra), "[noover]\npath = %s\noverwrite = no\n", dir);
 	opts.shares_extra = extra;
-	start_daemon(&opts);
+	start_daemon(&d, &opts);
 
 	put_ok("noover/a", "first", 5);
-	fd = raw_open();
+	fd = raw_open(&d, NULL, 0);
 	raw_cmd(fd, line, sizeof(line), "PUT noover/a 6");
 	assert_err(line, 554);
 	/* overwrite=1 cannot override the share. */
@@ -748,7 +545,7 @@ Test(robust, overwrite_disabled, .init = setup_local, .fini = teardown,
 	/* A new name is fine; overwrite=0 also works on a share that allows it. */
 	put_ok("noover/b", "bee", 3);
 	put_ok("files/o", "one", 3);
-	fd = raw_open();
+	fd = raw_open(&d, NULL, 0);
 	raw_cmd(fd, line, sizeof(line), "PUT files/o 3 overwrite=0");
 	assert_err(line, 554);
 	close(fd);
@@ -767,10 +564,10 @@ Test(robust, max_file_size, .init = setup_local, .fini = teardown, .timeout = 60
 	cr_assert_eq(mkdir(dir, 0755), 0);
 	snprintf(extra, sizeof(extra), "[small]\npath = %s\nmax_file_size = 1K\n", dir);
 	opts.shares_extra = extra;
-	start_daemon(&opts);
+	start_daemon(&d, &opts);
 
 	/* Refused at the header: the answer arrives without any body byte. */
-	fd = raw_open();
+	fd = raw_open(&d, NULL, 0);
 	raw_cmd(fd, line, sizeof(line), "PUT small/big 1025");
 	assert_err(line, 552);
 	raw_put_buf(fd, "small/fits", p, KIB, NULL, line, sizeof(line));
@@ -856,12 +653,12 @@ Test(robust, traversal_refused, .init = setup, .fini = teardown, .timeout = 60)
 	path_join(parent_x, sizeof(parent_x), dirname(tmp), "x");
 	snprintf(tmp, sizeof(tmp), "%s", d.dir);
 	path_join(parent_etc, sizeof(parent_etc), dirname(tmp), "etc");
-	had_parent_x = exists(parent_x);
-	had_parent_etc = exists(parent_etc);
+	had_parent_x = path_exists(parent_x);
+	had_parent_etc = path_exists(parent_etc);
 	before = count_entries(d.dir, "");
 	cr_assert_gt(before, 0);
 
-	fd = raw_open();
+	fd = raw_open(&d, NULL, 0);
 	for (size_t i = 0; i < sizeof(escapes) / sizeof(escapes[0]); i++) {
 		const char *p = escapes[i];
 
@@ -900,8 +697,8 @@ Test(robust, traversal_refused, .init = setup, .fini = teardown, .timeout = 60)
 	cr_assert(file_is(secret, "s3cret", 6), "the outside file changed");
 	cr_assert_eq(count_entries(outside, ""), 1, "something appeared outside");
 	cr_assert_eq(count_entries(d.dir, ""), before, "something appeared in the parent");
-	cr_assert_eq(exists(parent_x), had_parent_x);
-	cr_assert_eq(exists(parent_etc), had_parent_etc);
+	cr_assert_eq(path_exists(parent_x), had_parent_x);
+	cr_assert_eq(path_exists(parent_etc), had_parent_etc);
 	cr_assert(access("/etc/x", F_OK) != 0, "/etc/x created");
 }
 
@@ -914,8 +711,8 @@ Test(robust, idle_timeout, .init = setup_local, .fini = teardown, .timeout = 60)
 	int64_t t0;
 	int fd, busy;
 
-	start_daemon(&opts);
-	fd = raw_open();
+	start_daemon(&d, &opts);
+	fd = raw_open(&d, NULL, 0);
 	t0 = harness_now_ms();
 	cr_assert(wait_readable(fd, 5000), "no idle timeout within 5 s");
 	raw_recv(fd, line, sizeof(line));
@@ -925,7 +722,7 @@ Test(robust, idle_timeout, .init = setup_local, .fini = teardown, .timeout = 60)
 	close(fd);
 
 	/* A connection that keeps talking is not cut. */
-	busy = raw_open();
+	busy = raw_open(&d, NULL, 0);
 	t0 = harness_now_ms();
 	while (harness_now_ms() - t0 < 1500) {
 		raw_cmd(busy, line, sizeof(line), "STAT files");
@@ -942,11 +739,11 @@ Test(robust, stalled_body_timeout, .init = setup_local, .fini = teardown,
 	char line[LINE_MAX_LEN];
 	int fd;
 
-	start_daemon(&opts);
+	start_daemon(&d, &opts);
 	put_ok("files/stall", "old", 3);
 
 	/* A stalled body is bounded by the idle timeout; nothing committed. */
-	fd = raw_open();
+	fd = raw_open(&d, NULL, 0);
 	raw_cmd(fd, line, sizeof(line), "PUT files/stall 100");
 	cr_assert_str_eq(line, "OK");
 	cr_assert_eq(write_full(fd, "0123456789", 10), 0);

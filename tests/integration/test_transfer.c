@@ -5,16 +5,12 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -30,112 +26,21 @@
 #define DIGEST_TEXT_LEN 80
 
 static struct daemon d;
-static bool d_running;
 static char local[PATH_MAX];
-
-/* A connection whose answers may carry a body: lines and body bytes come
- * through one linebuf so no byte is read ahead and lost.  Kept in a static
- * pool, like the heap blocks below, so that teardown can release them when
- * a failed assertion leaves the test early. */
-struct conn {
-	int fd;
-	bool live;
-	struct linebuf lb;
-};
-
-#define MAX_CONNS 4
-#define MAX_OWNED 64
-static struct conn conns[MAX_CONNS];
-static void *owned[MAX_OWNED];
 
 /* ---- fixtures ---------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	return remove(path) == 0 ? 0 : -1;
-}
-
-static void rm_rf(const char *dir)
-{
-	/* Best effort: a failure here must not mask the test's own verdict. */
-	(void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void start_daemon(const struct daemon_opts *opts)
-{
-	struct daemon_opts def = { 0 };
-	int r = daemon_start(&d, opts ? opts : &def);
-
-	cr_assert_eq(r, 0, "daemon_start: %s", strerror(-r));
-	d_running = true;
-}
-
-static void setup_local(void)
-{
-	/* Criterion runs a suite's .init and then the test's own: only one of
-	 * them may create the dir, or the first one leaks. */
-	cr_assert_eq(local[0], '\0', "setup_local ran twice");
-	snprintf(local, sizeof(local), "/tmp/itransfer.XXXXXX");
-	cr_assert_not_null(mkdtemp(local), "mkdtemp: %s", strerror(errno));
-}
-
 static void setup(void)
 {
-	setup_local();
-	start_daemon(NULL);
-}
-
-static void release_all(void)
-{
-	for (size_t i = 0; i < MAX_CONNS; i++) {
-		if (conns[i].live) {
-			linebuf_finish(&conns[i].lb);
-			close(conns[i].fd);
-		}
-		conns[i].live = false;
-	}
-	for (size_t i = 0; i < MAX_OWNED; i++) {
-		free(owned[i]);
-		owned[i] = NULL;
-	}
-}
-
-static void *test_alloc(size_t n)
-{
-	for (size_t i = 0; i < MAX_OWNED; i++) {
-		if (owned[i] == NULL) {
-			owned[i] = malloc(n ? n : 1);
-			cr_assert_not_null(owned[i], "out of memory");
-			return owned[i];
-		}
-	}
-	cr_assert_fail("more than %d live test buffers", MAX_OWNED);
-	return NULL;
-}
-
-static void test_free(void *p)
-{
-	for (size_t i = 0; p && i < MAX_OWNED; i++) {
-		if (owned[i] == p) {
-			free(p);
-			owned[i] = NULL;
-			return;
-		}
-	}
+	scratch_create(local, sizeof(local), "itransfer");
+	start_daemon(&d, NULL);
 }
 
 static void teardown(void)
 {
-	release_all();
-	if (d_running && getenv("ITEST_DUMP_LOG"))
-		daemon_dump_log(&d);
-	if (d_running)
-		daemon_stop(&d);
-	d_running = false;
-	if (local[0] != '\0')
-		rm_rf(local);
-	local[0] = '\0';
+	test_release_all();
+	daemon_stop(&d);
+	scratch_remove(local);
 }
 
 /* ---- independent digests and file helpers ------------------------------ */
@@ -214,31 +119,6 @@ static void digest_file(const char *path, char *xxh, char *sha)
 	hasher_final(&h, xxh, sha);
 }
 
-static void *random_buf(size_t n)
-{
-	unsigned char *p = test_alloc(n);
-	size_t done = 0;
-
-	cr_assert_not_null(p);
-	while (done < n) {
-		ssize_t r = getrandom(p + done, n - done, 0);
-
-		cr_assert(r > 0 || errno == EINTR, "getrandom: %s", strerror(errno));
-		if (r > 0)
-			done += (size_t)r;
-	}
-	return p;
-}
-
-static void write_file(const char *path, const void *p, size_t n)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
-	cr_assert_eq(write_full(fd, p, n), 0, "write %s", path);
-	cr_assert_eq(close(fd), 0);
-}
-
 /* Reads a whole file into a malloc'ed buffer. */
 static unsigned char *read_file(const char *path, size_t *len)
 {
@@ -257,82 +137,33 @@ static unsigned char *read_file(const char *path, size_t *len)
 	return p;
 }
 
-static void path_join(char *out, size_t cap, const char *dir, const char *name)
-{
-	int n = snprintf(out, cap, "%s/%s", dir, name);
-
-	cr_assert(n > 0 && (size_t)n < cap, "path too long: %s/%s", dir, name);
-}
-
-static bool file_is(const char *path, const void *p, size_t n)
-{
-	size_t len;
-	unsigned char *got = read_file(path, &len);
-	bool same = len == n && memcmp(got, p, n) == 0;
-
-	test_free(got);
-	return same;
-}
-
 /* ---- raw protocol ------------------------------------------------------ */
 
-static void check_greeting(const char *line)
+/* The harness has checked the "TCPFILE 1 " prefix. */
+static void check_nonce(const char *line)
 {
 	const char *nonce = line + strlen("TCPFILE 1 ");
 
-	cr_assert(strncmp(line, "TCPFILE 1 ", 10) == 0, "greeting: %s", line);
 	cr_assert_eq(strlen(nonce), 32u, "nonce length: %s", line);
 	cr_assert_eq(strspn(nonce, "0123456789abcdef"), 32u, "nonce: %s", line);
 }
 
-/* A connection read through daemon_connect + proto_recv_line. */
-static int raw_open(void)
+static int raw_connect(void)
 {
-	char line[LINE_MAX_LEN];
-	int fd = daemon_connect(&d);
-	ssize_t n;
+	char greeting[LINE_MAX_LEN];
+	int fd = raw_open(&d, greeting, sizeof(greeting));
 
-	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
-	n = proto_recv_line(fd, line, sizeof(line));
-	cr_assert_geq(n, 0, "greeting: %s", strerror((int)-n));
-	check_greeting(line);
+	check_nonce(greeting);
 	return fd;
 }
 
-static void raw_recv(int fd, char *out, size_t cap)
+static struct raw_conn *conn_connect(void)
 {
-	ssize_t n = proto_recv_line(fd, out, cap);
+	char greeting[LINE_MAX_LEN];
+	struct raw_conn *c = conn_open(&d, IO_TIMEOUT_MS, greeting, sizeof(greeting));
 
-	cr_assert_geq(n, 0, "reading an answer: %s", strerror((int)-n));
-}
-
-/* Sends one request line and reads one answer line. */
-__attribute__((format(printf, 4, 5)))
-static void raw_cmd(int fd, char *out, size_t cap, const char *fmt, ...)
-{
-	char req[LINE_MAX_LEN];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(req, sizeof(req), fmt, ap);
-	va_end(ap);
-	cr_assert(n > 0 && (size_t)n < sizeof(req));
-	cr_assert_eq(proto_send_line(fd, "%s", req), 0, "send %s", req);
-	raw_recv(fd, out, cap);
-}
-
-/* PUT in the normal form: header, go-ahead, body, final answer.  When the
- * header is refused, final holds that ERR line and no body is sent. */
-static void raw_put_buf(int fd, const char *remote, const void *p, size_t n,
-			const char *opts, char *final, size_t cap)
-{
-	raw_cmd(fd, final, cap, "PUT %s %zu%s%s", remote, n,
-		opts ? " " : "", opts ? opts : "");
-	if (strcmp(final, "OK") != 0)
-		return;
-	cr_assert_eq(write_full(fd, p, n), 0, "sending the body of %s", remote);
-	raw_recv(fd, final, cap);
+	check_nonce(greeting);
+	return c;
 }
 
 static void raw_put_file(int fd, const char *remote, const char *path,
@@ -361,95 +192,6 @@ static void raw_put_file(int fd, const char *remote, const char *path,
 	}
 	close(in);
 	raw_recv(fd, final, cap);
-}
-
-static void conn_line(struct conn *c, char *out, size_t cap)
-{
-	char *line;
-	size_t len;
-	int r = linebuf_read_line(&c->lb, &line, &len);
-
-	cr_assert_eq(r, 1, "reading a line: %d (%s)", r, r < 0 ? strerror(-r) : "EOF");
-	cr_assert_lt(len, cap);
-	memcpy(out, line, len + 1);
-}
-
-static struct conn *conn_open(void)
-{
-	char line[LINE_MAX_LEN];
-	struct conn *c = NULL;
-
-	for (size_t i = 0; i < MAX_CONNS && !c; i++)
-		if (!conns[i].live)
-			c = &conns[i];
-	cr_assert_not_null(c, "more than %d connections", MAX_CONNS);
-
-	c->fd = daemon_connect(&d);
-	cr_assert_geq(c->fd, 0, "connect: %s", strerror(-c->fd));
-	cr_assert_eq(socket_set_timeouts(c->fd, IO_TIMEOUT_MS), 0);
-	cr_assert_eq(linebuf_init(&c->lb, c->fd, PROTO_MAX_LINE), 0);
-	c->live = true;
-	conn_line(c, line, sizeof(line));
-	check_greeting(line);
-	return c;
-}
-
-static void conn_close(struct conn *c)
-{
-	linebuf_finish(&c->lb);
-	close(c->fd);
-	c->live = false;
-}
-
-/* Reads n body bytes into a malloc'ed buffer. */
-static unsigned char *conn_body(struct conn *c, uint64_t n)
-{
-	unsigned char *p = test_alloc((size_t)n);
-	uint64_t done = 0;
-
-	cr_assert_not_null(p);
-	while (done < n) {
-		ssize_t r = linebuf_read(&c->lb, p + done, (size_t)(n - done));
-
-		cr_assert_gt(r, 0, "body ended after %" PRIu64 " of %" PRIu64 " bytes: %zd",
-			     done, n, r);
-		done += (uint64_t)r;
-	}
-	return p;
-}
-
-/* Streams n body bytes into a file. */
-static void conn_body_to_file(struct conn *c, uint64_t n, const char *path)
-{
-	static char chunk[MIB];
-	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-	cr_assert_geq(out, 0, "open %s: %s", path, strerror(errno));
-	while (n > 0) {
-		size_t want = n < sizeof(chunk) ? (size_t)n : sizeof(chunk);
-		ssize_t r = linebuf_read(&c->lb, chunk, want);
-
-		cr_assert_gt(r, 0, "body ended early (%" PRIu64 " bytes missing)", n);
-		cr_assert_eq(write_full(out, chunk, (size_t)r), 0);
-		n -= (uint64_t)r;
-	}
-	cr_assert_eq(close(out), 0);
-}
-
-/* GET: sends the request, reads the status line into status. */
-__attribute__((format(printf, 4, 5)))
-static void conn_cmd(struct conn *c, char *status, size_t cap, const char *fmt, ...)
-{
-	char req[LINE_MAX_LEN];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(req, sizeof(req), fmt, ap);
-	va_end(ap);
-	cr_assert(n > 0 && (size_t)n < sizeof(req));
-	cr_assert_eq(proto_send_line(c->fd, "%s", req), 0);
-	conn_line(c, status, cap);
 }
 
 /* The answer expected for a whole file of n bytes with that digest. */
@@ -481,10 +223,10 @@ Test(transfer, roundtrip_small_raw)
 	static const size_t sizes[] = { 0, 1, 4096 };
 	char final[LINE_MAX_LEN], want[LINE_MAX_LEN], status[LINE_MAX_LEN];
 	char xxh[DIGEST_TEXT_LEN], sha[DIGEST_TEXT_LEN], remote[64], dst[PATH_MAX];
-	int fd = raw_open();
-	struct conn *c;
+	int fd = raw_connect();
+	struct raw_conn *c;
 
-	c = conn_open();
+	c = conn_connect();
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		size_t n = sizes[i];
 		unsigned char *p = random_buf(n), *body;
@@ -528,8 +270,8 @@ Test(transfer, roundtrip_100mib_raw, .timeout = 300)
 	char final[LINE_MAX_LEN], want[LINE_MAX_LEN], status[LINE_MAX_LEN];
 	char xxh[DIGEST_TEXT_LEN], sha[DIGEST_TEXT_LEN];
 	const size_t n = 100 * (size_t)MIB;
-	int fd = raw_open();
-	struct conn *c;
+	int fd = raw_connect();
+	struct raw_conn *c;
 
 	path_join(src, sizeof(src), local, "big.bin");
 	path_join(back, sizeof(back), local, "big.back");
@@ -543,7 +285,7 @@ Test(transfer, roundtrip_100mib_raw, .timeout = 300)
 	cr_assert(files_equal(src, dst), "stored 100 MiB file differs");
 	close(fd);
 
-	c = conn_open();
+	c = conn_connect();
 	conn_cmd(c, status, sizeof(status), "GET files/big.bin");
 	expect_ok_line(want, sizeof(want), n, xxh);
 	cr_assert_str_eq(status, want);
@@ -559,11 +301,11 @@ Test(transfer, roundtrip_client, .timeout = 300)
 	char out[4096], backdir[PATH_MAX];
 	char xxh[DIGEST_TEXT_LEN], sha[DIGEST_TEXT_LEN], xxh2[DIGEST_TEXT_LEN], sha2[DIGEST_TEXT_LEN];
 	char status[LINE_MAX_LEN], want[LINE_MAX_LEN];
-	struct conn *c;
+	struct raw_conn *c;
 
 	path_join(backdir, sizeof(backdir), local, "back");
 	cr_assert_eq(mkdir(backdir, 0755), 0);
-	c = conn_open();
+	c = conn_connect();
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		size_t n = sizes[i];
 		bool big = n > MIB;
@@ -607,8 +349,8 @@ Test(transfer, get_offset_tail)
 	unsigned char *p = random_buf(n);
 	char final[LINE_MAX_LEN], want[LINE_MAX_LEN], status[LINE_MAX_LEN];
 	char xxh[DIGEST_TEXT_LEN], sha[DIGEST_TEXT_LEN];
-	struct conn *c;
-	int fd = raw_open();
+	struct raw_conn *c;
+	int fd = raw_connect();
 
 	digest_buf(p, n, xxh, sha);
 	expect_ok_line(want, sizeof(want), n, xxh);
@@ -616,7 +358,7 @@ Test(transfer, get_offset_tail)
 	cr_assert_str_eq(final, want);
 	close(fd);
 
-	c = conn_open();
+	c = conn_connect();
 	for (size_t i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++) {
 		size_t off = offsets[i];
 		unsigned char *body;
@@ -641,7 +383,7 @@ Test(transfer, stat_fields)
 {
 	char line[LINE_MAX_LEN], want[LINE_MAX_LEN], path[PATH_MAX];
 	struct stat st;
-	int fd = raw_open();
+	int fd = raw_connect();
 
 	raw_put_buf(fd, "files/st/m600", "hello", 5,
 		    "mode=0600 mtime=1234567890.5", line, sizeof(line));
@@ -706,7 +448,7 @@ Test(transfer, list_fields)
 	char line[LINE_MAX_LEN], want[LINE_MAX_LEN], path[PATH_MAX], rel[64];
 	unsigned char *p = random_buf(64);
 	struct stat st;
-	int fd = raw_open();
+	int fd = raw_connect();
 
 	for (size_t i = 0; i < count; i++) {
 		if (entries[i].dir) {
@@ -753,7 +495,7 @@ Test(transfer, list_fields)
 Test(transfer, del_files_and_dirs)
 {
 	char line[LINE_MAX_LEN], path[PATH_MAX];
-	int fd = raw_open();
+	int fd = raw_connect();
 
 	raw_put_buf(fd, "files/del/a", "abc", 3, NULL, line, sizeof(line));
 	cr_assert(strncmp(line, "OK 3 ", 5) == 0, "%s", line);
@@ -792,7 +534,7 @@ Test(transfer, nested_dirs_beneath_root)
 	unsigned char *p = random_buf(4096);
 	long before = count_entries(d.dir, "");
 	struct stat st;
-	int fd = raw_open();
+	int fd = raw_connect();
 
 	cr_assert_geq(before, 0);
 	digest_buf(p, 4096, xxh, sha);
@@ -821,7 +563,7 @@ Test(transfer, pipelined_middle_rejected)
 	unsigned char *a = random_buf(na), *b = random_buf(nb), *c = random_buf(nc);
 	char line[LINE_MAX_LEN], want[LINE_MAX_LEN], path[PATH_MAX], hdr[128];
 	char xa[DIGEST_TEXT_LEN], xc[DIGEST_TEXT_LEN], sha[DIGEST_TEXT_LEN];
-	int fd = raw_open();
+	int fd = raw_connect();
 	int n;
 
 	digest_buf(a, na, xa, sha);
@@ -875,7 +617,7 @@ Test(transfer, digest_verify)
 	unsigned char *v1 = random_buf(n), *v2 = random_buf(n);
 	char line[LINE_MAX_LEN], want[LINE_MAX_LEN], opt[128], path[PATH_MAX];
 	char x1[DIGEST_TEXT_LEN], s1[DIGEST_TEXT_LEN], x2[DIGEST_TEXT_LEN], s2[DIGEST_TEXT_LEN];
-	int fd = raw_open();
+	int fd = raw_connect();
 
 	digest_buf(v1, n, x1, s1);
 	digest_buf(v2, n, x2, s2);
@@ -923,7 +665,7 @@ Test(transfer, digest_verify)
 static void race_two_puts(const char *opts, unsigned char *const bufs[2],
 			  char final[2][LINE_MAX_LEN], bool go[2])
 {
-	int fds[2] = { raw_open(), raw_open() };
+	int fds[2] = { raw_connect(), raw_connect() };
 
 	for (int i = 0; i < 2; i++) {
 		raw_cmd(fds[i], final[i], LINE_MAX_LEN, "PUT files/race %zu%s%s",
