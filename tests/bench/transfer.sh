@@ -125,6 +125,13 @@ dd if=/dev/urandom of="$data" bs=1048576 count="$size_mb" status=none
 
 # --- the measurements: each sets $t to its wall-clock seconds ------------
 
+# Every run starts with no dirty pages: otherwise the write-back of the
+# previous run's 512 MiB throttles whichever tool happens to run next, and
+# the ratios measure the order of the runs instead of the tools.
+settle() {
+	sync
+}
+
 # Upload baseline: push the file into a sink that writes it to disk; the
 # run ends when the sink has written the last byte and exited.
 socat_up() {
@@ -133,6 +140,8 @@ socat_up() {
 	sink=$!
 	pids="$pids $sink"
 	wait_listening "$p"
+	rm -f "$tmp/sink.bin"
+	settle
 	t0=$(now)
 	socat -u "OPEN:$data" "TCP:127.0.0.1:$p"
 	wait "$sink" || fail "the socat sink failed"
@@ -149,6 +158,7 @@ socat_down() {
 	pids="$pids $src"
 	wait_listening "$p"
 	rm -f "$tmp/down.bin"
+	settle
 	t0=$(now)
 	socat -u "TCP:127.0.0.1:$p" "OPEN:$tmp/down.bin,creat,trunc"
 	t1=$(now)
@@ -156,7 +166,11 @@ socat_down() {
 	t=$(elapsed "$t0" "$t1")
 }
 
+# $1: port, $2: share directory (its previous copy is removed untimed, as
+# the socat sink's is: freeing 512 MiB of blocks is not the tool's cost).
 tcpfile_put() {
+	rm -f "$2/bench.bin"
+	settle
 	t0=$(now)
 	"$client_bin" -q -s "127.0.0.1:$1" put "$data" files/bench.bin >/dev/null ||
 		fail "tcpfile put failed"
@@ -166,6 +180,7 @@ tcpfile_put() {
 
 tcpfile_get() {
 	rm -f "$tmp/got.bin"
+	settle
 	t0=$(now)
 	"$client_bin" -q -s "127.0.0.1:$1" get files/bench.bin "$tmp/got.bin" >/dev/null ||
 		fail "tcpfile get failed"
@@ -187,11 +202,11 @@ while [ "$run" -lt "$runs" ]; do
 	best_socat_up=$(min_time "$best_socat_up" "$t")
 	socat_down
 	best_socat_down=$(min_time "$best_socat_down" "$t")
-	tcpfile_put "$port_nofsync"
+	tcpfile_put "$port_nofsync" "$tmp/share-nofsync"
 	best_put=$(min_time "$best_put" "$t")
 	tcpfile_get "$port_nofsync"
 	best_get=$(min_time "$best_get" "$t")
-	tcpfile_put "$port_fsync"
+	tcpfile_put "$port_fsync" "$tmp/share-fsync"
 	best_put_fsync=$(min_time "$best_put_fsync" "$t")
 done
 
