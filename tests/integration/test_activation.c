@@ -282,3 +282,61 @@ Test(activation, foreign_listen_pid_is_ignored)
 	close(fd);
 	cr_assert_not(daemon_log_contains(&d, "socket activation"));
 }
+
+/* Counts notify datagrams containing needle until deadline_ms passes. */
+static unsigned count_notify(const char *needle, int deadline_ms)
+{
+	int64_t end = harness_now_ms() + deadline_ms;
+	unsigned n = 0;
+	char msg[1024];
+
+	for (int64_t now = harness_now_ms(); now < end; now = harness_now_ms())
+		if (daemon_recv_notify(&d, (int)(end - now), msg, sizeof(msg)) == 0 &&
+		    strstr(msg, needle) != NULL)
+			n++;
+	return n;
+}
+
+Test(activation, watchdog_status_counters_and_stop_extension)
+{
+	const char *bin = harness_bin("TCPFILED_BIN");
+	const char *env[] = { "WATCHDOG_USEC=200000", NULL };
+	char status[1024];
+	unsigned pings;
+	int r;
+
+	cr_assert_not_null(bin);
+	cr_assert_eq(daemon_prepare(&d, &(struct daemon_opts){ .workers = 2 }), 0);
+	{
+		const char *argv[] = { bin, "-c", d.conf_path, NULL };
+
+		cr_assert_eq(daemon_spawn(&d, argv, env), 0);
+	}
+	cr_assert_eq(daemon_wait_ready(&d), 0);
+
+	/* WatchdogSec=200ms: pings every 100 ms, so at least 4 in 800 ms. */
+	pings = count_notify("WATCHDOG=1", 800);
+	cr_assert_geq(pings, 4, "WATCHDOG=1 datagrams in 800 ms: %u", pings);
+
+	/* STATUS= follows the scoreboard: one upload and one download of
+	 * 300000 bytes each. */
+	roundtrip("status.bin", 300000);
+	r = -1;
+	for (int64_t end = harness_now_ms() + HARNESS_TIMEOUT_MS; harness_now_ms() < end;) {
+		if (daemon_wait_notify(&d, "STATUS=", 3000, status, sizeof(status)) == 0 &&
+		    strstr(status, "2 transfers, 600000 bytes") != NULL) {
+			r = 0;
+			break;
+		}
+	}
+	cr_assert_eq(r, 0, "STATUS= with the transfer counters, last: %s", status);
+	cr_assert_not_null(strstr(status, "2 workers"), "%s", status);
+
+	cr_assert_eq(kill(d.pid, SIGTERM), 0);
+	cr_assert_eq(daemon_wait_notify(&d, "STOPPING=1", HARNESS_TIMEOUT_MS, NULL, 0), 0);
+	cr_assert(daemon_notify_seen(&d, "EXTEND_TIMEOUT_USEC=") ||
+		  daemon_wait_notify(&d, "EXTEND_TIMEOUT_USEC=", 3000, NULL, 0) == 0,
+		  "EXTEND_TIMEOUT_USEC= while draining");
+	r = daemon_wait_exit(&d, HARNESS_TIMEOUT_MS);
+	cr_assert(r >= 0 && WIFEXITED(r) && WEXITSTATUS(r) == 0, "exit status %d", r);
+}
