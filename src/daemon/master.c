@@ -274,6 +274,36 @@ static void master_log_exit(const struct worker_rec *rec, int status)
 		  (int)rec->pid, how);
 }
 
+/* A worker killed between linking an overwriting upload into a share's
+ * state directory and renaming it onto its name leaves the temporary name
+ * behind.  The name carries the worker's pid, and once it is reaped
+ * nothing else can be using that pid's names, so they go now rather than
+ * at the next start. */
+static void master_sweep_worker(const struct master *m, pid_t pid)
+{
+	for (size_t i = 0; i < m->conf->n_shares; i++) {
+		const struct share_conf *sh = &m->conf->shares[i];
+		int fd, r;
+
+		if (sh->read_only)
+			continue;
+		fd = storage_open_root(sh->path);
+		if (fd < 0) {
+			log_warn_errno(fd, "share [%s]: cannot sweep worker %d's "
+				       "temporary names", sh->name, (int)pid);
+			continue;
+		}
+		r = storage_sweep(fd, pid);
+		close(fd);
+		if (r < 0)
+			log_warn_errno(r, "share [%s]: sweeping worker %d's temporary names",
+				       sh->name, (int)pid);
+		else if (r > 0)
+			log_info("share [%s]: removed temporary names left by worker %d: %d",
+				 sh->name, (int)pid, r);
+	}
+}
+
 static void master_reap(struct master *m)
 {
 	int status;
@@ -285,6 +315,9 @@ static void master_reap(struct master *m)
 		if (!rec)
 			continue;
 		master_log_exit(rec, status);
+		/* A worker that exits 0 has finished or abandoned every commit. */
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			master_sweep_worker(m, pid);
 		scoreboard_release(m->sb, rec->slot);
 		m->n_live--;
 		struct worker_rec dead = *rec;
@@ -528,6 +561,20 @@ static void master_log_startup(const struct master *m)
 		  m->conf->workers);
 }
 
+/* Before any worker exists, every temporary name in a share's state
+ * directory is litter from an earlier run (a power loss, a SIGKILLed
+ * daemon).  Failing to remove it costs only space: warn and go on. */
+static void master_sweep_share(const struct share_conf *sh, int fd)
+{
+	int r = storage_sweep(fd, 0);
+
+	if (r < 0)
+		log_warn_errno(r, "share [%s]: sweeping temporary names", sh->name);
+	else if (r > 0)
+		log_notice("share [%s]: removed temporary names of interrupted uploads: %d",
+			   sh->name, r);
+}
+
 /* Workers open the shares again after fork; checking here first turns a
  * share the daemon cannot use into one clear start-up error instead of a
  * crash loop. */
@@ -547,6 +594,8 @@ static int master_check_shares(const struct config *conf)
 				  conf->shares[i].path);
 			return fd;
 		}
+		if (!conf->shares[i].read_only)
+			master_sweep_share(&conf->shares[i], fd);
 		close(fd);
 	}
 	return 0;

@@ -64,10 +64,20 @@ int storage_openat2(int dir_fd, const char *rel, int flags)
 	return fd < 0 ? -errno : (int)fd;
 }
 
+/* STORAGE_STATE_DIR and the STORAGE_RESERVED_PREFIX names: c[0..len). */
+static bool storage_reserved(const char *c, size_t len)
+{
+	static const char prefix[] = STORAGE_RESERVED_PREFIX;
+	static const char state[] = STORAGE_STATE_DIR;
+
+	if (len == sizeof(state) - 1 && memcmp(c, state, len) == 0)
+		return true;
+	return len >= sizeof(prefix) - 1 &&
+	       memcmp(c, prefix, sizeof(prefix) - 1) == 0;
+}
+
 static bool storage_component_ok(const char *c, size_t len, const char **why)
 {
-	static const char reserved[] = STORAGE_RESERVED_PREFIX;
-
 	if (len == 0)
 		*why = "empty path component";
 	else if (len > NAME_MAX)
@@ -75,8 +85,7 @@ static bool storage_component_ok(const char *c, size_t len, const char **why)
 	else if ((len == 1 && c[0] == '.') ||
 		 (len == 2 && c[0] == '.' && c[1] == '.'))
 		*why = "'.' or '..' in path";
-	else if (len >= sizeof(reserved) - 1 &&
-		 memcmp(c, reserved, sizeof(reserved) - 1) == 0)
+	else if (storage_reserved(c, len))
 		*why = "reserved name in path";
 	else
 		return true;
@@ -296,11 +305,9 @@ static int storage_names_cmp(const void *a, const void *b)
 
 static bool storage_listed(const char *name)
 {
-	static const char reserved[] = STORAGE_RESERVED_PREFIX;
-
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return false;
-	return strncmp(name, reserved, sizeof(reserved) - 1) != 0;
+	return !storage_reserved(name, strlen(name));
 }
 
 static int storage_read_names(DIR *d, struct storage_names *ns)
@@ -567,7 +574,7 @@ int storage_upload_begin(int root_fd, const char *rel, uint64_t size,
 	struct storage_split sp;
 	int r;
 
-	*up = (struct storage_upload){ .dir_fd = -1, .fd = -1 };
+	*up = (struct storage_upload){ .root_fd = root_fd, .dir_fd = -1, .fd = -1 };
 	r = storage_check(rel, false);
 	if (r < 0)
 		return r;
@@ -637,7 +644,8 @@ static int storage_link_new(struct storage_upload *up)
 	return 0;
 }
 
-static int storage_tmp_name(char *buf, size_t cap)
+/* prefix followed by 16 random lower-case hex digits. */
+static int storage_random_name(const char *prefix, char *buf, size_t cap)
 {
 	uint8_t rnd[8];
 	ssize_t n;
@@ -650,39 +658,100 @@ static int storage_tmp_name(char *buf, size_t cap)
 		return -errno;
 	if ((size_t)n != sizeof(rnd))
 		return -EIO;
-	len = snprintf(buf, cap, "%s", STORAGE_TMP_PREFIX);
+	len = snprintf(buf, cap, "%s", prefix);
 	for (size_t i = 0; i < sizeof(rnd) && len >= 0 && (size_t)len < cap; i++)
 		len += snprintf(buf + len, cap - (size_t)len, "%02x", rnd[i]);
 	return len < 0 || (size_t)len >= cap ? -EINVAL : 0;
 }
 
+/* Links the unnamed file into dir_fd under a fresh random name (in tmp). */
+static int storage_link_tmp(struct storage_upload *up, int dir_fd,
+			    const char *prefix, char *tmp, size_t cap)
+{
+	char src[64];
+	int r, tries = 0;
+
+	storage_fd_path(up->fd, src, sizeof(src));
+	do {
+		r = storage_random_name(prefix, tmp, cap);
+		if (r < 0)
+			return r;
+		r = linkat(AT_FDCWD, src, dir_fd, tmp, AT_SYMLINK_FOLLOW) < 0
+			? -errno : 0;
+	} while (r == -EEXIST && ++tries < 4);
+	return r;
+}
+
+/* Renames tmp (in dir_fd) over the final name, or drops it. */
+static int storage_rename_over(struct storage_upload *up, int dir_fd,
+			       const char *tmp)
+{
+	int r;
+
+	if (renameat(dir_fd, tmp, up->dir_fd, up->name) == 0)
+		return 0;
+	r = -errno;
+	(void)unlinkat(dir_fd, tmp, 0);
+	return r;
+}
+
+/* Opens STORAGE_STATE_DIR, creating it on first need.  Through openat2 so
+ * that a symlink planted under that name is refused, never followed. */
+static int storage_state_open(int root_fd, bool create)
+{
+	int fd = storage_open_subdir(root_fd, STORAGE_STATE_DIR);
+
+	if (fd != -ENOENT || !create)
+		return fd;
+	/* 0700: half-committed uploads are nobody else's business. */
+	if (mkdirat(root_fd, STORAGE_STATE_DIR, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return storage_open_subdir(root_fd, STORAGE_STATE_DIR);
+}
+
+/* The temporary name carries our pid, so that when we die between link
+ * and rename the master can sweep exactly our names (storage_sweep). */
+static int storage_replace_via_state(struct storage_upload *up)
+{
+	char prefix[24], tmp[sizeof(prefix) + 16];
+	int r, state_fd;
+
+	state_fd = storage_state_open(up->root_fd, true);
+	if (state_fd < 0)
+		return state_fd;
+	snprintf(prefix, sizeof(prefix), "%d.", (int)getpid());
+	r = storage_link_tmp(up, state_fd, prefix, tmp, sizeof(tmp));
+	if (r == 0)
+		r = storage_rename_over(up, state_fd, tmp);
+	close(state_fd);
+	return r;
+}
+
+/* A target on another file system than the root (EXDEV), or a root where
+ * we may not create the state directory, still gets its replacement. */
+static bool storage_state_unusable(int r)
+{
+	return r == -EXDEV || r == -EACCES || r == -EPERM || r == -EROFS;
+}
+
 /* An O_TMPFILE cannot be renamed, and linkat cannot replace: link it under
- * a hidden temporary name, then rename that over the final name. */
+ * a temporary name, then rename that over the final name. */
 static int storage_link_replace(struct storage_upload *up)
 {
-	char src[64], tmp[sizeof(STORAGE_TMP_PREFIX) + 16];
-	int r, tries = 0;
+	char tmp[sizeof(STORAGE_TMP_PREFIX) + 16];
+	int r;
 
 	/* Most uploads create a new name: one link does it, atomically. */
 	r = storage_link_new(up);
 	if (r != -EEXIST)
 		return r;
-	storage_fd_path(up->fd, src, sizeof(src));
-	do {
-		r = storage_tmp_name(tmp, sizeof(tmp));
-		if (r < 0)
-			return r;
-		r = linkat(AT_FDCWD, src, up->dir_fd, tmp, AT_SYMLINK_FOLLOW) < 0
-			? -errno : 0;
-	} while (r == -EEXIST && ++tries < 4);
+	r = storage_replace_via_state(up);
+	if (!storage_state_unusable(r))
+		return r;
+	r = storage_link_tmp(up, up->dir_fd, STORAGE_TMP_PREFIX, tmp, sizeof(tmp));
 	if (r < 0)
 		return r;
-	if (renameat(up->dir_fd, tmp, up->dir_fd, up->name) < 0) {
-		r = -errno;
-		(void)unlinkat(up->dir_fd, tmp, 0);
-		return r;
-	}
-	return 0;
+	return storage_rename_over(up, up->dir_fd, tmp);
 }
 
 static int storage_set_mtime(int fd, const struct timespec *mtime)
@@ -743,5 +812,82 @@ int storage_upload_commit(struct storage_upload *up, bool overwrite,
 		r = -errno;
 out:
 	storage_upload_abort(up);
+	return r;
+}
+
+/* "<digits>.<16 lower-case hex>", and pid's when pid_dot ("<pid>.") is
+ * non-empty. */
+static bool storage_sweepable(const char *name, const char *pid_dot)
+{
+	size_t digits = strspn(name, "0123456789");
+	const char *hex = name + digits + 1;
+
+	if (digits == 0 || name[digits] != '.')
+		return false;
+	if (pid_dot[0] && strncmp(name, pid_dot, digits + 1) != 0)
+		return false;
+	return strspn(hex, "0123456789abcdef") == 16 && hex[16] == '\0';
+}
+
+/* 1 when removed, 0 when not a regular file (left alone) or gone. */
+static int storage_sweep_one(int dir_fd, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	if (unlinkat(dir_fd, name, 0) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return 1;
+}
+
+static int storage_sweep_dir(DIR *d, const char *pid_dot)
+{
+	int r = 0, n = 0;
+
+	for (;;) {
+		struct dirent *de;
+		int one;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de)
+			return errno ? -errno : r < 0 ? r : n;
+		if (!storage_sweepable(de->d_name, pid_dot))
+			continue;
+		/* One stubborn name must not shield the others. */
+		one = storage_sweep_one(dirfd(d), de->d_name);
+		if (one < 0 && r == 0)
+			r = one;
+		else if (one > 0)
+			n++;
+	}
+}
+
+int storage_sweep(int root_fd, pid_t pid)
+{
+	char pid_dot[24] = "";
+	DIR *d;
+	int fd, r;
+
+	if (pid < 0)
+		return -EINVAL;
+	if (pid > 0)
+		snprintf(pid_dot, sizeof(pid_dot), "%d.", (int)pid);
+	fd = storage_state_open(root_fd, false);
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0)
+		return fd;
+	d = fdopendir(fd);
+	if (!d) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	r = storage_sweep_dir(d, pid_dot);
+	closedir(d);
 	return r;
 }

@@ -19,10 +19,19 @@
  * "sha256:ba78...15ad 3 1700000000.000000042 1234". */
 #define STORAGE_XATTR_PREFIX "user.tcpfiled."
 
-/* Names beginning with this are tcpfiled's own: storage_check_path()
- * refuses them as path components and storage_list() hides them. */
+/* Names beginning with this, and STORAGE_STATE_DIR itself, are
+ * tcpfiled's own: storage_check_path() refuses them as path components and
+ * storage_list() hides them. */
 #define STORAGE_RESERVED_PREFIX ".tcpfiled."
-/* Temporary name of an overwriting upload between link and rename:
+/* Per-share state directory at the root (mode 0700, created on first
+ * need).  An overwriting upload is linked here as "<pid>.<16 hex>" (pid:
+ * the worker's) and renamed onto its final name, so a worker killed
+ * between the two leaves a name that storage_sweep() can find and remove.
+ * It is also the server-side partial area the protocol reserves for
+ * resumable uploads. */
+#define STORAGE_STATE_DIR ".tcpfiled"
+/* Fallback temporary name of an overwriting upload, beside the target,
+ * when the state directory is on another file system or cannot be made:
  * the prefix followed by 16 random hex digits. */
 #define STORAGE_TMP_PREFIX ".tcpfiled.tmp."
 
@@ -91,6 +100,7 @@ int storage_delete(int root_fd, const char *rel, bool durable);
 /* An upload in progress: an unnamed file in its target directory.  Active
  * while name != NULL, so a zeroed struct is an inactive upload. */
 struct storage_upload {
+	int root_fd;        /* share root (not owned): for STORAGE_STATE_DIR */
 	int dir_fd;         /* target directory */
 	int fd;             /* O_TMPFILE, -1 when none */
 	char *name;         /* last path component */
@@ -120,6 +130,11 @@ int storage_upload_write(struct storage_upload *up, const void *buf, size_t len)
  * effort), fsyncs the data when durable, links it under its name
  * (atomically replacing an existing file when overwrite, failing with
  * -EEXIST otherwise), fsyncs the directory when durable, and releases *up.
+ * A replacement goes through STORAGE_STATE_DIR (created on demand; a
+ * symlink or non-directory there fails the commit with -ELOOP/-ENOTDIR);
+ * it falls back to a STORAGE_TMP_PREFIX name beside the target only when
+ * that directory is on another file system (-EXDEV) or may not be created
+ * (-EACCES, -EPERM, -EROFS).
  * Fails with -EIO if fewer than size bytes were written, -EEXIST (!overwrite
  * and the name appeared), -EISDIR (a directory took the name), -EBADF on an
  * inactive upload.  On failure nothing is visible under the name and *up is
@@ -138,3 +153,14 @@ void storage_upload_abort(struct storage_upload *up);
  * Returns 0 or -errno. */
 int storage_digest(int fd, const struct stat *st, enum digest_alg alg,
 		   struct digest_value *out);
+
+/* Removes the temporary names STORAGE_STATE_DIR holds for pid's
+ * interrupted replacing uploads, or everybody's when pid == 0: only
+ * regular files named "<decimal digits>.<16 lower-case hex digits>";
+ * anything else there (other names, symlinks, directories) is left
+ * alone, and symlinks are never followed, not even as the state directory
+ * itself (-ELOOP).  Call it only when no process of pid (pid == 0: no
+ * worker at all) can still be committing into the share.  Returns the
+ * number of names removed (0 when the directory does not exist) or the
+ * first -errno; on an unlink error the other names are still tried. */
+int storage_sweep(int root_fd, pid_t pid);

@@ -425,3 +425,62 @@ Test(lifecycle, no_descriptor_leak_in_a_worker)
 		     before, after);
 	cr_assert_eq(socket_fds(w), 1);
 }
+
+/* Plants dir/.tcpfiled/name as a replacing commit cut short would leave it. */
+static void plant_state_name(const char *dir, const char *name, char *path,
+			     size_t cap)
+{
+	char state[PATH_MAX];
+
+	path_join(state, sizeof(state), dir, ".tcpfiled");
+	cr_assert(mkdir(state, 0700) == 0 || errno == EEXIST, "mkdir %s: %s",
+		  state, strerror(errno));
+	path_join(path, cap, state, name);
+	write_file(path, "litter", 6);
+}
+
+Test(lifecycle, startup_sweeps_interrupted_replacements)
+{
+	const char *argv[] = { harness_bin("TCPFILED_BIN"), "-c", NULL, NULL };
+	char litter[PATH_MAX], ro_litter[PATH_MAX];
+
+	cr_assert_not_null(argv[0], "TCPFILED_BIN is set");
+	cr_assert_eq(daemon_prepare(&d, &(struct daemon_opts){ .workers = 1 }), 0);
+	plant_state_name(d.share_dir, "12345.0123456789abcdef", litter, sizeof(litter));
+	/* A read-only share is never written to, not even to clean up. */
+	plant_state_name(d.ro_dir, "12345.0123456789abcdef", ro_litter,
+			 sizeof(ro_litter));
+	argv[2] = d.conf_path;
+	cr_assert_eq(daemon_spawn(&d, argv, NULL), 0);
+	cr_assert_eq(daemon_wait_ready(&d), 0);
+	cr_assert_not(path_exists(litter), "litter survived the start");
+	cr_assert(path_exists(ro_litter), "the read-only share was swept");
+	cr_assert(daemon_log_contains(&d, "removed temporary names of interrupted "
+				      "uploads: 1"));
+}
+
+static bool path_gone(void *arg)
+{
+	return !path_exists(arg);
+}
+
+Test(lifecycle, killed_worker_names_are_swept)
+{
+	char mine[PATH_MAX], other[PATH_MAX], name[64];
+	pid_t w;
+
+	start_daemon(&d, &(struct daemon_opts){ .workers = 1 });
+	cr_assert_eq(daemon_wait_workers(&d, 1, &w, 1, HARNESS_TIMEOUT_MS), 0);
+	snprintf(name, sizeof(name), "%d.0123456789abcdef", (int)w);
+	plant_state_name(d.share_dir, name, mine, sizeof(mine));
+	/* The master's pid: never a worker's, so never swept while running. */
+	snprintf(name, sizeof(name), "%d.0123456789abcdef", (int)d.pid);
+	plant_state_name(d.share_dir, name, other, sizeof(other));
+
+	cr_assert_eq(kill(w, SIGKILL), 0);
+	cr_assert(wait_until(path_gone, mine, HARNESS_TIMEOUT_MS),
+		  "the killed worker's name is still there");
+	cr_assert(path_exists(other), "another pid's name was swept");
+	cr_assert(wait_until(log_has_kill9, NULL, 2000), "log: killed by signal 9");
+	cr_assert(daemon_log_contains(&d, "removed temporary names left by worker"));
+}

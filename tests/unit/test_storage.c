@@ -1,4 +1,5 @@
-/* test_storage: hostile paths, uploads, the digest cache, LIST, STAT and DEL. */
+/* test_storage: hostile paths, uploads, the digest cache, LIST, STAT, DEL
+ * and the sweep of interrupted replacements. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -235,7 +237,8 @@ Test(check_path, accepts_ordinary_names)
 {
 	static const char *const ok[] = {
 		"f", "a/b/c", "with space", "\303\274nic\303\266de.txt",
-		"...", "..a", "a..", ".hidden", ".tcpfiled", "x.tcpfiled.tmp.1",
+		"...", "..a", "a..", ".hidden", ".tcpfiledx", ".tcpfile",
+		"a/.tcpfiled_", "x.tcpfiled.tmp.1",
 		"%41", "back\\slash", "-dash", "a b/c d", "~", "*?[",
 	};
 	char comp[NAME_MAX + 1], path[PATH_MAX];
@@ -330,6 +333,10 @@ static const struct hostile hostile[] = {
 	  "temporary name in a subdir" },
 	{ ".tcpfiled.other", OP_ALL, -EINVAL, "reserved name" },
 	{ ".tcpfiled.", OP_ALL, -EINVAL, "reserved prefix alone" },
+	{ ".tcpfiled", OP_ALL, -EINVAL, "state directory" },
+	{ ".tcpfiled/1.0123456789abcdef", OP_ALL, -EINVAL,
+	  "name in the state directory" },
+	{ "a/.tcpfiled", OP_ALL, -EINVAL, "state directory name in a subdir" },
 	{ long_comp, OP_ALL, -EINVAL, "256-byte component" },
 	{ long_in_dir, OP_ALL, -EINVAL, "256-byte component in a subdir" },
 	{ long_path, OP_ALL, -EINVAL, "4097-byte path" },
@@ -760,6 +767,7 @@ Test(upload, overwrite_replaces_atomically, .init = setup, .fini = teardown)
 	cr_expect_str_eq(buf, "abc", "readers of the old file are unaffected");
 	close(old_fd);
 	cr_expect_eq(count_entries("a"), 2, "no temporary name left");
+	cr_expect_eq(count_entries(".tcpfiled"), 0, "no name in the state dir");
 }
 
 Test(upload, exclusive_refuses_existing_early, .init = setup, .fini = teardown)
@@ -863,14 +871,16 @@ Test(upload, directory_taking_the_name_before_commit, .init = setup,
 		     -EISDIR);
 	cr_expect(S_ISDIR(stat_share("d").st_mode));
 	cr_expect_eq(count_entries("d"), 0);
-	cr_expect_eq(count_entries(""), before + 1, "no temporary name left");
+	/* d itself, and the state directory the attempt created. */
+	cr_expect_eq(count_entries(""), before + 2, "no temporary name left");
+	cr_expect_eq(count_entries(".tcpfiled"), 0, "no name in the state dir");
 
 	cr_assert_eq(storage_upload_begin(root_fd, "e", 1, 0644, false, &up), 0);
 	cr_assert_eq(storage_upload_write(&up, "x", 1), 0);
 	put_dir("e");
 	cr_expect_eq(storage_upload_commit(&up, false, false, NULL, NULL),
 		     -EEXIST);
-	cr_expect_eq(count_entries(""), before + 2);
+	cr_expect_eq(count_entries(""), before + 3);
 }
 
 static void read_exact(int fd, void *buf, size_t len)
@@ -1299,4 +1309,317 @@ Test(delete, refuses_non_empty_dir_and_root, .init = setup, .fini = teardown)
 	cr_expect_eq(stat(share, &st), 0);
 	cr_expect_eq(storage_delete(root_fd, "link_in", false), -ELOOP);
 	cr_expect(exists("link_in"), "symlinks are never removed");
+}
+
+/* --- the state directory and storage_sweep ------------------------------- */
+
+static int replace_af(const char *content)
+{
+	struct storage_upload up;
+	size_t n = strlen(content);
+	int r;
+
+	cr_assert_eq(storage_upload_begin(root_fd, "a/f", n, 0644, true, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, content, n), 0);
+	r = storage_upload_commit(&up, true, false, NULL, NULL);
+	cr_expect_null(up.name, "commit releases the upload");
+	return r;
+}
+
+Test(state, replace_leaves_no_temporary_name, .init = setup, .fini = teardown)
+{
+	struct storage_upload up;
+	int before = count_entries("");
+	struct stat st;
+
+	cr_assert_eq(replace_af("new"), 0);
+	expect_content("a/f", "new");
+	put_file(share, "top", "old");
+	cr_assert_eq(storage_upload_begin(root_fd, "top", 3, 0644, true, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "NEW", 3), 0);
+	cr_assert_eq(storage_upload_commit(&up, true, true, NULL, NULL), 0);
+	expect_content("top", "NEW");
+
+	cr_expect_eq(count_entries("a"), 2, "a/f and a/deep_up only");
+	cr_expect_eq(count_entries(".tcpfiled"), 0);
+	cr_expect_eq(count_entries(""), before + 2, "top and .tcpfiled");
+	st = stat_share(".tcpfiled");
+	cr_expect(S_ISDIR(st.st_mode));
+	cr_expect_eq(st.st_mode & 07777, 0700);
+}
+
+Test(state, new_names_need_no_state_dir, .init = setup, .fini = teardown)
+{
+	upload_and_check("fresh", 3);
+	cr_expect_not(exists(".tcpfiled"));
+}
+
+/* inotify shows the name between link and rename: it must be one that
+ * storage_sweep(getpid()) would remove. */
+Test(state, replace_names_carry_the_pid, .init = setup, .fini = teardown)
+{
+	char dir[PATH_MAX], want[32], created[NAME_MAX + 1] = "";
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool moved = false;
+	ssize_t n;
+	int ifd;
+
+	put_dir(".tcpfiled");
+	xpath(dir, sizeof(dir), share, ".tcpfiled");
+	ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	cr_assert(ifd >= 0);
+	cr_assert(inotify_add_watch(ifd, dir, IN_CREATE | IN_MOVED_FROM) >= 0);
+	cr_assert_eq(replace_af("new"), 0);
+	n = read(ifd, buf, sizeof(buf));
+	cr_assert_gt(n, 0, "no inotify events: %s", strerror(errno));
+	for (char *p = buf; p < buf + n;) {
+		const struct inotify_event *ev = (const struct inotify_event *)p;
+
+		if (ev->mask & IN_CREATE)
+			snprintf(created, sizeof(created), "%s", ev->name);
+		if ((ev->mask & IN_MOVED_FROM) && strcmp(ev->name, created) == 0)
+			moved = true;
+		p += sizeof(*ev) + ev->len;
+	}
+	close(ifd);
+	snprintf(want, sizeof(want), "%d.", (int)getpid());
+	cr_expect_eq(strncmp(created, want, strlen(want)), 0, "name %s", created);
+	cr_expect_eq(strlen(created), strlen(want) + 16, "name %s", created);
+	cr_expect_eq(strspn(created + strlen(want), "0123456789abcdef"), 16,
+		     "name %s", created);
+	cr_expect(moved, "%s was renamed away", created);
+	cr_expect_eq(count_entries(".tcpfiled"), 0);
+	expect_content("a/f", "new");
+}
+
+Test(state, planted_symlink_or_file_fails_cleanly, .init = setup,
+     .fini = teardown)
+{
+	char *out_before = snapshot(outside), *out_after;
+	char p[PATH_MAX];
+
+	put_link("../outside", ".tcpfiled");
+	cr_expect_eq(replace_af("new"), -ELOOP);
+	expect_content("a/f", "abc");
+	cr_expect_eq(count_entries("a"), 2, "no temporary name beside a/f");
+	out_after = snapshot(outside);
+	cr_expect_str_eq(out_after, out_before, "something appeared outside");
+	free(out_after);
+
+	xpath(p, sizeof(p), share, ".tcpfiled");
+	cr_assert_eq(unlink(p), 0);
+	put_file(share, ".tcpfiled", "not a directory");
+	cr_expect_eq(replace_af("new"), -ENOTDIR);
+	expect_content("a/f", "abc");
+	expect_content(".tcpfiled", "not a directory");
+	cr_expect_eq(count_entries("a"), 2);
+	free(out_before);
+}
+
+struct xdev_result {
+	int skipped;     /* errno of the step that was not permitted */
+	int commit;
+	int mnt_entries;
+	int state_entries;
+	char content[8];
+};
+
+static int xdev_count(const char *dir)
+{
+	struct dirent *de;
+	int n = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Runs in a child with its own mount namespace: no cr_assert here. */
+static void xdev_child(const char *mnt, const char *state, int out_fd)
+{
+	struct xdev_result res = { 0 };
+	struct storage_upload up;
+	char f[PATH_MAX];
+	int fd;
+
+	if ((size_t)snprintf(f, sizeof(f), "%s/f", mnt) >= sizeof(f)) {
+		res.skipped = ENAMETOOLONG;
+		goto out;
+	}
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m") < 0) {
+		res.skipped = errno;
+		goto out;
+	}
+	fd = open(f, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, "old", 3) != 3 || close(fd) < 0)
+		_exit(1);
+	/* Opened after the mount, or the root would not see it. */
+	fd = storage_open_root(share);
+	if (fd < 0)
+		_exit(1);
+	res.commit = storage_upload_begin(fd, "mnt/f", 3, 0644, true, &up);
+	if (res.commit == 0 && storage_upload_write(&up, "new", 3) == 0)
+		res.commit = storage_upload_commit(&up, true, false, NULL, NULL);
+	storage_upload_abort(&up);
+	close(fd);
+	fd = open(f, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, res.content, sizeof(res.content) - 1) < 0)
+		_exit(1);
+	close(fd);
+	res.mnt_entries = xdev_count(mnt);
+	res.state_entries = xdev_count(state);
+out:
+	if (write(out_fd, &res, sizeof(res)) != sizeof(res))
+		_exit(1);
+	_exit(0);
+}
+
+Test(state, other_file_system_falls_back_beside_target, .init = setup,
+     .fini = teardown)
+{
+	char mnt[PATH_MAX], state[PATH_MAX];
+	struct xdev_result res;
+	int pfd[2], status;
+	pid_t pid;
+
+	put_dir("mnt");
+	xpath(mnt, sizeof(mnt), share, "mnt");
+	xpath(state, sizeof(state), share, ".tcpfiled");
+	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		xdev_child(mnt, state, pfd[1]);
+	}
+	close(pfd[1]);
+	read_exact(pfd[0], &res, sizeof(res));
+	close(pfd[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (res.skipped)
+		cr_skip_test("cannot mount a tmpfs here: %s",
+			     strerror(res.skipped));
+	cr_expect_eq(res.commit, 0, "got %d", res.commit);
+	cr_expect_str_eq(res.content, "new");
+	cr_expect_eq(res.mnt_entries, 1, "no temporary name beside the target");
+	cr_expect(res.state_entries == 0 || res.state_entries == -ENOENT,
+		  "state dir holds %d", res.state_entries);
+}
+
+static void put_state(const char *name)
+{
+	char rel[PATH_MAX];
+
+	xpath(rel, sizeof(rel), ".tcpfiled", name);
+	put_file(share, rel, "x");
+}
+
+static bool state_has(const char *name)
+{
+	char rel[PATH_MAX];
+
+	xpath(rel, sizeof(rel), ".tcpfiled", name);
+	return exists(rel);
+}
+
+/* Names storage_sweep must never touch, whatever the pid. */
+static const char *const not_ours[] = {
+	"111.0123456789ABCDEF", "111.0123456789abcde", "111.0123456789abcdef0",
+	"111.0123456789abcdeg", ".111.0123456789abcdef", "x111.0123456789abcdef",
+	"111_0123456789abcdef", ".0123456789abcdef", "111.", "111",
+	"-1.0123456789abcdef", "keep",
+};
+
+Test(sweep, by_pid_then_all, .init = setup, .fini = teardown)
+{
+	static const char *const mine[] = {
+		"111.0123456789abcdef", "111.fedcba9876543210",
+	};
+	static const char *const others[] = {
+		"222.0123456789abcdef", "1111.0123456789abcdef",
+		"11.0123456789abcdef",
+	};
+	char *out_before, *out_after;
+	size_t i;
+
+	put_dir(".tcpfiled");
+	for (i = 0; i < 2; i++)
+		put_state(mine[i]);
+	for (i = 0; i < 3; i++)
+		put_state(others[i]);
+	for (i = 0; i < sizeof(not_ours) / sizeof(not_ours[0]); i++)
+		put_state(not_ours[i]);
+	put_link("../../outside/secret", ".tcpfiled/111.aaaaaaaaaaaaaaaa");
+	put_link("../../outside", ".tcpfiled/222.bbbbbbbbbbbbbbbb");
+	put_dir(".tcpfiled/111.cccccccccccccccc");
+	put_state("111.cccccccccccccccc/111.dddddddddddddddd");
+	out_before = snapshot(outside);
+
+	cr_expect_eq(storage_sweep(root_fd, 111), 2);
+	for (i = 0; i < 2; i++)
+		cr_expect_not(state_has(mine[i]), "%s", mine[i]);
+	for (i = 0; i < 3; i++)
+		cr_expect(state_has(others[i]), "%s removed", others[i]);
+
+	cr_expect_eq(storage_sweep(root_fd, 0), 3);
+	for (i = 0; i < 3; i++)
+		cr_expect_not(state_has(others[i]), "%s", others[i]);
+	for (i = 0; i < sizeof(not_ours) / sizeof(not_ours[0]); i++)
+		cr_expect(state_has(not_ours[i]), "%s removed", not_ours[i]);
+	cr_expect(state_has("111.aaaaaaaaaaaaaaaa"), "symlink removed");
+	cr_expect(state_has("222.bbbbbbbbbbbbbbbb"), "symlink removed");
+	cr_expect(state_has("111.cccccccccccccccc/111.dddddddddddddddd"),
+		  "swept into a subdirectory");
+	cr_expect_eq(count_entries(".tcpfiled"),
+		     (int)(sizeof(not_ours) / sizeof(not_ours[0])) + 3);
+	cr_expect_eq(storage_sweep(root_fd, 0), 0, "nothing left to sweep");
+	out_after = snapshot(outside);
+	cr_expect_str_eq(out_after, out_before, "outside changed");
+	free(out_before);
+	free(out_after);
+}
+
+Test(sweep, missing_dir_is_fine, .init = setup, .fini = teardown)
+{
+	cr_expect_eq(storage_sweep(root_fd, 0), 0);
+	cr_expect_eq(storage_sweep(root_fd, 4242), 0);
+	cr_expect_not(exists(".tcpfiled"), "a sweep creates nothing");
+	cr_expect_eq(storage_sweep(root_fd, -1), -EINVAL);
+}
+
+Test(sweep, planted_state_symlink_refused, .init = setup, .fini = teardown)
+{
+	char *out_before;
+	char *out_after;
+
+	put_file(outside, "1.0123456789abcdef", "victim");
+	out_before = snapshot(outside);
+	put_link("../outside", ".tcpfiled");
+	cr_expect_eq(storage_sweep(root_fd, 0), -ELOOP);
+	cr_expect_eq(storage_sweep(root_fd, 1), -ELOOP);
+	out_after = snapshot(outside);
+	cr_expect_str_eq(out_after, out_before, "outside changed");
+	free(out_before);
+	free(out_after);
+}
+
+Test(sweep, state_dir_hidden_from_list, .init = setup, .fini = teardown)
+{
+	struct collected c = { .n = 0 };
+
+	cr_assert_eq(replace_af("new"), 0);
+	cr_assert(exists(".tcpfiled"));
+	cr_assert_eq(storage_list(storage_open_dir(root_fd, ""), collect, &c), 0);
+	cr_expect_eq(c.n, 9, "the same entries as before the replacement");
+	for (int i = 0; i < c.n; i++)
+		cr_expect_str_neq(c.names[i], ".tcpfiled");
+	cr_expect_eq(storage_open_dir(root_fd, ".tcpfiled"), -EINVAL);
 }
