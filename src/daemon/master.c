@@ -67,7 +67,10 @@ struct master {
 	bool killed_stragglers;
 	int exit_status;
 
-	char last_status[256];
+	/* Appended to STATUS= until the next successful reload, so that
+	 * `systemctl status` keeps showing that a reload failed. */
+	char status_note[CONFIG_ERROR_MAX + 32];
+	char last_status[CONFIG_ERROR_MAX + 256];
 	uint64_t last_status_ms;
 	uint64_t watchdog_usec;
 	uint64_t last_watchdog_ms;
@@ -221,6 +224,7 @@ static uint64_t master_backoff_ms(unsigned deaths)
 }
 
 static void master_begin_stop(struct master *m, int exit_status);
+static void master_update_status(struct master *m, bool force);
 
 /* Called for every death of a current-generation worker while running. */
 static void master_note_death(struct master *m, const struct worker_rec *rec)
@@ -322,7 +326,10 @@ static void master_reap(struct master *m)
 		m->n_live--;
 		struct worker_rec dead = *rec;
 		*rec = (struct worker_rec){ 0 };
-		if (!m->stopping && !dead.retiring && dead.generation == m->generation)
+		/* A clean exit is no crash (a worker told to retire by hand); it
+		 * is simply replaced. */
+		if (!m->stopping && !dead.retiring && dead.generation == m->generation &&
+		    !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
 			master_note_death(m, &dead);
 	}
 }
@@ -375,9 +382,8 @@ static void master_reload(struct master *m)
 	if (r < 0) {
 		log_event(LOG_ERR, 0, LOG_MSGID_RELOAD, NULL, 0,
 			  "reload failed, keeping the running configuration: %s", err);
-		notify_status("reload failed: %s", err);
-		m->last_status[0] = '\0';
-		m->last_status_ms = now_ms();
+		snprintf(m->status_note, sizeof(m->status_note), "; reload failed: %s", err);
+		master_update_status(m, true);
 		notify_ready();
 		return;
 	}
@@ -408,7 +414,8 @@ static void master_reload(struct master *m)
 	log_event(LOG_NOTICE, 0, LOG_MSGID_RELOAD, NULL, 0,
 		  "reloaded: generation %u with %u workers", m->generation,
 		  m->conf->workers);
-	m->last_status[0] = '\0';
+	m->status_note[0] = '\0';
+	master_update_status(m, true);
 	notify_ready();
 }
 
@@ -458,10 +465,10 @@ static void master_update_status(struct master *m, bool force)
 		return;
 	scoreboard_totals(m->sb, &t);
 	snprintf(line, sizeof(line),
-		 "%u workers, %u busy, %" PRIu64 " transfers, %" PRIu64 " bytes%s",
+		 "%u workers, %u busy, %" PRIu64 " transfers, %" PRIu64 " bytes%s%s",
 		 t.workers, t.busy, t.transfers, t.bytes,
 		 m->stopping ? "; shutting down" :
-		 m->respawn_at_ms ? "; respawn backing off" : "");
+		 m->respawn_at_ms ? "; respawn backing off" : "", m->status_note);
 	if (strcmp(line, m->last_status) == 0)
 		return;
 	memcpy(m->last_status, line, sizeof(line));

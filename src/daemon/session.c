@@ -179,7 +179,7 @@ static void session_log(struct session *s, const struct outcome *o)
 
 /* Splits SHARE[/REL] and checks REL.  Returns 0 or a status code with
  * *why set. */
-static int session_resolve(struct session *s, const struct proto_request *req,
+static int session_resolve(struct session *s, struct proto_request *req,
 			   bool allow_root, struct target *t, const char **why)
 {
 	const struct config *conf = s->ctx->conf;
@@ -195,11 +195,10 @@ static int session_resolve(struct session *s, const struct proto_request *req,
 	t->root_fd = s->ctx->share_fds[t->share - conf->shares];
 	t->rel = slash ? slash + 1 : "";
 	t->rel_len = slash ? req->path_len - name_len - 1 : 0;
-	/* "share/" and "share/dir/" name directories: accept the slash there. */
-	if (allow_root && t->rel_len > 0 && t->rel[t->rel_len - 1] == '/') {
-		char *end = (char *)req->path + req->path_len - 1;
-
-		*end = '\0';
+	/* "share/dir/" names a directory: accept one trailing slash there
+	 * ("share//" keeps its empty component and is refused below). */
+	if (allow_root && t->rel_len > 1 && t->rel[t->rel_len - 1] == '/') {
+		req->path[--req->path_len] = '\0';
 		t->rel_len--;
 	}
 	if (t->rel_len == 0 && !allow_root) {
@@ -245,7 +244,7 @@ static int session_receive(struct session *s, struct storage_upload *up,
 	return write_err;
 }
 
-static void session_put(struct session *s, const struct proto_request *req)
+static void session_put(struct session *s, struct proto_request *req)
 {
 	struct outcome o = { .op = "put", .req = req, .start_ms = session_now_ms(),
 			     .result = "refused" };
@@ -356,7 +355,7 @@ out:
 	session_log(s, &o);
 }
 
-static void session_get(struct session *s, const struct proto_request *req)
+static void session_get(struct session *s, struct proto_request *req)
 {
 	struct outcome o = { .op = "get", .req = req, .start_ms = session_now_ms(),
 			     .result = "refused" };
@@ -423,7 +422,7 @@ static char session_type_char(mode_t mode)
 	return S_ISREG(mode) ? 'f' : S_ISDIR(mode) ? 'd' : S_ISLNK(mode) ? 'l' : 'o';
 }
 
-static void session_stat(struct session *s, const struct proto_request *req)
+static void session_stat(struct session *s, struct proto_request *req)
 {
 	struct outcome o = { .op = "stat", .req = req, .start_ms = session_now_ms(),
 			     .result = "refused" };
@@ -484,7 +483,7 @@ static int session_list_entry(const struct storage_entry *e, void *arg)
 	return 0;
 }
 
-static void session_list(struct session *s, const struct proto_request *req)
+static void session_list(struct session *s, struct proto_request *req)
 {
 	struct outcome o = { .op = "list", .req = req, .start_ms = session_now_ms(),
 			     .result = "refused" };
@@ -515,7 +514,7 @@ static void session_list(struct session *s, const struct proto_request *req)
 	session_log(s, &o);
 }
 
-static void session_del(struct session *s, const struct proto_request *req)
+static void session_del(struct session *s, struct proto_request *req)
 {
 	struct outcome o = { .op = "del", .req = req, .start_ms = session_now_ms(),
 			     .result = "refused" };
@@ -558,10 +557,9 @@ static void session_poll_signals(struct session *s)
 static int session_next_line(struct session *s, char **line, size_t *len)
 {
 	uint64_t idle_ms = s->ctx->conf->idle_timeout_ms;
-	struct timespec timeout = {
-		.tv_sec = (time_t)(idle_ms / 1000),
-		.tv_nsec = (long)(idle_ms % 1000) * 1000000,
-	};
+	/* One deadline for the whole line: a client trickling a byte at a
+	 * time must not hold a worker beyond idle_timeout. */
+	uint64_t deadline = session_now_ms() + idle_ms;
 	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
 	int r;
 
@@ -582,7 +580,12 @@ static int session_next_line(struct session *s, char **line, size_t *len)
 			session_send_error(s, PROTO_ERR_SHUTTING_DOWN, "shutting down");
 			return 0;
 		}
-		r = ppoll(&pfd, 1, &timeout, s->ctx->wait_mask);
+		uint64_t now = session_now_ms(), left = deadline > now ? deadline - now : 0;
+		struct timespec timeout = {
+			.tv_sec = (time_t)(left / 1000),
+			.tv_nsec = (long)(left % 1000) * 1000000,
+		};
+		r = left ? ppoll(&pfd, 1, &timeout, s->ctx->wait_mask) : 0;
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -651,7 +654,7 @@ static void session_greet(struct session *s)
 		s->close = true;
 }
 
-static void session_dispatch(struct session *s, const struct proto_request *req)
+static void session_dispatch(struct session *s, struct proto_request *req)
 {
 	switch (req->verb) {
 	case PROTO_PUT:

@@ -166,7 +166,7 @@ _Noreturn void worker_run(const struct config *conf,
 			log_errno(errno, "ppoll");
 			_exit(EX_OSERR);
 		}
-		for (size_t i = 0; i < listeners->n && !worker_stop; i++)
+		for (size_t i = 0; i < listeners->n && !worker_stop && !worker_retire; i++)
 			if (pfds[i].revents & POLLIN)
 				worker_accept(&ctx, pfds[i].fd, &wait_mask);
 	}

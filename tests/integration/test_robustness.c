@@ -732,6 +732,53 @@ Test(robust, idle_timeout, .init = setup_local, .fini = teardown, .timeout = 60)
 	close(busy);
 }
 
+Test(robust, trickled_line_times_out, .init = setup_local, .fini = teardown,
+     .timeout = 60)
+{
+	struct daemon_opts opts = { .server_extra = "idle_timeout = 1s\n" };
+	static const char slow[] = "STAT files/a-name-sent-one-byte-at-a-time";
+	char line[LINE_MAX_LEN];
+	bool answered = false;
+	int64_t t0;
+	int fd;
+
+	start_daemon(&d, &opts);
+	fd = raw_open(&d, NULL, 0);
+	t0 = harness_now_ms();
+	/* One byte every 250 ms: each read is recent, but the line as a whole
+	 * takes 10 s, far beyond idle_timeout. */
+	for (size_t i = 0; i < sizeof(slow) - 1 && !answered; i++) {
+		cr_assert_eq(write_full(fd, &slow[i], 1), 0);
+		answered = wait_readable(fd, 250);
+	}
+	cr_assert(answered, "a trickled line was never cut off");
+	raw_recv(fd, line, sizeof(line));
+	assert_err(line, 426);
+	cr_assert_lt(harness_now_ms() - t0, 3000, "the deadline restarted with each byte");
+	cr_assert(wait_closed(fd, 5000), "not closed after ERR 426");
+	close(fd);
+}
+
+Test(robust, directory_paths_with_slashes, .init = setup, .fini = teardown)
+{
+	char line[LINE_MAX_LEN];
+	int fd;
+
+	put_ok("files/dir/x", "x", 1);
+	fd = raw_open(&d, NULL, 0);
+	raw_cmd(fd, line, sizeof(line), "STAT files/dir/");
+	cr_assert(strncmp(line, "OK d ", 5) == 0, "STAT files/dir/: %s", line);
+	raw_cmd(fd, line, sizeof(line), "LIST files/");
+	cr_assert_str_eq(line, "OK 1");
+	raw_recv(fd, line, sizeof(line));
+	raw_cmd(fd, line, sizeof(line), "LIST files//");
+	assert_err(line, 553);
+	raw_cmd(fd, line, sizeof(line), "STAT files/dir//");
+	assert_err(line, 553);
+	close(fd);
+	wait_log("stat files/dir ", "ok");
+}
+
 Test(robust, stalled_body_timeout, .init = setup_local, .fini = teardown,
      .timeout = 60)
 {
