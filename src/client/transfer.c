@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -700,6 +701,8 @@ static void get_arm_cleanup(const char *path)
 	if (len >= sizeof(get_cleanup_path))
 		return;
 	memcpy(get_cleanup_path, path, len + 1);
+	/* The handler must see the whole path once it sees the flag. */
+	atomic_signal_fence(memory_order_seq_cst);
 	get_cleanup_armed = 1;
 }
 
@@ -715,12 +718,11 @@ struct get_file {
 
 /* Receives size body bytes into fd (until writing fails) and digests
  * them.  A write error lands in *write_err and the rest of the body is
- * still read to stay in step, unless stop_on_write_error.  Returns 0 with
+ * still read to stay in step.  Returns 0 with
  * *got set, 1 when the digest could not be computed, or a negative errno
  * (all but 0 reported, except a write error). */
 static int get_receive(struct client *c, struct get_file *g, uint64_t size,
-		       int fd, bool stop_on_write_error, char *buf,
-		       struct digest_value *got, int *write_err)
+		       int fd, char *buf, struct digest_value *got, int *write_err)
 {
 	struct digest_ctx ctx;
 	uint64_t left = size;
@@ -745,10 +747,6 @@ static int get_receive(struct client *c, struct get_file *g, uint64_t size,
 		digest_update(&ctx, buf, (size_t)n);
 		if (*write_err == 0)
 			*write_err = write_full(fd, buf, (size_t)n);
-		if (*write_err && stop_on_write_error) {
-			r = *write_err;
-			goto err_finish_ctx;
-		}
 		left -= (uint64_t)n;
 		progress_update(&c->progress, size - left);
 	}
@@ -789,12 +787,12 @@ static void get_stream(struct client *c, struct get_file *g, uint64_t size,
 	struct digest_value got;
 	int werr, r;
 
-	r = get_receive(c, g, size, g->out_fd, true, buf, &got, &werr);
-	if (r < 0 && werr) {
-		/* Nothing more can go anywhere; reading the rest is waste. */
+	/* After a write error the rest of the body is still read (and
+	 * dropped), so the connection stays in step for the next file. */
+	r = get_receive(c, g, size, g->out_fd, buf, &got, &werr);
+	if (r == 0 && werr) {
 		client_error(c, CLIENT_FAIL_PERMANENT, "%s: write: %s", g->what,
 			     strerror(-werr));
-		client_disconnect(c);
 		return;
 	}
 	if (r == 0 && !digest_equal(&got, want))
@@ -878,7 +876,7 @@ static void get_to_temp(struct client *c, struct get_file *g, uint64_t size,
 	}
 	get_arm_cleanup(tmp);
 
-	r = get_receive(c, g, size, fd, false, buf, &got, &werr);
+	r = get_receive(c, g, size, fd, buf, &got, &werr);
 	if (r != 0)
 		goto err_unlink;
 	if (werr) {
