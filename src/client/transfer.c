@@ -451,6 +451,14 @@ static int put_answer(struct put_batch *b, const char *line)
 		/* The server's word on the body we cut short. */
 		if (b->aborting)
 			return 0;
+		/* Every file is answered and the server is going away (it
+		 * says ERR 421 to an idle connection when it shuts down):
+		 * nothing of ours is lost. */
+		if (proto_parse_status(line, &st) == 0 && !st.ok &&
+		    st.code == PROTO_ERR_SHUTTING_DOWN) {
+			b->c->gone = true;
+			return 0;
+		}
 		return put_bad_reply(b, "put", line);
 	}
 	it = &b->items[b->next_answer];

@@ -441,3 +441,50 @@ Test(client_offline, exit_codes_from_server_answers, .init = setup_local,
 	rc = fake_server_run(greeting, "ERR 550 not found\n");
 	cr_assert_eq(rc, 1, "permanent error answer: exit %d", rc);
 }
+
+/* A server that shuts down right after answering the last file says
+ * "ERR 421 shutting down" to the then idle connection: the upload is
+ * complete and acknowledged, so tcpfile must succeed. */
+Test(client_offline, put_acknowledged_then_server_shuts_down, .init = setup_local,
+     .fini = teardown, .timeout = 60)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	static const char body[] = "hello";
+	socklen_t len = sizeof(sa);
+	char server[64], out[OUT_CAP], line[512], file[PATH_MAX], hex[33], answer[128];
+	struct harness_proc c;
+	struct pollfd p;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd, rc;
+
+	path_join(file, sizeof(file), local, "hello.txt");
+	write_file(file, body, sizeof(body) - 1);
+	xxh128_hex(body, sizeof(body) - 1, hex);
+	snprintf(answer, sizeof(answer), "OK %zu xxh3-128:%s\nERR 421 shutting down\n",
+		 sizeof(body) - 1, hex);
+
+	cr_assert_geq(lfd, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(lfd, 4), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+	snprintf(server, sizeof(server), "127.0.0.1:%u", ntohs(sa.sin_port));
+
+	const char *args[] = { "-s", server, "put", file, "files/hello.txt", NULL };
+	cr_assert_eq(tcpfile_spawnv(NULL, args, NULL, &c), 0, "spawning tcpfile");
+	p = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	cr_assert_eq(poll(&p, 1, HARNESS_TIMEOUT_MS), 1, "the client never connected");
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(socket_set_timeouts(fd, HARNESS_TIMEOUT_MS), 0);
+	cr_assert_eq(write_full(fd, "TCPFILE 1 0123456789abcdef0123456789abcdef\n", 43), 0);
+	cr_assert_gt(proto_recv_line(fd, line, sizeof(line)), 0, "no PUT from the client");
+	cr_assert(strncmp(line, "PUT files/hello.txt 5 ", 22) == 0, "request: %s", line);
+	char got[sizeof(body) - 1];
+	cr_assert_eq(read_full(fd, got, sizeof(got)), (ssize_t)sizeof(got));
+	cr_assert_eq(memcmp(got, body, sizeof(got)), 0);
+	cr_assert_eq(write_full(fd, answer, strlen(answer)), 0);
+	close(fd);
+	rc = harness_proc_wait(&c, out, sizeof(out), HARNESS_TIMEOUT_MS);
+	close(lfd);
+	cr_assert_eq(rc, 0, "exit %d after an acknowledged upload:\n%s", rc, out);
+}
