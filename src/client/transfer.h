@@ -1,4 +1,4 @@
-/* transfer: tcpfile put and get, every byte checked against the server's digest. */
+/* transfer: tcpfile put (put.c) and get (get.c), every byte checked against the server's digest. */
 #pragma once
 
 #include <stdbool.h>
