@@ -178,6 +178,9 @@ static void log_buf_putc(struct log_buf *b, char c)
 }
 
 static void log_buf_vprintf(struct log_buf *b, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static void log_buf_vprintf(struct log_buf *b, const char *fmt, va_list ap)
 {
 	size_t room = b->cap - b->len;
 	int n = vsnprintf(b->p + b->len, room, fmt, ap);

@@ -1216,6 +1216,9 @@ err_close_fd:
 }
 
 static int proto_vsend_line(int fd, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static int proto_vsend_line(int fd, const char *fmt, va_list ap)
 {
 	va_list measure;
 	char *line;
@@ -1892,6 +1895,9 @@ void raw_recv(int fd, char *out, size_t cap)
 }
 
 /* Formats one request line, failing the test when it exceeds the limit. */
+static void test_format_request(char *req, size_t cap, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
 static void test_format_request(char *req, size_t cap, const char *fmt, va_list ap)
 {
 	int n = vsnprintf(req, cap, fmt, ap);
