@@ -37,7 +37,6 @@
 struct worker_rec {
 	pid_t pid;
 	int slot;
-	unsigned generation;
 	uint64_t started_ms;
 	bool retiring;
 };
@@ -163,15 +162,13 @@ static int master_spawn(struct master *m)
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != m->pid)
 			_exit(EX_OSERR);
 		close(m->sfd);
-		worker_run(m->conf, &m->listeners, scoreboard_slot(m->sb, slot),
-			   m->generation);
+		worker_run(m->conf, &m->listeners, scoreboard_slot(m->sb, slot));
 	}
 
 	scoreboard_set_pid(m->sb, slot, pid);
 	*rec = (struct worker_rec){
 		.pid = pid,
 		.slot = slot,
-		.generation = m->generation,
 		.started_ms = now_ms(),
 	};
 	m->n_live++;
@@ -328,7 +325,7 @@ static void master_reap(struct master *m)
 		*rec = (struct worker_rec){ 0 };
 		/* A clean exit is no crash (a worker told to retire by hand); it
 		 * is simply replaced. */
-		if (!m->stopping && !dead.retiring && dead.generation == m->generation &&
+		if (!m->stopping && !dead.retiring &&
 		    !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
 			master_note_death(m, &dead);
 	}
@@ -372,12 +369,7 @@ static void master_reload(struct master *m)
 	int r;
 
 	notify_reloading();
-	log_event(LOG_NOTICE, 0, LOG_MSGID_RELOAD, NULL, 0,
-		  "reloading %s", m->config_path ? m->config_path : "(built-in configuration)");
-	if (!m->config_path) {
-		notify_ready();
-		return;
-	}
+	log_event(LOG_NOTICE, 0, LOG_MSGID_RELOAD, NULL, 0, "reloading %s", m->config_path);
 	r = config_load(m->config_path, &fresh, err, sizeof(err));
 	if (r < 0) {
 		log_event(LOG_ERR, 0, LOG_MSGID_RELOAD, NULL, 0,

@@ -5,6 +5,6 @@
 #include "config.h"
 
 /* Runs the master until shutdown.  Takes ownership of conf.  config_path
- * is re-read on SIGHUP (NULL: reload re-uses conf).  Returns a sysexits.h
- * exit status: 0 after a clean shutdown. */
+ * is re-read on SIGHUP.  Returns a sysexits.h exit status: 0 after a clean
+ * shutdown, 70 after a crash loop, 71 when it cannot listen or start. */
 int master_run(struct config *conf, const char *config_path);

@@ -30,6 +30,7 @@ struct session {
 	int fd;
 	struct linebuf lb;
 	char peer[64];
+	char pid[16];         /* this worker's, for log records */
 	char *chunk;
 	bool close;           /* stop after this request: framing lost, QUIT, I/O error */
 };
@@ -96,9 +97,11 @@ static void session_fail(struct session *s, struct outcome *o, int code,
 	session_send_error(s, code, why);
 }
 
-/* Maps a storage errno to the status a client should see. */
-static int session_code_from_errno(int err)
+/* Maps a storage errno to the status a client should see, with the
+ * errno's text as the detail. */
+static int session_status_from_errno(int err, const char **why)
 {
+	*why = strerror(err < 0 ? -err : err);
 	switch (err < 0 ? -err : err) {
 	case ENOENT:
 		return PROTO_ERR_NOT_FOUND;
@@ -131,12 +134,23 @@ static int session_code_from_errno(int err)
 
 static void session_log(struct session *s, const struct outcome *o)
 {
-	char path[PROTO_MAX_PATH * 3 + 1] = "", bytes[24], ms[24], code[8], pid[16];
+	char path[PROTO_MAX_PATH * 3 + 1] = "", bytes[24], ms[24], code[8];
 	char digest[DIGEST_TEXT_MAX] = "";
 	const char *share_end;
 	char share[128] = "";
 	bool transfer = o->req->verb == PROTO_PUT || o->req->verb == PROTO_GET;
 	int prio;
+
+	if (strcmp(o->result, "ok") == 0)
+		prio = transfer || o->req->verb == PROTO_DEL ? LOG_INFO : LOG_DEBUG;
+	else if (strcmp(o->result, "refused") == 0)
+		prio = LOG_NOTICE;
+	else
+		prio = LOG_WARNING;
+	/* Successful STAT and LIST are debug records: skip the formatting
+	 * when they would be dropped anyway. */
+	if (prio > log_get_level())
+		return;
 
 	/* Percent-encoded, so a hostile name cannot forge log lines. */
 	if (proto_encode_path(o->req->path, o->req->path_len, path, sizeof(path)) < 0)
@@ -148,7 +162,6 @@ static void session_log(struct session *s, const struct outcome *o)
 	snprintf(bytes, sizeof(bytes), "%" PRIu64, o->bytes);
 	snprintf(ms, sizeof(ms), "%" PRIu64, session_now_ms() - o->start_ms);
 	snprintf(code, sizeof(code), "%d", o->code);
-	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	if (o->digest && digest_format(o->digest, digest, sizeof(digest)) < 0)
 		digest[0] = '\0';
 
@@ -161,17 +174,11 @@ static void session_log(struct session *s, const struct outcome *o)
 		{ "DURATION_MS", ms },
 		{ "RESULT", o->result },
 		{ "CODE", code },
-		{ "WORKER_PID", pid },
+		{ "WORKER_PID", s->pid },
 		{ "DIGEST", digest },
 	};
 	size_t n = sizeof(f) / sizeof(f[0]) - (digest[0] ? 0 : 1);
 
-	if (strcmp(o->result, "ok") == 0)
-		prio = transfer || o->req->verb == PROTO_DEL ? LOG_INFO : LOG_DEBUG;
-	else if (strcmp(o->result, "refused") == 0)
-		prio = LOG_NOTICE;
-	else
-		prio = LOG_WARNING;
 	log_event(prio, 0, transfer ? LOG_MSGID_TRANSFER : LOG_MSGID_REQUEST, f, n,
 		  "%s %s from %s: %s%s%s, %s bytes in %s ms", o->op, path, s->peer,
 		  o->result, o->detail ? ": " : "", o->detail ? o->detail : "", bytes, ms);
@@ -235,9 +242,12 @@ static int session_receive(struct session *s, struct storage_upload *up,
 			}
 			got += (size_t)n;
 		}
-		digest_update(dc, s->chunk, got);
-		if (!write_err)
+		/* After a write error the body is only drained: its digest
+		 * will not be used. */
+		if (!write_err) {
+			digest_update(dc, s->chunk, got);
 			write_err = storage_upload_write(up, s->chunk, got);
+		}
 		scoreboard_add_bytes(s->ctx->slot, got);
 		remaining -= got;
 	}
@@ -271,8 +281,7 @@ static void session_put(struct session *s, struct proto_request *req)
 		r = storage_upload_begin(t.root_fd, t.rel, req->size,
 					 req->has_mode ? req->mode : 0644, overwrite, &up);
 		if (r < 0) {
-			code = session_code_from_errno(r);
-			why = strerror(-r);
+			code = session_status_from_errno(r, &why);
 		}
 	}
 	if (!code) {
@@ -306,15 +315,16 @@ static void session_put(struct session *s, struct proto_request *req)
 	if (lost) {
 		s->close = true;
 		o.result = "aborted";
-		o.code = r == -EAGAIN ? PROTO_ERR_TIMEOUT : 0;
-		o.detail = r == -EAGAIN ? "body timed out" : "client closed the connection mid-body";
 		if (r == -EAGAIN)
-			session_send_error(s, PROTO_ERR_TIMEOUT, "body timed out");
+			session_fail(s, &o, PROTO_ERR_TIMEOUT, "body timed out");
+		else
+			o.detail = "client closed the connection mid-body";
 		goto err_abort;
 	}
 	if (r < 0) {
 		o.result = "error";
-		session_fail(s, &o, session_code_from_errno(r), strerror(-r));
+		code = session_status_from_errno(r, &why);
+		session_fail(s, &o, code, why);
 		goto err_abort;
 	}
 	r = digest_final(&dc, &dv);
@@ -334,7 +344,8 @@ static void session_put(struct session *s, struct proto_request *req)
 				  req->has_mtime ? &mtime : NULL, &dv);
 	if (r < 0) {
 		o.result = r == -EEXIST ? "refused" : "error";
-		session_fail(s, &o, session_code_from_errno(r), strerror(-r));
+		code = session_status_from_errno(r, &why);
+		session_fail(s, &o, code, why);
 		goto out;
 	}
 
@@ -369,8 +380,7 @@ static void session_get(struct session *s, struct proto_request *req)
 	if (!code) {
 		fd = storage_open_file(t.root_fd, t.rel, &st);
 		if (fd < 0) {
-			code = session_code_from_errno(fd);
-			why = strerror(-fd);
+			code = session_status_from_errno(fd, &why);
 		}
 	}
 	if (!code && req->offset > (uint64_t)st.st_size) {
@@ -417,11 +427,6 @@ out:
 	session_log(s, &o);
 }
 
-static char session_type_char(mode_t mode)
-{
-	return S_ISREG(mode) ? 'f' : S_ISDIR(mode) ? 'd' : S_ISLNK(mode) ? 'l' : 'o';
-}
-
 static void session_stat(struct session *s, struct proto_request *req)
 {
 	struct outcome o = { .op = "stat", .req = req, .start_ms = session_now_ms(),
@@ -435,15 +440,14 @@ static void session_stat(struct session *s, struct proto_request *req)
 	if (!code) {
 		r = storage_stat(t.root_fd, t.rel, &st);
 		if (r < 0) {
-			code = session_code_from_errno(r);
-			why = strerror(-r);
+			code = session_status_from_errno(r, &why);
 		}
 	}
 	if (code) {
 		session_fail(s, &o, code, why);
 	} else {
 		session_send(s, "OK %c %" PRIu64 " %" PRId64 " %04o\n",
-			     session_type_char(st.st_mode), (uint64_t)st.st_size,
+			     storage_type(st.st_mode), (uint64_t)st.st_size,
 			     (int64_t)st.st_mtim.tv_sec, (unsigned)(st.st_mode & 07777));
 		o.result = "ok";
 	}
@@ -497,8 +501,7 @@ static void session_list(struct session *s, struct proto_request *req)
 		dfd = storage_open_dir(t.root_fd, t.rel);
 		r = dfd < 0 ? dfd : storage_list(dfd, session_list_entry, &acc);
 		if (r < 0) {
-			code = session_code_from_errno(r);
-			why = strerror(-r);
+			code = session_status_from_errno(r, &why);
 		}
 	}
 	if (code) {
@@ -530,8 +533,7 @@ static void session_del(struct session *s, struct proto_request *req)
 	if (!code) {
 		r = storage_delete(t.root_fd, t.rel, s->ctx->conf->fsync);
 		if (r < 0) {
-			code = session_code_from_errno(r);
-			why = strerror(-r);
+			code = session_status_from_errno(r, &why);
 		}
 	}
 	if (code) {
@@ -561,12 +563,16 @@ static int session_next_line(struct session *s, char **line, size_t *len)
 	 * time must not hold a worker beyond idle_timeout. */
 	uint64_t deadline = session_now_ms() + idle_ms;
 	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+	bool waited = false;
 	int r;
 
 	for (;;) {
 		r = linebuf_take_line(&s->lb, line, len);
 		if (r == 1) {
-			session_poll_signals(s);
+			/* A line already buffered (pipelined) was not preceded by a
+			 * wait, where pending signals would have been let in. */
+			if (!waited)
+				session_poll_signals(s);
 			if (!*s->ctx->stop)
 				return 1;
 		}
@@ -586,6 +592,7 @@ static int session_next_line(struct session *s, char **line, size_t *len)
 			.tv_nsec = (long)(left % 1000) * 1000000,
 		};
 		r = left ? ppoll(&pfd, 1, &timeout, s->ctx->wait_mask) : 0;
+		waited = true;
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -690,6 +697,7 @@ void session_run(const struct session_ctx *ctx, int fd,
 	int one = 1, code;
 
 	listener_format_sockaddr((const struct sockaddr *)peer, s.peer, sizeof(s.peer));
+	snprintf(s.pid, sizeof(s.pid), "%d", (int)getpid());
 	if (socket_set_timeouts(fd, ctx->conf->idle_timeout_ms) < 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		log_warn_errno(errno, "%s: socket options", s.peer);

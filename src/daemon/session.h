@@ -14,7 +14,6 @@ struct session_ctx {
 	struct scoreboard_slot *slot;    /* may be NULL */
 	/* Set asynchronously by the worker's signal handlers. */
 	volatile sig_atomic_t *stop;     /* shut down: finish the request, close */
-	volatile sig_atomic_t *retire;   /* reload: finish the connection */
 	/* Signal mask for waits: the worker's stop/retire signals are blocked
 	 * except while waiting in ppoll() with this mask. */
 	const sigset_t *wait_mask;

@@ -200,7 +200,7 @@ static int storage_open_parent(int root_fd, struct storage_split *sp,
 	return fd;
 }
 
-static char storage_type(mode_t mode)
+char storage_type(mode_t mode)
 {
 	if (S_ISREG(mode))
 		return 'f';
@@ -422,12 +422,8 @@ int storage_delete(int root_fd, const char *rel, bool durable)
 
 static int storage_xattr_name(enum digest_alg alg, char *buf, size_t cap)
 {
-	const char *alg_name = digest_alg_name(alg);
-	int n;
+	int n = snprintf(buf, cap, "%s%s", STORAGE_XATTR_PREFIX, digest_alg_name(alg));
 
-	if (!alg_name)
-		return -EINVAL;
-	n = snprintf(buf, cap, "%s%s", STORAGE_XATTR_PREFIX, alg_name);
 	return n < 0 || (size_t)n >= cap ? -EINVAL : 0;
 }
 

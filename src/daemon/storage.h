@@ -75,6 +75,10 @@ int storage_open_dir(int root_fd, const char *rel);
  * 0 or -errno. */
 int storage_stat(int root_fd, const char *rel, struct stat *st);
 
+/* The protocol's type letter for a file mode: 'f' regular file, 'd'
+ * directory, 'l' symbolic link, 'o' anything else. */
+char storage_type(mode_t mode);
+
 /* One directory entry for LIST; name is valid only during the callback. */
 struct storage_entry {
 	char type;          /* 'f' file, 'd' directory, 'l' symlink, 'o' other */

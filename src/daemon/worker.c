@@ -104,23 +104,14 @@ static void worker_accept(const struct session_ctx *ctx, int lfd,
 
 	fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
 	if (fd < 0) {
-		switch (errno) {
-		case EAGAIN:         /* another worker won the race */
-		case EINTR:
-		case ECONNABORTED:
+		/* EAGAIN: another worker won the race. */
+		if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
 			return;
-		case EMFILE:
-		case ENFILE:
-		case ENOBUFS:
-		case ENOMEM:
-			log_warn_errno(errno, "accept");
-			worker_accept_backoff(wait_mask);
-			return;
-		default:
-			log_warn_errno(errno, "accept");
-			worker_accept_backoff(wait_mask);
-			return;
-		}
+		/* EMFILE, ENFILE, ENOBUFS, ENOMEM and the rest: the listener
+		 * stays readable, so back off rather than spin. */
+		log_warn_errno(errno, "accept");
+		worker_accept_backoff(wait_mask);
+		return;
 	}
 	scoreboard_set_state(ctx->slot, WORKER_BUSY);
 	session_run(ctx, fd, &peer);
@@ -129,14 +120,13 @@ static void worker_accept(const struct session_ctx *ctx, int lfd,
 
 _Noreturn void worker_run(const struct config *conf,
 			  const struct listener_set *listeners,
-			  struct scoreboard_slot *slot, unsigned generation)
+			  struct scoreboard_slot *slot)
 {
 	struct pollfd pfds[LISTENER_MAX];
 	sigset_t wait_mask;
 	int *share_fds = NULL;
 	int r;
 
-	(void)generation;
 	r = worker_setup_signals(&wait_mask);
 	if (r < 0) {
 		log_errno(r, "worker signal setup");
@@ -151,7 +141,6 @@ _Noreturn void worker_run(const struct config *conf,
 		.share_fds = share_fds,
 		.slot = slot,
 		.stop = &worker_stop,
-		.retire = &worker_retire,
 		.wait_mask = &wait_mask,
 	};
 	for (size_t i = 0; i < listeners->n; i++)

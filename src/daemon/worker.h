@@ -9,8 +9,8 @@
 #include "scoreboard.h"
 
 /* Runs in the child after fork(); never returns.  Exit status: 0 after a
- * graceful stop, 70 (EX_SOFTWARE) when it cannot serve (e.g. a share root
- * cannot be opened). */
+ * graceful stop or retirement, 70 (EX_SOFTWARE) when a share root cannot
+ * be opened, 71 (EX_OSERR) when signal setup or ppoll() fails. */
 _Noreturn void worker_run(const struct config *conf,
 			  const struct listener_set *listeners,
-			  struct scoreboard_slot *slot, unsigned generation);
+			  struct scoreboard_slot *slot);
