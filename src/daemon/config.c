@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "listener.h"
 #include "log.h"
 #include "parse.h"
 
@@ -278,66 +279,46 @@ static bool config_hostname_valid(const char *host, size_t len)
 	return label > 0 && host[len - 1] != '-';
 }
 
-/* Checks "[V6]:PORT", "IPV4:PORT", "*:PORT" or "NAME:PORT".  Returns NULL
- * or why the address is malformed. */
-static const char *config_address_problem(const char *addr)
+/* Vets the host listener_split_address took out of addr: brackets hold an
+ * IPv6 address with an optional %scope; otherwise it is "" (from "*"), an
+ * IPv4 address or a host name.  Returns NULL or why it is malformed. */
+static const char *config_host_problem(const char *addr, char *host)
 {
-	char host[CONFIG_HOST_MAX + 1];
 	unsigned char bin[sizeof(struct in6_addr)];
-	const char *colon, *port;
-	size_t hlen;
-	uint64_t v;
+	size_t hlen = strlen(host);
+	char *pct;
 
 	if (addr[0] == '[') {
-		const char *close = strchr(addr, ']');
-		const char *pct;
-
-		if (!close)
-			return "missing ']' after the IPv6 address";
-		if (close[1] != ':')
-			return "expected [IPV6]:PORT";
-		hlen = (size_t)(close - addr - 1);
-		pct = memchr(addr + 1, '%', hlen);
+		pct = strchr(host, '%');
 		if (pct) {
-			size_t slen = (size_t)(close - pct - 1);
+			size_t slen = strlen(pct + 1);
 
 			if (slen == 0 || slen > CONFIG_SCOPE_MAX)
 				return "bad IPv6 scope (expected an interface name after '%')";
-			hlen = (size_t)(pct - addr - 1);
+			*pct = '\0';
 		}
-		if (hlen >= sizeof(host))
-			return "not an IPv6 address";
-		memcpy(host, addr + 1, hlen);
-		host[hlen] = '\0';
-		if (inet_pton(AF_INET6, host, bin) != 1)
-			return "not an IPv6 address";
-		port = close + 2;
-	} else {
-		colon = strrchr(addr, ':');
-		if (!colon)
-			return "expected HOST:PORT";
-		hlen = (size_t)(colon - addr);
-		if (memchr(addr, ':', hlen))
-			return "an IPv6 address needs brackets, as in [::1]:5005";
-		if (hlen == 0)
-			return "missing host (use * for every address)";
-		if (hlen >= sizeof(host))
-			return "host name too long";
-		memcpy(host, addr, hlen);
-		host[hlen] = '\0';
-		if (strcmp(host, "*") == 0) {
-			/* any address */
-		} else if (strspn(host, "0123456789.") == hlen) {
-			if (inet_pton(AF_INET, host, bin) != 1)
-				return "not an IPv4 address";
-		} else if (!config_hostname_valid(host, hlen)) {
-			return "not a valid host name";
-		}
-		port = colon + 1;
+		return inet_pton(AF_INET6, host, bin) == 1 ? NULL : "not an IPv6 address";
 	}
-	if (parse_u64(port, &v) < 0 || v > 65535)
-		return "port must be a number between 0 and 65535";
-	return NULL;
+	if (hlen == 0)
+		return NULL;
+	if (hlen > CONFIG_HOST_MAX)
+		return "host name too long";
+	if (strspn(host, "0123456789.") == hlen)
+		return inet_pton(AF_INET, host, bin) == 1 ? NULL : "not an IPv4 address";
+	return config_hostname_valid(host, hlen) ? NULL : "not a valid host name";
+}
+
+/* Splits with the listener's own parser and buffer sizes, so that every
+ * address accepted here is one listener_bind can split.  Returns NULL or
+ * why the address is malformed. */
+static const char *config_address_problem(const char *addr)
+{
+	char host[LISTENER_HOST_CAP], port[LISTENER_PORT_CAP];
+	const char *why = "malformed address";
+
+	if (listener_split_address(addr, host, sizeof(host), port, sizeof(port), &why) < 0)
+		return why;
+	return config_host_problem(addr, host);
 }
 
 static int config_set_listen(struct config_parser *p, const struct config_key *key,
@@ -499,18 +480,15 @@ static bool config_share_name_valid(const char *name, size_t len)
 static int config_add_share(struct config_parser *p, const char *name, size_t len)
 {
 	struct config *conf = p->conf;
+	const struct share_conf *first;
 	struct share_conf *shares;
 	struct share_conf *share;
-	size_t i;
 
-	for (i = 0; i < conf->n_shares; i++) {
-		if (strlen(conf->shares[i].name) == len &&
-		    memcmp(conf->shares[i].name, name, len) == 0) {
-			config_fail(p, -EINVAL, p->lineno,
-				    "[%.*s]: duplicate section (first at line %u)",
-				    (int)len, name, conf->shares[i].line);
-			return -EINVAL;
-		}
+	first = config_find_share(conf, name, len);
+	if (first) {
+		config_fail(p, -EINVAL, p->lineno, "[%.*s]: duplicate section (first at line %u)",
+			    (int)len, name, first->line);
+		return -EINVAL;
 	}
 	shares = reallocarray(conf->shares, conf->n_shares + 1, sizeof(*shares));
 	if (!shares)

@@ -5,8 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "listener.h"
+
 #define CONFIG_WORKERS_MAX   512
-#define CONFIG_LISTEN_MAX    16
+#define CONFIG_LISTEN_MAX    LISTENER_MAX  /* one socket per address */
 #define CONFIG_ERROR_MAX     512
 
 struct share_conf {

@@ -39,42 +39,62 @@ static int listener_copy(char *dst, size_t cap, const char *src, size_t len)
 	return 0;
 }
 
-int listener_split_address(const char *addr, char *host, size_t host_cap,
-			   char *port, size_t port_cap)
+static int listener_split_fail(const char **why, const char *reason)
 {
-	const char *host_start, *host_end, *colon;
+	if (why)
+		*why = reason;
+	return -EINVAL;
+}
+
+int listener_split_address(const char *addr, char *host, size_t host_cap,
+			   char *port, size_t port_cap, const char **why)
+{
+	const char *host_start, *host_end, *port_start;
+	char digits[LISTENER_PORT_CAP];
 	uint64_t portnum;
-	int r;
+	bool bracketed;
 
 	if (!addr || !host || !port)
-		return -EINVAL;
-	if (addr[0] == '[') {
+		return listener_split_fail(why, "no address");
+	bracketed = addr[0] == '[';
+	if (bracketed) {
 		host_start = addr + 1;
 		host_end = strchr(host_start, ']');
-		if (!host_end || host_end == host_start || host_end[1] != ':')
-			return -EINVAL;
-		colon = host_end + 1;
+		if (!host_end)
+			return listener_split_fail(why, "missing ']' after the IPv6 address");
+		if (host_end[1] != ':')
+			return listener_split_fail(why, "expected [IPV6]:PORT");
+		if (host_end == host_start)
+			return listener_split_fail(why, "not an IPv6 address");
+		port_start = host_end + 2;
 	} else {
 		host_start = addr;
-		colon = strchr(addr, ':');
-		/* A bare IPv6 address is ambiguous with its port: demand
-		 * brackets. */
-		if (!colon || colon == addr || strchr(colon + 1, ':'))
-			return -EINVAL;
-		host_end = colon;
+		/* The last colon, so that an unbracketed IPv6 address gets
+		 * told what it lacks. */
+		host_end = strrchr(addr, ':');
+		if (!host_end)
+			return listener_split_fail(why, "expected HOST:PORT");
+		if (memchr(addr, ':', (size_t)(host_end - addr)))
+			return listener_split_fail(why,
+						   "an IPv6 address needs brackets, as in [::1]:5005");
+		if (host_end == host_start)
+			return listener_split_fail(why, "missing host (use * for every address)");
+		port_start = host_end + 1;
 	}
-	r = parse_u64(colon + 1, &portnum);
-	if (r < 0 || portnum > 65535)
-		return -EINVAL;
+	if (parse_u64(port_start, &portnum) < 0 || portnum > 65535)
+		return listener_split_fail(why, "port must be a number between 0 and 65535");
+	/* Reprinted, so that leading zeros cannot outgrow LISTENER_PORT_CAP. */
+	snprintf(digits, sizeof(digits), "%u", (unsigned)portnum);
 
-	if (addr[0] != '[' && host_end - host_start == 1 && *host_start == '*')
-		r = listener_copy(host, host_cap, "", 0);
-	else
-		r = listener_copy(host, host_cap, host_start,
-				  (size_t)(host_end - host_start));
-	if (r < 0)
-		return r;
-	return listener_copy(port, port_cap, colon + 1, strlen(colon + 1));
+	if (!bracketed && host_end - host_start == 1 && *host_start == '*')
+		host_start = host_end;
+	if (listener_copy(host, host_cap, host_start,
+			  (size_t)(host_end - host_start)) < 0)
+		return listener_split_fail(why, bracketed ? "IPv6 address too long"
+							  : "host name too long");
+	if (listener_copy(port, port_cap, digits, strlen(digits)) < 0)
+		return listener_split_fail(why, "no room for the port");
+	return 0;
 }
 
 static int listener_gai_errno(int gai)
@@ -162,10 +182,11 @@ static int listener_bind_host(const char *addr, const char *host,
 
 int listener_bind(const char *addr, int backlog, char *err, size_t errlen)
 {
-	char host[256], port[16];
+	char host[LISTENER_HOST_CAP], port[LISTENER_PORT_CAP];
 	int r;
 
-	r = listener_split_address(addr, host, sizeof(host), port, sizeof(port));
+	r = listener_split_address(addr, host, sizeof(host), port, sizeof(port),
+				   NULL);
 	if (r < 0) {
 		listener_error(err, errlen,
 			       "%s: invalid address (want HOST:PORT, [V6]:PORT or *:PORT)",
@@ -238,8 +259,6 @@ int listener_set_open(struct listener_set *set, char *const *addrs,
 	int n, r;
 
 	*set = (struct listener_set){ .n = 0 };
-	for (size_t i = 0; i < LISTENER_MAX; i++)
-		set->fds[i] = -1;
 
 	/* unset_environment = 1: workers and anything they might spawn must
 	 * not believe the sockets were passed to them. */
@@ -259,11 +278,6 @@ int listener_set_open(struct listener_set *set, char *const *addrs,
 		listener_error(err, errlen, "no listen address configured");
 		return -EINVAL;
 	}
-	if (n_addrs > LISTENER_MAX) {
-		listener_error(err, errlen, "%zu listen addresses, at most %d are supported",
-			       n_addrs, LISTENER_MAX);
-		return -E2BIG;
-	}
 	for (size_t i = 0; i < n_addrs; i++) {
 		r = listener_bind(addrs[i], backlog, err, errlen);
 		if (r < 0)
@@ -282,10 +296,7 @@ void listener_set_close(struct listener_set *set)
 	/* close(), never shutdown(): an activated socket is shared with
 	 * systemd, and shutdown() would stop it accepting for everyone. */
 	for (size_t i = 0; i < set->n; i++)
-		if (set->fds[i] >= 0)
-			close(set->fds[i]);
-	for (size_t i = 0; i < LISTENER_MAX; i++)
-		set->fds[i] = -1;
+		close(set->fds[i]);
 	set->n = 0;
 }
 

@@ -5,7 +5,12 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+/* Sockets in a set; the config allows no more listen addresses. */
 #define LISTENER_MAX 16
+/* Buffer sizes for listener_split_address that take any address the config
+ * accepts (host names are at most 253 characters, the port has 5 digits). */
+#define LISTENER_HOST_CAP 256
+#define LISTENER_PORT_CAP 6
 
 struct listener_set {
 	int fds[LISTENER_MAX];
@@ -13,20 +18,25 @@ struct listener_set {
 	bool activated;     /* came from systemd socket activation */
 };
 
-/* Splits "HOST:PORT", "[V6]:PORT" or "*:PORT" into host and port.  host
- * is "" for "*" (any address: listener_bind makes that one dual-stack
- * "[::]" socket, or 0.0.0.0 without IPv6); "[::]" is kept as "::".  The
- * port is 0-65535 in decimal.  Returns 0 or -EINVAL (also when a buffer
- * is too small). */
+/* Splits "HOST:PORT", "[V6]:PORT" (V6 may end in "%SCOPE") or "*:PORT"
+ * into host and port: the one parser of listen addresses, which config
+ * validation uses too.  host is "" for "*" (any address: listener_bind
+ * makes that one dual-stack "[::]" socket, or 0.0.0.0 without IPv6);
+ * "[::]" is kept as "::".  The port is 0-65535 in decimal and comes back
+ * without leading zeros.  Only the shape is checked, not whether host is
+ * a valid address or name.  Returns 0 or -EINVAL (also when a buffer is
+ * too small); then, when why is not NULL, *why says what is wrong, in
+ * words fit for a config error. */
 int listener_split_address(const char *addr, char *host, size_t host_cap,
-			   char *port, size_t port_cap);
+			   char *port, size_t port_cap, const char **why);
 
 /* Binds one address (SO_REUSEADDR, CLOEXEC, "[::]" dual-stack) and listens
  * with backlog.  Returns the fd or -errno, with a message in err. */
 int listener_bind(const char *addr, int backlog, char *err, size_t errlen);
 
 /* Takes sockets from sd_listen_fds() when present, else binds every
- * configured address.  Returns 0 or -errno with a message in err. */
+ * configured address; n_addrs is at most LISTENER_MAX, which config_load
+ * guarantees.  Returns 0 or -errno with a message in err. */
 int listener_set_open(struct listener_set *set, char *const *addrs,
 		      size_t n_addrs, int backlog, char *err, size_t errlen);
 void listener_set_close(struct listener_set *set);

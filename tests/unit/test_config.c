@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "listener.h"
 
 static char tmpdir[64];         /* removed after each test */
 static char sharedir[128];      /* an existing directory for share paths */
@@ -315,6 +316,13 @@ static const struct bad_case bad_server_values[] = {
 	{ "listen = [fe80::1%]:5005",
 	  "t.conf:2: listen: bad IPv6 scope (expected an interface name after '%'), "
 	  "got \"[fe80::1%]:5005\"" },
+	{ "listen = [fe80::1%abcdefghijklmnop]:5005",
+	  "t.conf:2: listen: bad IPv6 scope (expected an interface name after '%'), "
+	  "got \"[fe80::1%abcdefghijklmnop]:5005\"" },
+	{ "listen = []:5005", "t.conf:2: listen: not an IPv6 address, got \"[]:5005\"" },
+	{ "listen = [*]:5005", "t.conf:2: listen: not an IPv6 address, got \"[*]:5005\"" },
+	{ "listen = a:b:5005",
+	  "t.conf:2: listen: an IPv6 address needs brackets, as in [::1]:5005, got \"a:b:5005\"" },
 	{ "listen = 300.1.1.1:5005", "t.conf:2: listen: not an IPv4 address, got \"300.1.1.1:5005\"" },
 	{ "listen = 1.2.3:5005", "t.conf:2: listen: not an IPv4 address, got \"1.2.3:5005\"" },
 	{ "listen = :5005",
@@ -695,6 +703,31 @@ Test(config, listen_list)
 	cr_assert_eq(conf->n_listen, sizeof(want) / sizeof(want[0]));
 	for (i = 0; i < conf->n_listen; i++)
 		cr_expect_str_eq(conf->listen[i], want[i]);
+	config_free(conf);
+	free(text);
+	free(share);
+}
+
+/* Whatever the config accepts, the listener can split with its own
+ * buffers: the same parser decides both. */
+Test(config, listen_addresses_split_for_the_listener)
+{
+	char *share = files_share();
+	char *text = join("[server]\n"
+			  "listen = h:000000000000000000000080 [fe80::1%abcdefghijklmno]:0 "
+			  "[::ffff:255.255.255.255]:65535 *:00 a-b.c:1\n", share, "");
+	struct config *conf = load_ok(text);
+	static const char *const want_port[] = { "80", "0", "65535", "0", "1" };
+	char host[LISTENER_HOST_CAP], port[LISTENER_PORT_CAP];
+	size_t i;
+
+	cr_assert_eq(conf->n_listen, sizeof(want_port) / sizeof(want_port[0]));
+	for (i = 0; i < conf->n_listen; i++) {
+		cr_assert_eq(listener_split_address(conf->listen[i], host, sizeof(host),
+						    port, sizeof(port), NULL), 0,
+			     "%s", conf->listen[i]);
+		cr_expect_str_eq(port, want_port[i], "%s", conf->listen[i]);
+	}
 	config_free(conf);
 	free(text);
 	free(share);

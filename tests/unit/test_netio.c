@@ -602,7 +602,7 @@ Test(linebuf, init_rejects_zero_cap)
 struct split_case {
 	const char *addr;
 	int ret;
-	const char *host;
+	const char *host;       /* or, on failure, the reason given */
 	const char *port;
 };
 
@@ -617,30 +617,42 @@ Test(listener, split_address)
 		{ "[fe80::1%eth0]:1", 0, "fe80::1%eth0", "1" },
 		{ "0.0.0.0:0", 0, "0.0.0.0", "0" },
 		{ "h:65535", 0, "h", "65535" },
-		{ "h:65536", -EINVAL, NULL, NULL },
-		{ "5005", -EINVAL, NULL, NULL },
-		{ ":5005", -EINVAL, NULL, NULL },
-		{ "::1:5005", -EINVAL, NULL, NULL },
-		{ "[::1]5005", -EINVAL, NULL, NULL },
-		{ "[::1:5005", -EINVAL, NULL, NULL },
-		{ "[]:5005", -EINVAL, NULL, NULL },
-		{ "host:", -EINVAL, NULL, NULL },
-		{ "host:-1", -EINVAL, NULL, NULL },
-		{ "host:+1", -EINVAL, NULL, NULL },
-		{ "host:50x", -EINVAL, NULL, NULL },
-		{ "host: 50", -EINVAL, NULL, NULL },
-		{ "", -EINVAL, NULL, NULL },
+		{ "h:0000000000000000000080", 0, "h", "80" },
+		{ "[*]:1", 0, "*", "1" },
+		{ "h:65536", -EINVAL, "port must be a number between 0 and 65535", NULL },
+		{ "5005", -EINVAL, "expected HOST:PORT", NULL },
+		{ ":5005", -EINVAL, "missing host (use * for every address)", NULL },
+		{ "::1:5005", -EINVAL, "an IPv6 address needs brackets, as in [::1]:5005", NULL },
+		{ "a:b:5005", -EINVAL, "an IPv6 address needs brackets, as in [::1]:5005", NULL },
+		{ "[::1]5005", -EINVAL, "expected [IPV6]:PORT", NULL },
+		{ "[::1]", -EINVAL, "expected [IPV6]:PORT", NULL },
+		{ "[::1:5005", -EINVAL, "missing ']' after the IPv6 address", NULL },
+		{ "[]:5005", -EINVAL, "not an IPv6 address", NULL },
+		{ "host:", -EINVAL, "port must be a number between 0 and 65535", NULL },
+		{ "host:-1", -EINVAL, "port must be a number between 0 and 65535", NULL },
+		{ "host:+1", -EINVAL, "port must be a number between 0 and 65535", NULL },
+		{ "host:50x", -EINVAL, "port must be a number between 0 and 65535", NULL },
+		{ "host: 50", -EINVAL, "port must be a number between 0 and 65535", NULL },
+		{ "[::1]:5005]", -EINVAL, "port must be a number between 0 and 65535", NULL },
+		{ "", -EINVAL, "expected HOST:PORT", NULL },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct split_case *c = &cases[i];
 		char host[64] = "unset", port[16] = "unset";
+		const char *why = NULL;
 		int r = listener_split_address(c->addr, host, sizeof(host), port,
-					       sizeof(port));
+					       sizeof(port), &why);
 
 		cr_assert_eq(r, c->ret, "%s: got %d", c->addr, r);
-		if (r < 0)
+		if (r < 0) {
+			cr_assert_str_eq(why, c->host, "%s", c->addr);
+			/* A malformed address writes nothing. */
+			cr_assert_str_eq(host, "unset", "%s", c->addr);
+			cr_assert_str_eq(port, "unset", "%s", c->addr);
 			continue;
+		}
+		cr_assert_null(why, "%s", c->addr);
 		cr_assert_str_eq(host, c->host, "%s", c->addr);
 		cr_assert_str_eq(port, c->port, "%s", c->addr);
 	}
@@ -649,13 +661,38 @@ Test(listener, split_address)
 Test(listener, split_address_small_buffers)
 {
 	char host[4], port[3];
+	const char *why = NULL;
 
 	cr_assert_eq(listener_split_address("abc:80", host, sizeof(host), port,
-					    sizeof(port)), 0);
+					    sizeof(port), NULL), 0);
 	cr_assert_eq(listener_split_address("abcd:80", host, sizeof(host), port,
-					    sizeof(port)), -EINVAL);
+					    sizeof(port), &why), -EINVAL);
+	cr_assert_str_eq(why, "host name too long");
+	cr_assert_eq(listener_split_address("[::12]:80", host, sizeof(host), port,
+					    sizeof(port), &why), -EINVAL);
+	cr_assert_str_eq(why, "IPv6 address too long");
 	cr_assert_eq(listener_split_address("abc:800", host, sizeof(host), port,
-					    sizeof(port)), -EINVAL);
+					    sizeof(port), &why), -EINVAL);
+	cr_assert_str_eq(why, "no room for the port");
+	cr_assert_eq(listener_split_address(NULL, host, sizeof(host), port,
+					    sizeof(port), &why), -EINVAL);
+}
+
+/* The longest host name and port the config accepts fit the advertised
+ * buffer sizes. */
+Test(listener, split_address_caps)
+{
+	char addr[300], host[LISTENER_HOST_CAP], port[LISTENER_PORT_CAP];
+	char label[64];
+
+	memset(label, 'a', 63);
+	label[63] = '\0';
+	/* 4 labels of 63 and 3 dots: 255, more than a DNS name may have. */
+	snprintf(addr, sizeof(addr), "%s.%s.%s.%s:65535", label, label, label, label);
+	cr_assert_eq(listener_split_address(addr, host, sizeof(host), port,
+					    sizeof(port), NULL), 0);
+	cr_assert_eq(strlen(host), 255);
+	cr_assert_str_eq(port, "65535");
 }
 
 static uint16_t local_port(int fd)
