@@ -91,12 +91,10 @@ void scoreboard_set_state(struct scoreboard_slot *slot, enum worker_state st)
 		__atomic_store_n(&slot->state, (int)st, __ATOMIC_RELEASE);
 }
 
-void scoreboard_add_transfer(struct scoreboard_slot *slot, uint64_t bytes)
+void scoreboard_add_transfer(struct scoreboard_slot *slot)
 {
-	if (!slot)
-		return;
-	__atomic_fetch_add(&slot->transfers, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&slot->bytes, bytes, __ATOMIC_RELAXED);
+	if (slot)
+		__atomic_fetch_add(&slot->transfers, 1, __ATOMIC_RELAXED);
 }
 
 void scoreboard_add_bytes(struct scoreboard_slot *slot, uint64_t bytes)

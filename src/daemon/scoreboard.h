@@ -46,12 +46,11 @@ void scoreboard_release(struct scoreboard *sb, int slot);
  * out-of-range slot). */
 struct scoreboard_slot *scoreboard_slot(struct scoreboard *sb, int slot);
 
-/* Worker side (slot may be NULL: no-ops).  add_transfer counts one
- * completed transfer together with its body bytes; add_bytes counts body
- * bytes alone (of a transfer that failed part-way).  Never count the same
- * bytes through both. */
+/* Worker side (slot may be NULL: no-ops).  add_bytes counts body bytes as
+ * they move (so STATUS= shows a long transfer progressing, and a failed
+ * one's bytes count too); add_transfer counts one completed transfer. */
 void scoreboard_set_state(struct scoreboard_slot *slot, enum worker_state st);
-void scoreboard_add_transfer(struct scoreboard_slot *slot, uint64_t bytes);
+void scoreboard_add_transfer(struct scoreboard_slot *slot);
 void scoreboard_add_bytes(struct scoreboard_slot *slot, uint64_t bytes);
 
 struct scoreboard_totals {

@@ -353,7 +353,7 @@ static void session_put(struct session *s, struct proto_request *req)
 	if (digest_format(&dv, text, sizeof(text)) < 0)
 		text[0] = '\0';
 	session_send(s, "OK %" PRIu64 " %s\n", req->size, text);
-	scoreboard_add_transfer(s->ctx->slot, 0);
+	scoreboard_add_transfer(s->ctx->slot);
 	o.result = s->close ? "aborted" : "ok";
 	o.detail = s->close ? "committed, but the final answer could not be sent" : NULL;
 	o.digest = &dv;
@@ -419,7 +419,7 @@ static void session_get(struct session *s, struct proto_request *req)
 		o.detail = r == -ENODATA ? "file shrank while being sent" : strerror(-r);
 		goto out;
 	}
-	scoreboard_add_transfer(s->ctx->slot, 0);
+	scoreboard_add_transfer(s->ctx->slot);
 	o.result = "ok";
 out:
 	if (fd >= 0)

@@ -973,8 +973,10 @@ Test(scoreboard, claim_release_totals_across_fork)
 		struct scoreboard_slot *s = scoreboard_slot(sb, slot);
 
 		scoreboard_set_state(s, WORKER_BUSY);
-		scoreboard_add_transfer(s, 1000);
-		scoreboard_add_transfer(s, 24);
+		scoreboard_add_bytes(s, 1000);
+		scoreboard_add_transfer(s);
+		scoreboard_add_bytes(s, 24);
+		scoreboard_add_transfer(s);
 		scoreboard_add_bytes(s, 7);
 		_exit(0);
 	}
@@ -983,7 +985,8 @@ Test(scoreboard, claim_release_totals_across_fork)
 	cr_assert_eq(scoreboard_slot(sb, slot)->pid, pid);
 
 	scoreboard_set_state(scoreboard_slot(sb, other), WORKER_RETIRING);
-	scoreboard_add_transfer(scoreboard_slot(sb, other), 5);
+	scoreboard_add_bytes(scoreboard_slot(sb, other), 5);
+	scoreboard_add_transfer(scoreboard_slot(sb, other));
 	scoreboard_totals(sb, &t);
 	cr_assert_eq(t.workers, 2);
 	cr_assert_eq(t.busy, 2);
@@ -1023,7 +1026,7 @@ Test(scoreboard, exhaustion_and_null_slots)
 	cr_assert_null(scoreboard_slot(sb, -1));
 	cr_assert_null(scoreboard_slot(sb, SCOREBOARD_SLOTS));
 	scoreboard_set_state(NULL, WORKER_BUSY);
-	scoreboard_add_transfer(NULL, 1);
+	scoreboard_add_transfer(NULL);
 	scoreboard_add_bytes(NULL, 1);
 	scoreboard_release(sb, -1);
 	scoreboard_set_pid(sb, -1, 1);
