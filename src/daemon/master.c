@@ -20,6 +20,7 @@
 #include "config.h"
 #include "listener.h"
 #include "log.h"
+#include "monotonic.h"
 #include "master.h"
 #include "netio.h"
 #include "notify.h"
@@ -74,14 +75,6 @@ struct master {
 	uint64_t watchdog_usec;
 	uint64_t last_watchdog_ms;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static const sigset_t *master_signals(void)
 {
@@ -169,7 +162,7 @@ static int master_spawn(struct master *m)
 	*rec = (struct worker_rec){
 		.pid = pid,
 		.slot = slot,
-		.started_ms = now_ms(),
+		.started_ms = monotonic_ms(),
 	};
 	m->n_live++;
 
@@ -191,7 +184,7 @@ static void master_fill(struct master *m)
 {
 	unsigned have;
 
-	if (m->stopping || (m->respawn_at_ms && now_ms() < m->respawn_at_ms))
+	if (m->stopping || (m->respawn_at_ms && monotonic_ms() < m->respawn_at_ms))
 		return;
 	m->respawn_at_ms = 0;
 	for (have = master_count_current(m); have < m->conf->workers; have++) {
@@ -199,7 +192,7 @@ static void master_fill(struct master *m)
 
 		if (r < 0) {
 			log_errno(r, "cannot start a worker");
-			m->respawn_at_ms = now_ms() + BACKOFF_FIRST_MS;
+			m->respawn_at_ms = monotonic_ms() + BACKOFF_FIRST_MS;
 			return;
 		}
 	}
@@ -216,7 +209,7 @@ static uint64_t master_backoff_ms(unsigned deaths)
 		delay = BACKOFF_MAX_MS;
 	/* Jitter of ±25% so that several daemons do not retry in lockstep. */
 	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
-		rnd = (uint32_t)now_ms();
+		rnd = (uint32_t)monotonic_ms();
 	return delay * 3 / 4 + rnd % (delay / 2 + 1);
 }
 
@@ -226,7 +219,7 @@ static void master_update_status(struct master *m, bool force);
 /* Called for every death of a current-generation worker while running. */
 static void master_note_death(struct master *m, const struct worker_rec *rec)
 {
-	uint64_t now = now_ms();
+	uint64_t now = monotonic_ms();
 
 	if (now - rec->started_ms >= QUICK_DEATH_MS) {
 		m->quick_deaths = 0;
@@ -348,7 +341,7 @@ static void master_begin_stop(struct master *m, int exit_status)
 		return;
 	m->stopping = true;
 	m->exit_status = exit_status;
-	m->stop_deadline_ms = now_ms() + m->conf->shutdown_timeout_ms;
+	m->stop_deadline_ms = monotonic_ms() + m->conf->shutdown_timeout_ms;
 	notify_stopping();
 	notify_extend_timeout((m->conf->shutdown_timeout_ms + 5000) * 1000);
 	log_event(LOG_NOTICE, 0, LOG_MSGID_SHUTDOWN, NULL, 0,
@@ -451,7 +444,7 @@ static void master_update_status(struct master *m, bool force)
 {
 	struct scoreboard_totals t;
 	char line[sizeof(m->last_status)];
-	uint64_t now = now_ms();
+	uint64_t now = monotonic_ms();
 
 	if (!force && now - m->last_status_ms < STATUS_PERIOD_MS)
 		return;
@@ -473,7 +466,7 @@ static void master_update_status(struct master *m, bool force)
 
 static int master_poll_timeout(const struct master *m)
 {
-	uint64_t now = now_ms(), next = now + STATUS_PERIOD_MS;
+	uint64_t now = monotonic_ms(), next = now + STATUS_PERIOD_MS;
 
 	if (m->respawn_at_ms && m->respawn_at_ms < next)
 		next = m->respawn_at_ms;
@@ -490,7 +483,7 @@ static int master_poll_timeout(const struct master *m)
 
 static void master_tick(struct master *m)
 {
-	uint64_t now = now_ms();
+	uint64_t now = monotonic_ms();
 
 	if (m->watchdog_usec && now - m->last_watchdog_ms >= m->watchdog_usec / 2000) {
 		notify_watchdog();
@@ -648,7 +641,7 @@ int master_run(struct config *conf, const char *config_path)
 		goto err_free_workers;
 	}
 	m.watchdog_usec = notify_watchdog_usec();
-	m.last_watchdog_ms = now_ms();
+	m.last_watchdog_ms = monotonic_ms();
 
 	master_log_startup(&m);
 	master_fill(&m);

@@ -17,6 +17,7 @@
 
 #include "listener.h"
 #include "log.h"
+#include "monotonic.h"
 #include "netio.h"
 #include "protocol.h"
 #include "session.h"
@@ -54,14 +55,6 @@ struct outcome {
 	const char *detail;
 	const struct digest_value *digest;
 };
-
-static uint64_t session_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void session_send(struct session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -160,7 +153,7 @@ static void session_log(struct session *s, const struct outcome *o)
 		 (int)(share_end ? (size_t)(share_end - o->req->path) : o->req->path_len),
 		 o->req->path);
 	snprintf(bytes, sizeof(bytes), "%" PRIu64, o->bytes);
-	snprintf(ms, sizeof(ms), "%" PRIu64, session_now_ms() - o->start_ms);
+	snprintf(ms, sizeof(ms), "%" PRIu64, monotonic_ms() - o->start_ms);
 	snprintf(code, sizeof(code), "%d", o->code);
 	if (o->digest && digest_format(o->digest, digest, sizeof(digest)) < 0)
 		digest[0] = '\0';
@@ -256,7 +249,7 @@ static int session_receive(struct session *s, struct storage_upload *up,
 
 static void session_put(struct session *s, struct proto_request *req)
 {
-	struct outcome o = { .op = "put", .req = req, .start_ms = session_now_ms(),
+	struct outcome o = { .op = "put", .req = req, .start_ms = monotonic_ms(),
 			     .result = "refused" };
 	struct storage_upload up = { .fd = -1, .dir_fd = -1 };
 	struct digest_ctx dc = { 0 };
@@ -368,7 +361,7 @@ out:
 
 static void session_get(struct session *s, struct proto_request *req)
 {
-	struct outcome o = { .op = "get", .req = req, .start_ms = session_now_ms(),
+	struct outcome o = { .op = "get", .req = req, .start_ms = monotonic_ms(),
 			     .result = "refused" };
 	struct digest_value dv;
 	struct target t;
@@ -429,7 +422,7 @@ out:
 
 static void session_stat(struct session *s, struct proto_request *req)
 {
-	struct outcome o = { .op = "stat", .req = req, .start_ms = session_now_ms(),
+	struct outcome o = { .op = "stat", .req = req, .start_ms = monotonic_ms(),
 			     .result = "refused" };
 	const char *why = NULL;
 	struct target t;
@@ -489,7 +482,7 @@ static int session_list_entry(const struct storage_entry *e, void *arg)
 
 static void session_list(struct session *s, struct proto_request *req)
 {
-	struct outcome o = { .op = "list", .req = req, .start_ms = session_now_ms(),
+	struct outcome o = { .op = "list", .req = req, .start_ms = monotonic_ms(),
 			     .result = "refused" };
 	struct list_acc acc = { 0 };
 	const char *why = NULL;
@@ -519,7 +512,7 @@ static void session_list(struct session *s, struct proto_request *req)
 
 static void session_del(struct session *s, struct proto_request *req)
 {
-	struct outcome o = { .op = "del", .req = req, .start_ms = session_now_ms(),
+	struct outcome o = { .op = "del", .req = req, .start_ms = monotonic_ms(),
 			     .result = "refused" };
 	const char *why = NULL;
 	struct target t;
@@ -561,7 +554,7 @@ static int session_next_line(struct session *s, char **line, size_t *len)
 	uint64_t idle_ms = s->ctx->conf->idle_timeout_ms;
 	/* One deadline for the whole line: a client trickling a byte at a
 	 * time must not hold a worker beyond idle_timeout. */
-	uint64_t deadline = session_now_ms() + idle_ms;
+	uint64_t deadline = monotonic_ms() + idle_ms;
 	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
 	bool waited = false;
 	int r;
@@ -586,7 +579,7 @@ static int session_next_line(struct session *s, char **line, size_t *len)
 			session_send_error(s, PROTO_ERR_SHUTTING_DOWN, "shutting down");
 			return 0;
 		}
-		uint64_t now = session_now_ms(), left = deadline > now ? deadline - now : 0;
+		uint64_t now = monotonic_ms(), left = deadline > now ? deadline - now : 0;
 		struct timespec timeout = {
 			.tv_sec = (time_t)(left / 1000),
 			.tv_nsec = (long)(left % 1000) * 1000000,
