@@ -355,6 +355,14 @@ int client_connect(struct client *c)
 
 /* ---- requests and replies ---- */
 
+const char *client_alg_arg(const struct client *c, char *buf, size_t cap)
+{
+	if (c->alg == DIGEST_XXH3_128)
+		return NULL;
+	snprintf(buf, cap, "alg=%s", digest_alg_name(c->alg));
+	return buf;
+}
+
 int client_format_request(char *buf, size_t cap, const char *verb,
 			  const char *path, const char *args)
 {
@@ -404,7 +412,6 @@ int client_send(struct client *c, const char *what, const char *buf, size_t len)
 
 int client_read_status(struct client *c, const char *what, struct proto_status *st)
 {
-	char text[CLIENT_TEXT_MAX];
 	char *line;
 	size_t len;
 	int r;
@@ -414,23 +421,19 @@ int client_read_status(struct client *c, const char *what, struct proto_status *
 		client_error_connection(c, what, r);
 		return r < 0 ? r : -ECONNRESET;
 	}
-	if (proto_parse_status(line, st) < 0) {
-		client_error(c, CLIENT_FAIL_PROTOCOL, "%s: unexpected reply: %s", what,
-			     client_escape(text, 80, line, len));
-		c->gone = true;
-		return -EPROTO;
-	}
+	if (proto_parse_status(line, st) < 0)
+		return client_error_reply(c, what, line);
 	return 0;
 }
 
-/* Reports a reply that does not have the shape its request calls for. */
-static void client_error_reply(struct client *c, const char *what, const char *text)
+int client_error_reply(struct client *c, const char *what, const char *text)
 {
 	char esc[CLIENT_TEXT_MAX];
 
-	client_error(c, CLIENT_FAIL_PROTOCOL, "%s: malformed reply: %s", what,
+	client_error(c, CLIENT_FAIL_PROTOCOL, "%s: unexpected reply: %s", what,
 		     client_escape(esc, 80, text, strlen(text)));
 	c->gone = true;
+	return -EPROTO;
 }
 
 /* Splits text into exactly n tokens.  Returns true on success. */
@@ -446,13 +449,21 @@ static bool client_split(const char *text, size_t n, const char **tok, size_t *l
 	return !proto_next_token(&cursor, end, &extra, &extra_len);
 }
 
-static int client_parse_time(const char *s, size_t len, int64_t *out)
+/* "<type> <size> <mtime>", the tokens a STAT answer and a LIST entry open
+ * with, into out (mode untouched).  Returns 0 or -EPROTO. */
+static int client_parse_entry(const char *const *tok, const size_t *len,
+			      struct client_stat_reply *out)
 {
-	uint64_t v;
+	uint64_t mtime;
 
-	if (parse_u64_n(s, len, &v) < 0 || v > INT64_MAX)
+	if (len[0] != 1 || !strchr("fdlo", tok[0][0]))
 		return -EPROTO;
-	*out = (int64_t)v;
+	if (parse_u64_n(tok[1], len[1], &out->size) < 0)
+		return -EPROTO;
+	if (parse_u64_n(tok[2], len[2], &mtime) < 0 || mtime > INT64_MAX)
+		return -EPROTO;
+	out->type = tok[0][0];
+	out->mtime = (int64_t)mtime;
 	return 0;
 }
 
@@ -460,25 +471,13 @@ int client_parse_stat(const char *text, struct client_stat_reply *out)
 {
 	const char *tok[4];
 	size_t len[4];
-	unsigned mode = 0;
 
 	if (!client_split(text, 4, tok, len))
 		return -EPROTO;
-	if (len[0] != 1 || !strchr("fdlo", tok[0][0]))
+	if (client_parse_entry(tok, len, out) < 0)
 		return -EPROTO;
-	if (parse_u64_n(tok[1], len[1], &out->size) < 0)
+	if (proto_parse_mode(tok[3], len[3], &out->mode) < 0)
 		return -EPROTO;
-	if (client_parse_time(tok[2], len[2], &out->mtime) < 0)
-		return -EPROTO;
-	if (len[3] < 1 || len[3] > 4)
-		return -EPROTO;
-	for (size_t i = 0; i < len[3]; i++) {
-		if (tok[3][i] < '0' || tok[3][i] > '7')
-			return -EPROTO;
-		mode = mode * 8 + (unsigned)(tok[3][i] - '0');
-	}
-	out->type = tok[0][0];
-	out->mode = mode;
 	return 0;
 }
 
@@ -495,6 +494,13 @@ int client_parse_size_digest(const char *text, uint64_t *size,
 	if (digest_parse(tok[1], len[1], digest) < 0)
 		return -EPROTO;
 	return 0;
+}
+
+char *client_digest_text(const struct digest_value *d, char *buf, size_t cap)
+{
+	if (digest_format(d, buf, cap) < 0)
+		snprintf(buf, cap, "?");
+	return buf;
 }
 
 /* ---- arguments ---- */
@@ -582,26 +588,22 @@ static int client_ls_entry(const char *line, bool long_format)
 	char name[PROTO_MAX_PATH + 1];
 	char shown[4 * PROTO_MAX_PATH + 1];
 	char when[64];
+	struct client_stat_reply e;
 	const char *tok[4];
 	size_t len[4];
-	uint64_t size;
-	int64_t mtime;
 	int n;
 
 	if (!client_split(line, 4, tok, len))
 		return -EPROTO;
-	if (len[0] != 1 || !strchr("fdlo", tok[0][0]))
-		return -EPROTO;
-	if (parse_u64_n(tok[1], len[1], &size) < 0 ||
-	    client_parse_time(tok[2], len[2], &mtime) < 0)
+	if (client_parse_entry(tok, len, &e) < 0)
 		return -EPROTO;
 	n = proto_decode_path(tok[3], len[3], name, sizeof(name));
 	if (n <= 0)
 		return -EPROTO;
 	client_escape(shown, sizeof(shown), name, (size_t)n);
 	if (long_format) {
-		client_format_time(when, sizeof(when), mtime, false);
-		printf("%c %12" PRIu64 " %s %s\n", client_type_char(tok[0][0]), size,
+		client_format_time(when, sizeof(when), e.mtime, false);
+		printf("%c %12" PRIu64 " %s %s\n", client_type_char(e.type), e.size,
 		       when, shown);
 	} else {
 		printf("%s\n", shown);
@@ -622,7 +624,7 @@ void client_ls(struct client *c, const char *remote, bool long_format)
 	if (client_simple_request(c, what, "LIST", remote, &st) <= 0)
 		return;
 	if (parse_u64(st.text, &count) < 0) {
-		client_error_reply(c, what, st.text);
+		(void)client_error_reply(c, what, st.text);
 		return;
 	}
 	/* Entries print as they arrive: a huge directory needs no memory. */
@@ -633,7 +635,7 @@ void client_ls(struct client *c, const char *remote, bool long_format)
 			return;
 		}
 		if (client_ls_entry(line, long_format) < 0) {
-			client_error_reply(c, what, line);
+			(void)client_error_reply(c, what, line);
 			return;
 		}
 	}
@@ -664,7 +666,7 @@ void client_stat(struct client *c, const char *remote)
 	if (client_simple_request(c, what, "STAT", remote, &st) <= 0)
 		return;
 	if (client_parse_stat(st.text, &sr) < 0) {
-		client_error_reply(c, what, st.text);
+		(void)client_error_reply(c, what, st.text);
 		return;
 	}
 	client_format_time(when, sizeof(when), sr.mtime, true);

@@ -96,6 +96,18 @@ void client_note_status(struct client *c, const struct proto_status *st);
  * anything else as a protocol failure unless the server announced the
  * close. */
 void client_error_connection(struct client *c, const char *what, int err);
+/* Reports a reply that is no status line or lacks the shape its request
+ * calls for, as "tcpfile: <what>: unexpected reply: <text>" (escaped, cut
+ * to 80 bytes), and marks the connection gone: we are out of step with
+ * the server.  Returns -EPROTO for the caller to pass on. */
+int client_error_reply(struct client *c, const char *what, const char *text);
+
+/* Room for client_alg_arg()'s text. */
+#define CLIENT_ALG_ARG_MAX 32
+/* Writes "alg=<name>" for c's digest into buf and returns it, or returns
+ * NULL when c uses the protocol's default (xxh3-128) and PUT and GET need
+ * no alg= argument. */
+const char *client_alg_arg(const struct client *c, char *buf, size_t cap);
 
 /* Formats "VERB <encoded path>[ <args>]\n" into buf.  args may be NULL.
  * Returns the length, -ENAMETOOLONG when the path is longer than
@@ -119,13 +131,16 @@ struct client_stat_reply {
 	char type;
 	uint64_t size;
 	int64_t mtime;
-	unsigned mode;
+	uint32_t mode;
 };
 int client_parse_stat(const char *text, struct client_stat_reply *out);
 /* "<size> <ALG:HEX>", the text of PUT's final and GET's answer.  Returns 0
  * or -EPROTO. */
 int client_parse_size_digest(const char *text, uint64_t *size,
 			     struct digest_value *digest);
+/* d's text form into buf (DIGEST_TEXT_MAX bytes), or "?" if it cannot be
+ * formatted: for messages.  Returns buf. */
+char *client_digest_text(const struct digest_value *d, char *buf, size_t cap);
 
 /* Strips leading and trailing '/' from a REMOTE argument in place.
  * Returns the result, or NULL if nothing is left. */

@@ -5,16 +5,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -129,13 +125,19 @@ static void get_report_mismatch(struct client *c, const struct get_file *g,
 {
 	char w[DIGEST_TEXT_MAX], h[DIGEST_TEXT_MAX];
 
-	if (digest_format(want, w, sizeof(w)) < 0)
-		snprintf(w, sizeof(w), "?");
-	if (digest_format(got, h, sizeof(h)) < 0)
-		snprintf(h, sizeof(h), "?");
 	client_error(c, CLIENT_FAIL_PERMANENT,
-		     "%s: DIGEST MISMATCH: server announced %s, received %s; %s",
-		     g->what, w, h, outcome);
+		     "%s: DIGEST MISMATCH: server announced %s, received %s; %s", g->what,
+		     client_digest_text(want, w, sizeof(w)),
+		     client_digest_text(got, h, sizeof(h)), outcome);
+}
+
+/* Skips a body we do not keep, so the connection stays in step. */
+static void get_discard(struct client *c, const struct get_file *g, uint64_t size)
+{
+	int r = linebuf_discard(&c->lb, size);
+
+	if (r < 0)
+		client_error_connection(c, g->what, r == -EPIPE ? 0 : r);
 }
 
 /* Writes straight into g->out_fd (stdout, a FIFO, a device). */
@@ -226,9 +228,7 @@ static void get_to_temp(struct client *c, struct get_file *g, uint64_t size,
 	if (fd < 0) {
 		client_error(c, CLIENT_FAIL_PERMANENT, "%s: %s: %s", g->what, tmp,
 			     strerror(errno));
-		r = linebuf_discard(&c->lb, size);
-		if (r < 0)
-			client_error_connection(c, g->what, r == -EPIPE ? 0 : r);
+		get_discard(c, g, size);
 		free(tmp);
 		return;
 	}
@@ -302,11 +302,13 @@ static int get_open_dest(struct client *c, struct get_file *g)
 }
 
 /* Sends "STAT p" (for a file destination) and "GET p" together and reads
- * the STAT answer.  Returns 0 or a negative errno (connection gone). */
+ * the STAT answer.  Returns 0 or a negative errno (reported): the
+ * connection is gone, or the path too long and nothing was sent. */
 static int get_request(struct client *c, struct get_file *g)
 {
 	char req[2 * (PROTO_MAX_LINE + 1)];
-	const char *args = c->alg == DIGEST_SHA256 ? "alg=sha256" : NULL;
+	char alg[CLIENT_ALG_ARG_MAX];
+	const char *args = client_alg_arg(c, alg, sizeof(alg));
 	struct proto_status st;
 	size_t len = 0;
 	int r;
@@ -334,12 +336,7 @@ static int get_request(struct client *c, struct get_file *g)
 		if (c->gone)
 			return -ECONNRESET;
 	} else if (client_parse_stat(st.text, &g->meta) < 0) {
-		char esc[128];
-
-		client_error(c, CLIENT_FAIL_PROTOCOL, "%s: malformed reply: %s", g->what,
-			     client_escape(esc, 80, st.text, strlen(st.text)));
-		c->gone = true;
-		return -EPROTO;
+		return client_error_reply(c, g->what, st.text);
 	} else if (g->meta.type != 'f') {
 		client_error(c, CLIENT_FAIL_PERMANENT, "%s: %s", g->what,
 			     g->meta.type == 'd' ? "is a directory" : "not a regular file");
@@ -349,7 +346,7 @@ static int get_request(struct client *c, struct get_file *g)
 
 err_path:
 	client_error(c, CLIENT_FAIL_PERMANENT, "%s: remote path too long", g->what);
-	return 1;
+	return r;
 }
 
 static void get_one(struct client *c, struct get_file *g, char *buf)
@@ -362,7 +359,7 @@ static void get_one(struct client *c, struct get_file *g, char *buf)
 	if (get_open_dest(c, g) < 0)
 		return;
 	r = get_request(c, g);
-	if (r != 0)
+	if (r < 0)
 		return;
 	r = client_read_status(c, g->what, &st);
 	if (r < 0)
@@ -376,17 +373,11 @@ static void get_one(struct client *c, struct get_file *g, char *buf)
 		return;
 	}
 	if (client_parse_size_digest(st.text, &size, &want) < 0 || want.alg != c->alg) {
-		char esc[128];
-
-		client_error(c, CLIENT_FAIL_PROTOCOL, "%s: unexpected reply: %s", g->what,
-			     client_escape(esc, 80, st.text, strlen(st.text)));
-		c->gone = true;
+		(void)client_error_reply(c, g->what, st.text);
 		return;
 	}
 	if (g->skip) {
-		r = linebuf_discard(&c->lb, size);
-		if (r < 0)
-			client_error_connection(c, g->what, r == -EPIPE ? 0 : r);
+		get_discard(c, g, size);
 		return;
 	}
 	if (g->out_fd >= 0)

@@ -75,16 +75,32 @@ static int main_usage_error(const char *fmt, ...)
 
 /* ---- commands ---- */
 
+/* Normalises the n REMOTE arguments in place (client_remote_normalize).
+ * name is how the usage calls them.  Returns 0 or CLIENT_EXIT_USAGE after
+ * saying which one has no share name. */
+static int main_remotes(const char *cmd, const char *name, char **args, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char *remote = client_remote_normalize(args[i]);
+
+		if (!remote)
+			return main_usage_error("%s: %s '%s' must start with a share name",
+						cmd, name, args[i]);
+		args[i] = remote;
+	}
+	return 0;
+}
+
 static int main_put(struct client *c, const struct main_opts *o, char **args, size_t n)
 {
-	char *remote_arg = args[n - 1];
-	size_t len = strlen(remote_arg), n_local = n - 1;
-	bool trailing_slash = len > 0 && remote_arg[len - 1] == '/';
-	char *remote = client_remote_normalize(remote_arg);
+	size_t len = strlen(args[n - 1]), n_local = n - 1;
+	bool trailing_slash = len > 0 && args[n - 1][len - 1] == '/';
+	const char *remote;
 	bool remote_is_dir;
 
-	if (!remote)
-		return main_usage_error("put: REMOTE must start with a share name");
+	if (main_remotes("put", "REMOTE", &args[n - 1], 1))
+		return CLIENT_EXIT_USAGE;
+	remote = args[n - 1];
 	/* A bare SHARE is the share root, so it can only be a directory. */
 	remote_is_dir = trailing_slash || n_local > 1 || !strchr(remote, '/');
 	for (size_t i = 0; i < n_local; i++) {
@@ -106,14 +122,8 @@ static int main_get(struct client *c, const struct main_opts *o, char **args, si
 	bool local_is_dir = false;
 	struct stat st;
 
-	for (size_t i = 0; i < n_remote; i++) {
-		char *remote = client_remote_normalize(args[i]);
-
-		if (!remote)
-			return main_usage_error("get: REMOTE '%s' must start with a share name",
-						args[i]);
-		args[i] = remote;
-	}
+	if (main_remotes("get", "REMOTE", args, n_remote))
+		return CLIENT_EXIT_USAGE;
 	if (strcmp(local, "-") == 0) {
 		if (n_remote > 1)
 			return main_usage_error("get: '-' (stdout) takes a single REMOTE");
@@ -129,36 +139,26 @@ static int main_get(struct client *c, const struct main_opts *o, char **args, si
 
 static int main_ls(struct client *c, const struct main_opts *o, char **args, size_t n)
 {
-	char *remote = client_remote_normalize(args[0]);
-
-	if (!remote)
-		return main_usage_error("ls: REMOTE_DIR must start with a share name");
+	if (main_remotes("ls", "REMOTE_DIR", args, n))
+		return CLIENT_EXIT_USAGE;
 	if (client_connect(c) == 0)
-		client_ls(c, remote, o->long_format);
+		client_ls(c, args[0], o->long_format);
 	return 0;
 }
 
 static int main_stat(struct client *c, const struct main_opts *o, char **args, size_t n)
 {
-	char *remote = client_remote_normalize(args[0]);
-
-	if (!remote)
-		return main_usage_error("stat: REMOTE must start with a share name");
+	if (main_remotes("stat", "REMOTE", args, n))
+		return CLIENT_EXIT_USAGE;
 	if (client_connect(c) == 0)
-		client_stat(c, remote);
+		client_stat(c, args[0]);
 	return 0;
 }
 
 static int main_rm(struct client *c, const struct main_opts *o, char **args, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		char *remote = client_remote_normalize(args[i]);
-
-		if (!remote)
-			return main_usage_error("rm: REMOTE '%s' must start with a share name",
-						args[i]);
-		args[i] = remote;
-	}
+	if (main_remotes("rm", "REMOTE", args, n))
+		return CLIENT_EXIT_USAGE;
 	if (client_connect(c) == 0)
 		client_rm(c, args, n);
 	return 0;

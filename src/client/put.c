@@ -6,10 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <poll.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,6 +224,7 @@ static void put_append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
 static void put_format_args(const struct put_batch *b, const struct stat *st,
 			    bool from_stdin, char *args, size_t cap)
 {
+	char alg[CLIENT_ALG_ARG_MAX];
 	size_t len = 0;
 
 	put_append(args, cap, &len, "%" PRIu64, (uint64_t)st->st_size);
@@ -242,8 +240,8 @@ static void put_format_args(const struct put_batch *b, const struct stat *st,
 	}
 	if (b->no_clobber)
 		put_append(args, cap, &len, " overwrite=0");
-	if (b->c->alg != DIGEST_XXH3_128)
-		put_append(args, cap, &len, " alg=%s", digest_alg_name(b->c->alg));
+	if (client_alg_arg(b->c, alg, sizeof(alg)))
+		put_append(args, cap, &len, " %s", alg);
 	put_append(args, cap, &len, " pipelined=1");
 }
 
@@ -404,12 +402,6 @@ static bool put_answer_pending(struct put_batch *b)
 	return b->next_answer < b->next_load;
 }
 
-static void put_digest_text(const struct digest_value *d, char *buf, size_t cap)
-{
-	if (digest_format(d, buf, cap) < 0)
-		snprintf(buf, cap, "?");
-}
-
 static void put_verify(struct put_batch *b, struct put_item *it, uint64_t size,
 		       const struct digest_value *got)
 {
@@ -422,22 +414,11 @@ static void put_verify(struct put_batch *b, struct put_item *it, uint64_t size,
 	}
 	if (size == it->size && digest_equal(got, &it->digest))
 		return;
-	put_digest_text(&it->digest, sent, sizeof(sent));
-	put_digest_text(got, stored, sizeof(stored));
 	client_error(b->c, CLIENT_FAIL_PERMANENT,
 		     "%s: DIGEST MISMATCH: sent %" PRIu64 " bytes %s, server stored %"
-		     PRIu64 " bytes %s; the remote copy is damaged",
-		     it->what, it->size, sent, size, stored);
-}
-
-static int put_bad_reply(struct put_batch *b, const char *what, const char *line)
-{
-	char esc[128];
-
-	client_error(b->c, CLIENT_FAIL_PROTOCOL, "%s: unexpected reply: %s", what,
-		     client_escape(esc, 80, line, strlen(line)));
-	b->c->gone = true;
-	return -EPROTO;
+		     PRIu64 " bytes %s; the remote copy is damaged", it->what, it->size,
+		     client_digest_text(&it->digest, sent, sizeof(sent)), size,
+		     client_digest_text(got, stored, sizeof(stored)));
 }
 
 /* Handles one answer line.  Returns 0 or -EPROTO (reported). */
@@ -460,11 +441,11 @@ static int put_answer(struct put_batch *b, const char *line)
 			b->c->gone = true;
 			return 0;
 		}
-		return put_bad_reply(b, "put", line);
+		return client_error_reply(b->c, "put", line);
 	}
 	it = &b->items[b->next_answer];
 	if (proto_parse_status(line, &st) < 0)
-		return put_bad_reply(b, it->what, line);
+		return client_error_reply(b->c, it->what, line);
 	if (!st.ok) {
 		client_error_status(b->c, it->what, &st);
 		/* Answered before its body was complete: the server no longer
@@ -476,7 +457,7 @@ static int put_answer(struct put_batch *b, const char *line)
 	}
 	if (it->state != PUT_SENT ||
 	    client_parse_size_digest(st.text, &size, &got) < 0)
-		return put_bad_reply(b, it->what, line);
+		return client_error_reply(b->c, it->what, line);
 	it->state = PUT_DONE;
 	put_verify(b, it, size, &got);
 	return 0;

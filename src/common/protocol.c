@@ -177,8 +177,7 @@ static bool proto_token_is(const char *tok, size_t len, const char *word)
 	return strlen(word) == len && memcmp(tok, word, len) == 0;
 }
 
-/* Octal permission bits, at most 07777. */
-static int proto_parse_mode(const char *s, size_t len, uint32_t *out)
+int proto_parse_mode(const char *s, size_t len, uint32_t *out)
 {
 	uint32_t v = 0;
 

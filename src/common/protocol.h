@@ -106,6 +106,11 @@ int proto_parse_greeting(const char *line, int *version, const char **nonce);
  * truncated so the line fits PROTO_MAX_LINE.  Returns the length. */
 int proto_format_error(char *buf, size_t cap, int code, const char *detail);
 
+/* Octal permission bits (PUT's mode=, STAT's answer) from len bytes that
+ * need not be NUL-terminated.  Returns 0 and sets *out; -EINVAL if len is
+ * 0 or a byte is no octal digit; -ERANGE above 07777. */
+int proto_parse_mode(const char *s, size_t len, uint32_t *out);
+
 /* Splits the next space-separated token off *cursor (within end).  Returns
  * true and sets *tok and *tok_len, false when none is left. */
 bool proto_next_token(const char **cursor, const char *end,
