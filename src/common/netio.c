@@ -157,9 +157,100 @@ int socket_set_timeouts(int fd, uint64_t timeout_ms)
 	return 0;
 }
 
-int linebuf_init(struct linebuf *lb, int fd, size_t cap)
+/* ---- the plain socket transport ---- */
+
+static ssize_t conn_plain_read(struct conn *c, void *buf, size_t len)
 {
-	*lb = (struct linebuf){ .fd = fd };
+	ssize_t n = read(c->fd, buf, len);
+
+	return n < 0 ? netio_errno() : n;
+}
+
+static int conn_plain_write(struct conn *c, const void *buf, size_t len, bool more)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return netio_errno();
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int conn_plain_sendfile(struct conn *c, int in_fd, off_t *offset, uint64_t count)
+{
+	return sendfile_full(c->fd, in_fd, offset, count);
+}
+
+static size_t conn_plain_pending(struct conn *c)
+{
+	(void)c;
+	return 0;
+}
+
+static void conn_plain_close(struct conn *c)
+{
+	/* Everything that mattered was written with write_full's checks; a
+	 * close error on a socket loses nothing more. */
+	(void)close(c->fd);
+}
+
+static const struct conn_ops conn_plain_ops = {
+	.read = conn_plain_read,
+	.write = conn_plain_write,
+	.sendfile = conn_plain_sendfile,
+	.pending = conn_plain_pending,
+	.close = conn_plain_close,
+};
+
+void conn_init_plain(struct conn *c, int fd)
+{
+	*c = (struct conn){ .fd = fd, .ops = &conn_plain_ops };
+}
+
+ssize_t conn_read(struct conn *c, void *buf, size_t len)
+{
+	return c->ops->read(c, buf, len);
+}
+
+int conn_write(struct conn *c, const void *buf, size_t len, bool more)
+{
+	return c->ops->write(c, buf, len, more);
+}
+
+int conn_sendfile(struct conn *c, int in_fd, off_t *offset, uint64_t count)
+{
+	return c->ops->sendfile(c, in_fd, offset, count);
+}
+
+size_t conn_pending(struct conn *c)
+{
+	return c->ops->pending(c);
+}
+
+void conn_close(struct conn *c)
+{
+	if (c->fd < 0)
+		return;
+	c->ops->close(c);
+	c->fd = -1;
+	c->impl = NULL;
+}
+
+/* ---- the line buffer ---- */
+
+int linebuf_init(struct linebuf *lb, struct conn *conn, size_t cap)
+{
+	*lb = (struct linebuf){ .conn = conn };
 	if (cap == 0)
 		return -EINVAL;
 	lb->buf = malloc(cap);
@@ -233,9 +324,9 @@ ssize_t linebuf_fill(struct linebuf *lb)
 	linebuf_compact(lb);
 	if (lb->end == lb->cap)
 		return -EMSGSIZE;
-	n = read(lb->fd, lb->buf + lb->end, lb->cap - lb->end);
+	n = conn_read(lb->conn, lb->buf + lb->end, lb->cap - lb->end);
 	if (n < 0)
-		return netio_errno();
+		return n;
 	lb->end += (size_t)n;
 	return n;
 }
@@ -283,12 +374,10 @@ ssize_t linebuf_read(struct linebuf *lb, void *dst, size_t len)
 	/* Nothing buffered: large body reads go straight to the caller's
 	 * buffer instead of through ours. */
 	for (;;) {
-		ssize_t n = read(lb->fd, dst, len);
+		ssize_t n = conn_read(lb->conn, dst, len);
 
-		if (n >= 0)
+		if (n != -EINTR)
 			return n;
-		if (errno != EINTR)
-			return netio_errno();
 	}
 }
 

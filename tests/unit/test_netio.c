@@ -339,13 +339,15 @@ Test(netio, fd_flags)
 
 struct lb_fixture {
 	int sv[2];
+	struct conn conn;
 	struct linebuf lb;
 };
 
 static void lb_open(struct lb_fixture *f, size_t cap)
 {
 	make_socketpair(f->sv);
-	cr_assert_eq(linebuf_init(&f->lb, f->sv[0], cap), 0);
+	conn_init_plain(&f->conn, f->sv[0]);
+	cr_assert_eq(linebuf_init(&f->lb, &f->conn, cap), 0);
 }
 
 static void lb_close(struct lb_fixture *f)
@@ -592,8 +594,10 @@ Test(linebuf, discard_past_eof_is_epipe)
 Test(linebuf, init_rejects_zero_cap)
 {
 	struct linebuf lb;
+	struct conn conn;
 
-	cr_assert_eq(linebuf_init(&lb, 0, 0), -EINVAL);
+	conn_init_plain(&conn, 0);
+	cr_assert_eq(linebuf_init(&lb, &conn, 0), -EINVAL);
 	linebuf_finish(&lb);
 }
 
