@@ -27,7 +27,11 @@ struct config {
 	unsigned workers;           /* 1..CONFIG_WORKERS_MAX, default 4 */
 	int backlog;                /* 1..65535, default 128 */
 	uint64_t shutdown_timeout_ms; /* default 30s */
-	uint64_t idle_timeout_ms;   /* default 5m; also bounds a stalled body */
+	uint64_t idle_timeout_ms;   /* default 5m: between requests */
+	uint64_t handshake_timeout_ms; /* default 10s: for the HELLO */
+	uint64_t min_rate;          /* bytes/s a body must keep up, 0 = off; default 1K */
+	uint64_t min_rate_window_ms; /* over windows this long; default 20s; also the
+					longest wait for one body byte */
 	uint64_t crash_loop_timeout_ms; /* default 60s; 0 = never give up */
 	int log_level;              /* syslog priority, default LOG_INFO */
 	bool fsync;                 /* default yes */
