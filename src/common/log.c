@@ -220,6 +220,13 @@ static void log_buf_ellipsize(struct log_buf *b, size_t reserve)
 		b->len = max;
 	while (b->len > 0 && ((unsigned char)b->p[b->len] & 0xc0) == 0x80)
 		b->len--;
+	/* Nor inside an escape ("\x1b", "\\"): drop the escape whole. */
+	for (size_t k = 3; k >= 1; k--) {
+		if (k <= b->len && b->p[b->len - k] == '\\') {
+			b->len -= k;
+			break;
+		}
+	}
 	b->p[b->len] = '\0';
 	b->truncated = false;
 	log_buf_puts(b, ellipsis);
