@@ -15,7 +15,9 @@
  * slot); a refused one gets one ERR line and is closed.  A share root
  * that cannot be opened is logged and its fd passed to the session as -1;
  * the other shares are served.  Exit status: 0 after a graceful stop or
- * retirement, 71 (EX_OSERR) when memory, signal setup or ppoll() fails. */
+ * retirement, 71 (EX_OSERR) when memory, signal setup or ppoll() fails,
+ * 70 (EX_SOFTWARE) at once when $TCPFILED_TEST_WORKER_EXIT is set (for
+ * crash-loop tests only). */
 _Noreturn void worker_run(const struct config *conf,
 			  const struct listener_set *listeners,
 			  struct scoreboard_slot *slot, struct access_table *access,

@@ -300,3 +300,29 @@ Test(access, reload_to_an_unopenable_share_keeps_the_old_config)
 	r = (int)proc_children(d.pid, after, 2);
 	cr_assert_eq(r, 2);
 }
+
+static bool log_says_refusing(void *arg)
+{
+	return daemon_log_contains(&d, "refusing its requests until a reload");
+}
+
+/* A worker that cannot open one share serves the others. */
+Test(access, worker_serves_other_shares_when_one_cannot_be_opened)
+{
+	struct daemon_opts o = { .workers = 1 };
+	pid_t workers[1];
+	char line[512];
+	int fd;
+
+	start_daemon(&d, &o);
+	cr_assert_eq(daemon_wait_workers(&d, 1, workers, 1, HARNESS_TIMEOUT_MS), 0);
+	cr_assert_eq(rmdir(d.share_dir), 0);
+	cr_assert_eq(kill(workers[0], SIGKILL), 0);
+	cr_assert(wait_until(log_says_refusing, NULL, HARNESS_TIMEOUT_MS),
+		  "the new worker logs the share it cannot open");
+	cr_assert_eq(daemon_wait_workers(&d, 1, workers, 1, HARNESS_TIMEOUT_MS), 0);
+	fd = raw_open(&d, NULL, 0);
+	raw_cmd(fd, line, sizeof(line), "STAT ro");
+	cr_assert(strncmp(line, "OK ", 3) == 0, "the other share is served: %s", line);
+	close(fd);
+}
