@@ -9,6 +9,7 @@
 #include "config.h"
 #include "log.h"
 #include "master.h"
+#include "sharecheck.h"
 
 static void usage(FILE *out)
 {
@@ -56,6 +57,10 @@ int main(int argc, char **argv)
 
 	log_init("tcpfiled");
 	r = config_load(config_path, &conf, err, sizeof(err));
+	/* Shares are opened as the workers will, so that -t, start-up and
+	 * reload agree on what is servable. */
+	if (r == 0 && (r = sharecheck_config(conf, err, sizeof(err))) < 0)
+		config_free(conf);
 	if (r < 0) {
 		if (check_only)
 			fprintf(stderr, "%s\n", err);
