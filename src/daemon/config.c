@@ -63,7 +63,7 @@ static const struct config_key config_keys[] = {
 	  SERVER_FIELD(workers) },
 	/* Default 0: not a valid value, replaced by config_default_backlog(). */
 	{ CONFIG_KIND_SERVER, "backlog", CONFIG_UINT, 1, 65535, 0, SERVER_FIELD(backlog) },
-	{ CONFIG_KIND_SERVER, "defer_accept", CONFIG_DURATION, 0, 10 * MIN_MS, 0,
+	{ CONFIG_KIND_SERVER, "defer_accept", CONFIG_DURATION, 0, 10 * MIN_MS, 5 * SEC_MS,
 	  SERVER_FIELD(defer_accept_ms) },
 	{ CONFIG_KIND_SERVER, "hosts_allow", CONFIG_HOSTS, 0, 0, 0, SERVER_FIELD(hosts_allow) },
 	{ CONFIG_KIND_SERVER, "hosts_deny", CONFIG_HOSTS, 0, 0, 0, SERVER_FIELD(hosts_deny) },

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "monotonic.h"
 #include "session_internal.h"
+#include "sharecheck.h"
 #include "storage.h"
 
 /* LIST lines are gathered into writes of about this size. */
@@ -272,6 +273,12 @@ int session_resolve(struct session *s, struct proto_request *req,
 		return PROTO_ERR_NOT_FOUND;
 	}
 	t->root_fd = s->ctx->share_fds[t->share - conf->shares];
+	/* A share this worker could not open, or whose root was renamed or
+	 * removed since: refused until a reload opens the path afresh. */
+	if (!sharecheck_still_valid(t->share, t->root_fd)) {
+		*why = "share unavailable";
+		return PROTO_ERR_INTERNAL;
+	}
 	t->rel = slash ? slash + 1 : "";
 	t->rel_len = slash ? req->path_len - name_len - 1 : 0;
 	/* "share/dir/" names a directory: accept one trailing slash there
@@ -483,6 +490,9 @@ static void session_log_refused_line(struct session *s, const char *line, size_t
 		{ "CLIENT", s->peer },
 		{ "RESULT", "refused" },
 	};
+	/* A client repeating bad lines gets a few records and a summary. */
+	if (!log_ratelimit_allow(&s->refusals, monotonic_ms(), f, 2))
+		return;
 	log_event(LOG_NOTICE, 0, LOG_MSGID_REQUEST, f, 2, "%s: bad request \"%s%s\": %d %s",
 		  s->peer, shown, len >= sizeof(shown) ? "..." : "", code, why);
 }
@@ -672,6 +682,7 @@ void session_run(const struct session_ctx *ctx, int fd,
 	int one = 1, code;
 
 	conn_init_plain(&s.conn, fd);
+	log_ratelimit_init(&s.refusals, 5, 0, LOG_NOTICE, "refused requests");
 	listener_format_sockaddr((const struct sockaddr *)peer, s.peer, sizeof(s.peer));
 	snprintf(s.pid, sizeof(s.pid), "%d", (int)getpid());
 	/* Socket timeouts bound each blocking body read and write; the waits
@@ -701,6 +712,11 @@ void session_run(const struct session_ctx *ctx, int fd,
 		session_dispatch(&s, req);
 	}
 out_finish:
+	{
+		struct log_field f[] = { { "CLIENT", s.peer }, { "RESULT", "refused" } };
+
+		log_ratelimit_flush(&s.refusals, f, 2);
+	}
 	linebuf_finish(&s.lb);
 out:
 	free(req);

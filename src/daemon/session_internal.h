@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "log.h"
 #include "netio.h"
 #include "protocol.h"
 #include "session.h"
@@ -22,6 +23,7 @@ struct session {
 	char peer[64];
 	char pid[16];         /* this worker's, for log records */
 	char *chunk;          /* SESSION_CHUNK bytes */
+	struct log_ratelimit refusals;   /* bad request lines logged */
 	bool close;           /* stop after this request: framing lost, QUIT, I/O error */
 };
 

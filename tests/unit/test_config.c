@@ -103,7 +103,7 @@ static void expect_defaults(const struct config *conf)
 	cr_expect_str_eq(conf->listen[0], "127.0.0.1:5005");
 	cr_expect_eq(conf->workers, 4);
 	cr_expect_eq(conf->backlog, config_default_backlog());
-	cr_expect_eq(conf->defer_accept_ms, 0);
+	cr_expect_eq(conf->defer_accept_ms, 5000);
 	cr_expect_eq(conf->hosts_allow.n, 0);
 	cr_expect_eq(conf->hosts_deny.n, 0);
 	cr_expect_eq(conf->max_per_ip, 0);
