@@ -41,6 +41,7 @@ enum config_type {
 	CONFIG_LISTEN,
 	CONFIG_PATH,
 	CONFIG_HOSTS,
+	CONFIG_TLS_VERSION,
 };
 
 struct config_key {
@@ -83,6 +84,12 @@ static const struct config_key config_keys[] = {
 	{ CONFIG_KIND_SERVER, "log_level", CONFIG_LOGLEVEL, 0, 0, LOG_INFO,
 	  SERVER_FIELD(log_level) },
 	{ CONFIG_KIND_SERVER, "fsync", CONFIG_BOOL, 0, 1, 1, SERVER_FIELD(fsync) },
+	{ CONFIG_KIND_SERVER, "users_file", CONFIG_PATH, 0, 0, 0, SERVER_FIELD(users_file) },
+	{ CONFIG_KIND_SERVER, "tls_certificate", CONFIG_PATH, 0, 0, 0,
+	  SERVER_FIELD(tls_certificate) },
+	{ CONFIG_KIND_SERVER, "tls_key", CONFIG_PATH, 0, 0, 0, SERVER_FIELD(tls_key) },
+	{ CONFIG_KIND_SERVER, "tls_min_version", CONFIG_TLS_VERSION, 0, 0, CONFIG_TLS_1_3,
+	  SERVER_FIELD(tls_min_version) },
 	{ CONFIG_KIND_SHARE, "path", CONFIG_PATH, 0, 0, 0, SHARE_FIELD(path) },
 	{ CONFIG_KIND_SHARE, "read_only", CONFIG_BOOL, 0, 1, 0, SHARE_FIELD(read_only) },
 	{ CONFIG_KIND_SHARE, "overwrite", CONFIG_BOOL, 0, 1, 1, SHARE_FIELD(overwrite) },
@@ -185,6 +192,7 @@ static void config_apply_defaults(void *base, enum config_kind kind)
 			config_store_u64(base, key, key->def);
 			break;
 		case CONFIG_LOGLEVEL:
+		case CONFIG_TLS_VERSION:
 			i = (int)key->def;
 			memcpy(config_field(base, key), &i, sizeof(i));
 			break;
@@ -455,6 +463,18 @@ static int config_set_value(struct config_parser *p, const struct config_key *ke
 		if (p->kind == CONFIG_KIND_SHARE)
 			p->conf->shares[p->share].path_line = p->lineno;
 		return 0;
+	case CONFIG_TLS_VERSION:
+		if (strcmp(value, "1.3") == 0)
+			level = CONFIG_TLS_1_3;
+		else if (strcmp(value, "1.2") == 0)
+			level = CONFIG_TLS_1_2;
+		else {
+			config_fail(p, -EINVAL, p->lineno, "%s: expected 1.3 or 1.2, got \"%s\"",
+				    key->name, value);
+			return -EINVAL;
+		}
+		memcpy(config_field(base, key), &level, sizeof(level));
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -715,6 +735,11 @@ static int config_validate(struct config_parser *p)
 	struct stat st;
 	int r;
 
+	if (!conf->tls_certificate != !conf->tls_key) {
+		config_fail(p, -EINVAL, 0, "%s: missing (tls_certificate and tls_key go together)",
+			    conf->tls_key ? "tls_certificate" : "tls_key");
+		return -EINVAL;
+	}
 	if (conf->n_shares == 0) {
 		config_fail(p, -EINVAL, 0,
 			    "no share defined (add a section such as [files] with a path)");
@@ -857,6 +882,9 @@ void config_free(struct config *conf)
 		free(conf->shares[i].path);
 	}
 	free(conf->shares);
+	free(conf->users_file);
+	free(conf->tls_certificate);
+	free(conf->tls_key);
 	free(conf->file);
 	free(conf);
 }

@@ -12,6 +12,10 @@
 #define CONFIG_LISTEN_MAX    LISTENER_MAX  /* one socket per address */
 #define CONFIG_ERROR_MAX     512
 
+/* Values of tls_min_version (the TLS wire version numbers). */
+#define CONFIG_TLS_1_2       0x0303
+#define CONFIG_TLS_1_3       0x0304
+
 struct share_conf {
 	char *name;             /* section name: first path component on the wire */
 	char *path;             /* absolute directory */
@@ -41,6 +45,10 @@ struct config {
 	uint64_t crash_loop_timeout_ms; /* default 60s; 0 = never give up */
 	int log_level;              /* syslog priority, default LOG_INFO */
 	bool fsync;                 /* default yes */
+	char *users_file;           /* absolute path or NULL (no logins) */
+	char *tls_certificate;      /* PEM chain, absolute path or NULL */
+	char *tls_key;              /* PEM key; set exactly when tls_certificate is */
+	int tls_min_version;        /* CONFIG_TLS_1_3 (default) or CONFIG_TLS_1_2 */
 	struct share_conf *shares;
 	size_t n_shares;
 };

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sysexits.h>
 
 #include "build_config.h"
@@ -10,11 +11,13 @@
 #include "log.h"
 #include "master.h"
 #include "sharecheck.h"
+#include "passwd.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: tcpfiled [-c FILE] [-t] [-h] [-V]\n"
+		"       tcpfiled passwd [-c FILE] [-f USERS_FILE] [-i ITERATIONS] USER\n"
 		"  -c FILE  configuration file (default %s)\n"
 		"  -t       check the configuration and exit\n"
 		"  -h       show this help\n"
@@ -30,6 +33,8 @@ int main(int argc, char **argv)
 	bool check_only = false;
 	int opt, r;
 
+	if (argc > 1 && strcmp(argv[1], "passwd") == 0)
+		return passwd_main(argc - 1, argv + 1);
 	while ((opt = getopt(argc, argv, "c:thV")) != -1) {
 		switch (opt) {
 		case 'c':

@@ -112,6 +112,10 @@ static void expect_defaults(const struct config *conf)
 	cr_expect_eq(conf->crash_loop_timeout_ms, 60000);
 	cr_expect_eq(conf->log_level, LOG_INFO);
 	cr_expect(conf->fsync);
+	cr_expect_null(conf->users_file);
+	cr_expect_null(conf->tls_certificate);
+	cr_expect_null(conf->tls_key);
+	cr_expect_eq(conf->tls_min_version, CONFIG_TLS_1_3);
 	cr_assert_eq(conf->n_shares, 1);
 	cr_expect_str_eq(conf->shares[0].name, "files");
 	cr_expect_str_eq(conf->shares[0].path, sharedir);
@@ -378,6 +382,10 @@ static const struct bad_case bad_server_values[] = {
 	{ "read_only = yes",
 	  "t.conf:2: read_only: unknown key in [server] (it belongs in a share section)" },
 	{ "path = /tmp", "t.conf:2: path: unknown key in [server] (it belongs in a share section)" },
+	{ "users_file = users", "t.conf:2: users_file: must be an absolute path, got \"users\"" },
+	{ "tls_min_version = 1.1", "t.conf:2: tls_min_version: expected 1.3 or 1.2, got \"1.1\"" },
+	{ "tls_min_version = 1.3\ntls_key = /k\ntls_certificate = /c\ntls_min_version = 1.2",
+	  "t.conf:5: tls_min_version: duplicate key (first set at line 2)" },
 };
 
 Test(config, bad_server_values)
@@ -419,6 +427,29 @@ static const struct bad_case bad_share_values[] = {
 	{ "path = ~/files", "t.conf:2: path: must be an absolute path, got \"~/files\"" },
 	{ "path =", "t.conf:2: path: must be an absolute path, got \"\"" },
 };
+
+Test(config, login_and_tls_keys)
+{
+	char *share = files_share();
+	char *text = join("[server]\nusers_file = /etc/tcpfiled/users\n"
+			  "tls_certificate = /etc/tcpfiled/cert.pem\ntls_key = /etc/tcpfiled/key.pem\n"
+			  "tls_min_version = 1.2\n", share, "");
+	struct config *conf = load_ok(text);
+
+	cr_expect_str_eq(conf->users_file, "/etc/tcpfiled/users");
+	cr_expect_str_eq(conf->tls_certificate, "/etc/tcpfiled/cert.pem");
+	cr_expect_str_eq(conf->tls_key, "/etc/tcpfiled/key.pem");
+	cr_expect_eq(conf->tls_min_version, CONFIG_TLS_1_2);
+	config_free(conf);
+	free(text);
+	text = join("[server]\ntls_certificate = /c.pem\n", share, "");
+	expect_error(text, "t.conf: tls_key: missing (tls_certificate and tls_key go together)");
+	free(text);
+	text = join("[server]\ntls_key = /k.pem\n", share, "");
+	expect_error(text, "t.conf: tls_certificate: missing (tls_certificate and tls_key go together)");
+	free(text);
+	free(share);
+}
 
 Test(config, bad_share_values)
 {
