@@ -29,6 +29,16 @@ struct config {
 	uint64_t shutdown_timeout_ms; /* default 30s */
 	uint64_t idle_timeout_ms;   /* default 5m; also bounds a stalled body */
 	uint64_t crash_loop_timeout_ms; /* default 60s; 0 = never give up */
+	/* The pool (see tcpfiled.conf(5)): workers is the start size and the
+	 * floor; it grows towards max_workers while fewer than min_spare are
+	 * idle and shrinks while more than max_spare are. */
+	unsigned min_spare;         /* 0..CONFIG_WORKERS_MAX, default 2 */
+	unsigned max_spare;         /* min_spare..CONFIG_WORKERS_MAX, default 8 */
+	unsigned max_workers;       /* workers..CONFIG_WORKERS_MAX, default 64 */
+	uint64_t max_requests;      /* connections per worker, 0 = unlimited */
+	unsigned max_requests_jitter; /* random extra 0..jitter, default 1000 */
+	uint64_t hung_timeout_ms;   /* default 10m, 0 = never; > idle_timeout */
+	char *status_file;          /* scoreboard file; "" = none */
 	int log_level;              /* syslog priority, default LOG_INFO */
 	bool fsync;                 /* default yes */
 	struct share_conf *shares;

@@ -3,17 +3,20 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sysexits.h>
 
 #include "build_config.h"
 #include "config.h"
 #include "log.h"
 #include "master.h"
+#include "status.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: tcpfiled [-c FILE] [-t] [-h] [-V]\n"
+		"       tcpfiled status [-c FILE] [--json]\n"
 		"  -c FILE  configuration file (default %s)\n"
 		"  -t       check the configuration and exit\n"
 		"  -h       show this help\n"
@@ -29,6 +32,8 @@ int main(int argc, char **argv)
 	bool check_only = false;
 	int opt, r;
 
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return status_main(argc - 1, argv + 1, TCPFILED_CONFIG_PATH);
 	while ((opt = getopt(argc, argv, "c:thV")) != -1) {
 		switch (opt) {
 		case 'c':

@@ -6,6 +6,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sysexits.h>
 #include <time.h>
@@ -95,7 +98,8 @@ static void worker_accept_backoff(const sigset_t *wait_mask)
 	(void)ppoll(NULL, 0, &pause, wait_mask);
 }
 
-static void worker_accept(const struct session_ctx *ctx, int lfd,
+/* Returns true when a connection was served. */
+static bool worker_accept(const struct session_ctx *ctx, int lfd,
 			  const sigset_t *wait_mask)
 {
 	struct sockaddr_storage peer;
@@ -106,16 +110,33 @@ static void worker_accept(const struct session_ctx *ctx, int lfd,
 	if (fd < 0) {
 		/* EAGAIN: another worker won the race. */
 		if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-			return;
+			return false;
 		/* EMFILE, ENFILE, ENOBUFS, ENOMEM and the rest: the listener
 		 * stays readable, so back off rather than spin. */
 		log_warn_errno(errno, "accept");
 		worker_accept_backoff(wait_mask);
-		return;
+		return false;
 	}
-	scoreboard_set_state(ctx->slot, WORKER_BUSY);
+	/* Also tells the master this worker reached its first accept. */
+	scoreboard_begin_connection(ctx->slot, &peer);
 	session_run(ctx, fd, &peer);
-	scoreboard_set_state(ctx->slot, worker_retire ? WORKER_RETIRING : WORKER_IDLE);
+	scoreboard_end_connection(ctx->slot, worker_retire);
+	return true;
+}
+
+/* max_requests plus a random 0..jitter, so that workers started together
+ * do not all retire together; 0: unlimited. */
+static uint64_t worker_request_limit(const struct config *conf)
+{
+	uint32_t rnd = 0;
+
+	if (conf->max_requests == 0)
+		return 0;
+	if (conf->max_requests_jitter == 0)
+		return conf->max_requests;
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
+		rnd = (uint32_t)getpid() * 2654435761u;
+	return conf->max_requests + rnd % ((uint64_t)conf->max_requests_jitter + 1);
 }
 
 _Noreturn void worker_run(const struct config *conf,
@@ -125,6 +146,8 @@ _Noreturn void worker_run(const struct config *conf,
 	struct pollfd pfds[LISTENER_MAX];
 	sigset_t wait_mask;
 	int *share_fds = NULL;
+	uint64_t served = 0, limit;
+	const char *hook;
 	int r;
 
 	r = worker_setup_signals(&wait_mask);
@@ -135,6 +158,12 @@ _Noreturn void worker_run(const struct config *conf,
 	r = worker_open_shares(conf, &share_fds);
 	if (r < 0)
 		_exit(EX_SOFTWARE);
+	/* Test hook, set only by the integration tests: a worker that fails
+	 * before its first accept, to drive the master into a real crash loop. */
+	hook = getenv("TCPFILED_TEST_WORKER_EXIT");
+	if (hook && strcmp(hook, "1") == 0)
+		_exit(EX_SOFTWARE);
+	limit = worker_request_limit(conf);
 
 	struct session_ctx ctx = {
 		.conf = conf,
@@ -156,8 +185,13 @@ _Noreturn void worker_run(const struct config *conf,
 			_exit(EX_OSERR);
 		}
 		for (size_t i = 0; i < listeners->n && !worker_stop && !worker_retire; i++)
-			if (pfds[i].revents & POLLIN)
-				worker_accept(&ctx, pfds[i].fd, &wait_mask);
+			if ((pfds[i].revents & POLLIN) &&
+			    worker_accept(&ctx, pfds[i].fd, &wait_mask) &&
+			    limit && ++served >= limit) {
+				log_debug("served %" PRIu64 " connections (max_requests); retiring",
+					  served);
+				worker_retire = 1;
+			}
 	}
 	/* Exit without running atexit handlers or flushing inherited stdio
 	 * buffers that belong to the master. */

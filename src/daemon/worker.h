@@ -10,7 +10,8 @@
 
 /* Runs in the child after fork(); never returns.  Exit status: 0 after a
  * graceful stop or retirement, 70 (EX_SOFTWARE) when a share root cannot
- * be opened, 71 (EX_OSERR) when signal setup or ppoll() fails. */
+ * be opened, 71 (EX_OSERR) when signal setup or ppoll() fails.  After
+ * max_requests connections (plus jitter) it retires with status 0. */
 _Noreturn void worker_run(const struct config *conf,
 			  const struct listener_set *listeners,
 			  struct scoreboard_slot *slot);
