@@ -40,9 +40,8 @@
 /* While the pool is at max_workers the master looks at the scoreboard this
  * often, so that a full pool is noticed quickly. */
 #define FULL_CHECK_MS     50
-/* A connection waiting on a full pool is answered only after the pool has
- * stayed full this long: a worker finishing its connection takes it
- * instead. */
+/* A connection waiting on a full pool is answered only after it has
+ * waited this long: a worker finishing its connection takes it instead. */
 #define BUSY_GRACE_MS     100
 #define BUSY_RETRY_S      1
 /* Busy answers per wake-up, so that a flood cannot hold the master. */
@@ -85,6 +84,7 @@ struct master {
 
 	/* Busy answers for a full pool. */
 	uint64_t full_since_ms;       /* 0: not full */
+	uint64_t waiting_since_ms;    /* a client waits on the full pool; 0: none */
 	uint64_t busy_answers;        /* since the last summary */
 	uint64_t busy_hold_ms;        /* listeners not polled before this */
 
@@ -724,16 +724,26 @@ static void master_update_status(struct master *m, bool force)
 				       m->stop_deadline_ms - now : 0) * 1000 + 5000000);
 }
 
-/* True while the pool is at max_workers with at most one idle worker:
- * then the master watches for it to fill up. */
-static bool master_near_full(const struct master *m)
+/* When the listeners may join the poll set of a full pool: at once, but
+ * once a client is seen waiting, not before it has waited BUSY_GRACE_MS.
+ * Otherwise the master would take connections that a worker just
+ * finishing its client is about to accept. */
+static uint64_t master_listen_at(const struct master *m)
 {
-	struct master_count c;
+	uint64_t at = m->full_since_ms;
 
-	if (m->stopping || m->size.target < m->conf->max_workers)
-		return false;
-	master_count(m, &c);
-	return c.idle <= 1;
+	if (m->busy_hold_ms > at)
+		at = m->busy_hold_ms;
+	if (m->waiting_since_ms && m->waiting_since_ms + BUSY_GRACE_MS > at)
+		at = m->waiting_since_ms + BUSY_GRACE_MS;
+	return at;
+}
+
+/* True while the pool is at max_workers: then the master watches for it
+ * to fill up (a worker's state changes wake nobody). */
+static bool master_at_max(const struct master *m)
+{
+	return !m->stopping && m->size.target >= m->conf->max_workers;
 }
 
 static int master_poll_timeout(const struct master *m, bool listening)
@@ -755,15 +765,9 @@ static int master_poll_timeout(const struct master *m, bool listening)
 		if (wd < next)
 			next = wd;
 	}
-	if (!listening && m->full_since_ms) {
-		uint64_t at = m->full_since_ms + BUSY_GRACE_MS;
-
-		if (m->busy_hold_ms > at)
-			at = m->busy_hold_ms;
-		if (at < next)
-			next = at;
-	}
-	if (master_near_full(m) && now + FULL_CHECK_MS < next)
+	if (!listening && m->full_since_ms && master_listen_at(m) < next)
+		next = master_listen_at(m);
+	if (master_at_max(m) && now + FULL_CHECK_MS < next)
 		next = now + FULL_CHECK_MS;
 	return next > now ? (int)(next - now) : 0;
 }
@@ -790,18 +794,37 @@ static void master_tick(struct master *m)
 	master_update_status(m, false);
 }
 
-/* The listeners join the poll set only while the pool has been full for
- * BUSY_GRACE_MS: otherwise the master would take connections an idle
- * worker is about to accept. */
+/* The listeners join the poll set only then. */
 static bool master_watch_listeners(struct master *m, uint64_t now)
 {
 	if (!master_pool_full(m)) {
 		m->full_since_ms = 0;
+		m->waiting_since_ms = 0;
 		return false;
 	}
-	if (!m->full_since_ms)
+	if (!m->full_since_ms) {
 		m->full_since_ms = now;
-	return now >= m->full_since_ms + BUSY_GRACE_MS && now >= m->busy_hold_ms;
+		log_debug("pool full: all %u workers busy", m->conf->max_workers);
+	}
+	return now >= master_listen_at(m);
+}
+
+/* A listener is readable while the pool is full: the first sight starts
+ * the client's grace; after it, the client is answered. */
+static void master_on_waiting_client(struct master *m, int lfd)
+{
+	uint64_t now = monotonic_ms();
+
+	if (!master_pool_full(m))
+		return;
+	if (!m->waiting_since_ms) {
+		m->waiting_since_ms = now;
+		return;
+	}
+	if (now < m->waiting_since_ms + BUSY_GRACE_MS)
+		return;
+	master_answer_busy(m, lfd);
+	m->waiting_since_ms = 0;
 }
 
 static int master_loop(struct master *m)
@@ -825,8 +848,8 @@ static int master_loop(struct master *m)
 				return r;
 		}
 		for (nfds_t i = 1; i < n; i++)
-			if ((pfds[i].revents & POLLIN) && master_pool_full(m))
-				master_answer_busy(m, pfds[i].fd);
+			if (pfds[i].revents & POLLIN)
+				master_on_waiting_client(m, pfds[i].fd);
 		master_tick(m);
 	}
 	return 0;
