@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "build_config.h"
 #include "listener.h"
 #include "log.h"
 #include "parse.h"
@@ -42,6 +43,7 @@ enum config_type {
 	CONFIG_PATH,
 	CONFIG_HOSTS,
 	CONFIG_TLS_VERSION,
+	CONFIG_OPTPATH,         /* an absolute path, or empty for none */
 };
 
 struct config_key {
@@ -81,6 +83,20 @@ static const struct config_key config_keys[] = {
 	  SERVER_FIELD(min_rate_window_ms) },
 	{ CONFIG_KIND_SERVER, "crash_loop_timeout", CONFIG_DURATION, 0, DAY_MS, 60 * SEC_MS,
 	  SERVER_FIELD(crash_loop_timeout_ms) },
+	{ CONFIG_KIND_SERVER, "min_spare", CONFIG_UINT, 0, CONFIG_WORKERS_MAX, 2,
+	  SERVER_FIELD(min_spare) },
+	{ CONFIG_KIND_SERVER, "max_spare", CONFIG_UINT, 0, CONFIG_WORKERS_MAX, 8,
+	  SERVER_FIELD(max_spare) },
+	{ CONFIG_KIND_SERVER, "max_workers", CONFIG_UINT, 1, CONFIG_WORKERS_MAX, 64,
+	  SERVER_FIELD(max_workers) },
+	{ CONFIG_KIND_SERVER, "max_requests", CONFIG_UINT, 0, UINT32_MAX, 10000,
+	  SERVER_FIELD(max_requests) },
+	{ CONFIG_KIND_SERVER, "max_requests_jitter", CONFIG_UINT, 0, 1000000, 1000,
+	  SERVER_FIELD(max_requests_jitter) },
+	{ CONFIG_KIND_SERVER, "hung_timeout", CONFIG_DURATION, 0, DAY_MS, 10 * MIN_MS,
+	  SERVER_FIELD(hung_timeout_ms) },
+	{ CONFIG_KIND_SERVER, "status_file", CONFIG_OPTPATH, 0, 0, 0,
+	  SERVER_FIELD(status_file) },
 	{ CONFIG_KIND_SERVER, "log_level", CONFIG_LOGLEVEL, 0, 0, LOG_INFO,
 	  SERVER_FIELD(log_level) },
 	{ CONFIG_KIND_SERVER, "fsync", CONFIG_BOOL, 0, 1, 1, SERVER_FIELD(fsync) },
@@ -121,6 +137,7 @@ struct config_parser {
 	size_t share;           /* index into conf->shares when kind is SHARE */
 	unsigned server_line;   /* line of [server], 0 until seen */
 	unsigned key_line[CONFIG_N_KEYS]; /* where each key of this section was set */
+	unsigned server_key_line[CONFIG_N_KEYS]; /* the same for [server], kept */
 };
 
 __attribute__((format(printf, 4, 5)))
@@ -197,6 +214,7 @@ static void config_apply_defaults(void *base, enum config_kind kind)
 			memcpy(config_field(base, key), &i, sizeof(i));
 			break;
 		case CONFIG_LISTEN:     /* filled in after parsing if never set */
+		case CONFIG_OPTPATH:    /* likewise */
 		case CONFIG_PATH:       /* required, no default */
 		case CONFIG_HOSTS:      /* calloc'd empty list */
 			break;
@@ -449,9 +467,11 @@ static int config_set_value(struct config_parser *p, const struct config_key *ke
 	case CONFIG_HOSTS:
 		return config_set_hosts(p, key, base, value);
 	case CONFIG_PATH:
-		if (value[0] != '/') {
+	case CONFIG_OPTPATH:
+		if (value[0] != '/' && !(key->type == CONFIG_OPTPATH && value[0] == '\0')) {
 			config_fail(p, -EINVAL, p->lineno,
-				    "%s: must be an absolute path, got \"%s\"", key->name, value);
+				    "%s: must be an absolute path%s, got \"%s\"", key->name,
+				    key->type == CONFIG_OPTPATH ? " or empty" : "", value);
 			return -EINVAL;
 		}
 		copy = strdup(value);
@@ -519,6 +539,8 @@ static int config_handler(void *user, const char *section, const char *name,
 		return 0;
 	}
 	p->key_line[idx] = p->lineno;
+	if (p->kind == CONFIG_KIND_SERVER)
+		p->server_key_line[idx] = p->lineno;
 	if (p->kind == CONFIG_KIND_SERVER)
 		base = p->conf;
 	else
@@ -728,6 +750,73 @@ static char *config_reader(char *str, int num, void *stream)
 	return str;
 }
 
+/* Line where a [server] key was set, 0 when it was left to its default. */
+static unsigned config_server_line(const struct config_parser *p, const char *name)
+{
+	const struct config_key *key = config_key_find(CONFIG_KIND_SERVER, name);
+
+	return key ? p->server_key_line[key - config_keys] : 0;
+}
+
+/* The pool keys bound each other.  A bound left to its default follows
+ * the key that was set (workers = 100 alone raises max_workers to 100);
+ * two keys set against each other are an error at the later line. */
+static int config_validate_pool(struct config_parser *p)
+{
+	struct config *conf = p->conf;
+	unsigned l_workers = config_server_line(p, "workers");
+	unsigned l_max = config_server_line(p, "max_workers");
+	unsigned l_min_spare = config_server_line(p, "min_spare");
+	unsigned l_max_spare = config_server_line(p, "max_spare");
+	unsigned l_hung = config_server_line(p, "hung_timeout");
+	unsigned l_idle = config_server_line(p, "idle_timeout");
+
+	if (conf->max_workers < conf->workers) {
+		if (!l_max) {
+			conf->max_workers = conf->workers;
+		} else {
+			config_fail(p, -EINVAL, l_max > l_workers ? l_max : l_workers,
+				    "%s: max_workers (%u) must be at least workers (%u)",
+				    l_max > l_workers ? "max_workers" : "workers",
+				    conf->max_workers, conf->workers);
+			return -EINVAL;
+		}
+	}
+	if (conf->max_spare < conf->min_spare) {
+		if (!l_max_spare) {
+			conf->max_spare = conf->min_spare;
+		} else {
+			config_fail(p, -EINVAL, l_max_spare > l_min_spare ? l_max_spare : l_min_spare,
+				    "%s: max_spare (%u) must be at least min_spare (%u)",
+				    l_max_spare > l_min_spare ? "max_spare" : "min_spare",
+				    conf->max_spare, conf->min_spare);
+			return -EINVAL;
+		}
+	}
+	/* A connection waiting for its next request makes no progress: the
+	 * worker must close it (idle_timeout) before it looks hung. */
+	if (conf->hung_timeout_ms && conf->hung_timeout_ms <= conf->idle_timeout_ms) {
+		if (!l_hung) {
+			conf->hung_timeout_ms = 2 * conf->idle_timeout_ms;
+		} else {
+			config_fail(p, -EINVAL, l_hung > l_idle ? l_hung : l_idle,
+				    "%s: hung_timeout (%" PRIu64 " ms) must be longer than "
+				    "idle_timeout (%" PRIu64 " ms), or 0",
+				    l_hung > l_idle ? "hung_timeout" : "idle_timeout",
+				    conf->hung_timeout_ms, conf->idle_timeout_ms);
+			return -EINVAL;
+		}
+	}
+	if (!conf->status_file) {
+		conf->status_file = strdup(TCPFILED_STATUS_PATH);
+		if (!conf->status_file) {
+			config_fail(p, -ENOMEM, 0, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 static int config_validate(struct config_parser *p)
 {
 	struct config *conf = p->conf;
@@ -808,7 +897,7 @@ static int config_parse(struct config_parser *p, struct config **out)
 	}
 	if (conf->backlog == 0)
 		conf->backlog = config_default_backlog();
-	if (config_validate(p) < 0)
+	if (config_validate_pool(p) < 0 || config_validate(p) < 0)
 		goto err_free_conf;
 	*out = conf;
 	return 0;
@@ -885,6 +974,7 @@ void config_free(struct config *conf)
 	free(conf->users_file);
 	free(conf->tls_certificate);
 	free(conf->tls_key);
+	free(conf->status_file);
 	free(conf->file);
 	free(conf);
 }

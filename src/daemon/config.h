@@ -43,6 +43,16 @@ struct config {
 	uint64_t min_rate_window_ms; /* over windows this long; default 20s; also the
 					longest wait for one body byte */
 	uint64_t crash_loop_timeout_ms; /* default 60s; 0 = never give up */
+	/* The pool (see tcpfiled.conf(5)): workers is the start size and the
+	 * floor; it grows towards max_workers while fewer than min_spare are
+	 * idle and shrinks while more than max_spare are. */
+	unsigned min_spare;         /* 0..CONFIG_WORKERS_MAX, default 2 */
+	unsigned max_spare;         /* min_spare..CONFIG_WORKERS_MAX, default 8 */
+	unsigned max_workers;       /* workers..CONFIG_WORKERS_MAX, default 64 */
+	uint64_t max_requests;      /* connections per worker, 0 = unlimited */
+	unsigned max_requests_jitter; /* random extra 0..jitter, default 1000 */
+	uint64_t hung_timeout_ms;   /* default 10m, 0 = never; > idle_timeout */
+	char *status_file;          /* scoreboard file; "" = none */
 	int log_level;              /* syslog priority, default LOG_INFO */
 	bool fsync;                 /* default yes */
 	char *users_file;           /* absolute path or NULL (no logins) */

@@ -12,12 +12,14 @@
 #include "master.h"
 #include "sharecheck.h"
 #include "passwd.h"
+#include "status.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: tcpfiled [-c FILE] [-t] [-h] [-V]\n"
 		"       tcpfiled passwd [-c FILE] [-f USERS_FILE] [-i ITERATIONS] USER\n"
+		"       tcpfiled status [-c FILE] [--json]\n"
 		"  -c FILE  configuration file (default %s)\n"
 		"  -t       check the configuration and exit\n"
 		"  -h       show this help\n"
@@ -35,6 +37,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "passwd") == 0)
 		return passwd_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return status_main(argc - 1, argv + 1, TCPFILED_CONFIG_PATH);
 	while ((opt = getopt(argc, argv, "c:thV")) != -1) {
 		switch (opt) {
 		case 'c':

@@ -1,5 +1,7 @@
-/* master: supervises the workers: signals, respawn with crash-loop
- * backoff, reload by worker generations, graceful shutdown. */
+/* master: supervises the workers: signals, a pool sized between workers
+ * and max_workers, respawn with per-slot crash backoff, hung-worker kills,
+ * the busy answer of a full pool, reload by worker generations, graceful
+ * shutdown. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
@@ -26,22 +29,35 @@
 #include "netio.h"
 #include "notify.h"
 #include "parse.h"
+#include "pool.h"
+#include "protocol.h"
 #include "scoreboard.h"
 #include "sharecheck.h"
 #include "storage.h"
 #include "worker.h"
 
-/* A worker that dies sooner than this after its start counts as a crash. */
-#define QUICK_DEATH_MS    1000
-#define BACKOFF_FIRST_MS  100
-#define BACKOFF_MAX_MS    5000
 #define STATUS_PERIOD_MS  1000
+#define POOL_TICK_MS      1000
+#define FORK_RETRY_MS     100
+/* While the pool is at max_workers the master looks at the scoreboard this
+ * often, so that a full pool is noticed quickly. */
+#define FULL_CHECK_MS     50
+/* A connection waiting on a full pool is answered only after it has
+ * waited this long: a worker finishing its connection takes it instead. */
+#define BUSY_GRACE_MS     100
+#define BUSY_RETRY_S      1
+/* Busy answers per wake-up, so that a flood cannot hold the master. */
+#define BUSY_BATCH        64
 
 struct worker_rec {
 	pid_t pid;
 	int slot;
+	unsigned generation;
 	uint64_t started_ms;
 	bool retiring;
+	bool hung;                    /* killed by us for making no progress */
+	uint64_t seen_progress;       /* bytes + requests + accepted, last tick */
+	uint64_t progress_ms;         /* when it last changed */
 };
 
 struct master {
@@ -50,17 +66,30 @@ struct master {
 	struct listener_set listeners;
 	struct scoreboard *sb;
 	struct access_table *access;  /* connections per client address */
+	char *status_path;            /* board file, NULL: anonymous */
 	int sfd;
 	pid_t pid;
 
 	struct worker_rec *workers;   /* SCOREBOARD_SLOTS entries, pid 0 = unused */
+	size_t slot_hwm;              /* no worker ever used a slot above this */
 	size_t n_live;
 	unsigned generation;
 
-	/* Crash-loop tracking for the current generation. */
-	unsigned quick_deaths;
-	uint64_t burst_start_ms;
-	uint64_t respawn_at_ms;       /* 0: respawn at once */
+	struct pool_size size;
+	uint64_t next_pool_tick_ms;
+	/* Vacancies of workers that failed at start-up, each refilled at its
+	 * own time; the rest of the pool is refilled at once. */
+	uint64_t *vacancy_due;        /* CONFIG_WORKERS_MAX entries */
+	size_t n_vacancies;
+	struct pool_health health;
+	uint64_t seen_accepted;       /* scoreboard accept total, last tick */
+	uint64_t fork_retry_ms;       /* fork() failed: no spawn before this */
+
+	/* Busy answers for a full pool. */
+	uint64_t full_since_ms;       /* 0: not full */
+	uint64_t waiting_since_ms;    /* a client waits on the full pool; 0: none */
+	uint64_t busy_answers;        /* since the last summary */
+	uint64_t busy_hold_ms;        /* listeners not polled before this */
 
 	/* The process group holds only us and our workers: kill(0, ...) is safe. */
 	bool own_group;
@@ -118,20 +147,54 @@ static bool master_become_group_leader(void)
 
 static struct worker_rec *master_find(struct master *m, pid_t pid)
 {
-	for (size_t i = 0; i < SCOREBOARD_SLOTS; i++)
+	for (size_t i = 0; i < m->slot_hwm; i++)
 		if (m->workers[i].pid == pid)
 			return &m->workers[i];
 	return NULL;
 }
 
-static unsigned master_count_current(const struct master *m)
+static uint32_t master_random(void)
 {
-	unsigned n = 0;
+	uint32_t rnd = 0;
 
-	for (size_t i = 0; i < SCOREBOARD_SLOTS; i++)
-		if (m->workers[i].pid > 0 && !m->workers[i].retiring)
-			n++;
-	return n;
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
+		rnd = (uint32_t)monotonic_ms();
+	return rnd;
+}
+
+static enum worker_state master_state(const struct master *m, const struct worker_rec *w)
+{
+	return (enum worker_state)__atomic_load_n(&m->sb->slots[w->slot].state,
+						  __ATOMIC_ACQUIRE);
+}
+
+struct master_count {
+	unsigned current;     /* live workers of the current generation */
+	unsigned idle;        /* of those, starting or waiting for a connection */
+	unsigned busy;        /* of those, serving a connection */
+	unsigned serving;     /* any generation, in a connection */
+};
+
+static void master_count(const struct master *m, struct master_count *c)
+{
+	*c = (struct master_count){ 0 };
+	for (size_t i = 0; i < m->slot_hwm; i++) {
+		const struct worker_rec *w = &m->workers[i];
+		enum worker_state st;
+
+		if (w->pid <= 0)
+			continue;
+		st = master_state(m, w);
+		if (st == WORKER_BUSY)
+			c->serving++;
+		if (w->retiring)
+			continue;
+		c->current++;
+		if (st == WORKER_IDLE || st == WORKER_STARTING)
+			c->idle++;
+		else if (st == WORKER_BUSY)
+			c->busy++;
+	}
 }
 
 static int master_spawn(struct master *m)
@@ -140,7 +203,7 @@ static int master_spawn(struct master *m)
 	int slot;
 	pid_t pid;
 
-	slot = scoreboard_claim(m->sb);
+	slot = scoreboard_claim(m->sb, m->generation);
 	if (slot < 0)
 		return -EAGAIN;
 	rec = &m->workers[slot];
@@ -163,10 +226,15 @@ static int master_spawn(struct master *m)
 	}
 
 	scoreboard_set_pid(m->sb, slot, pid);
+	scoreboard_note_spawn(m->sb);
+	if ((size_t)slot >= m->slot_hwm)
+		m->slot_hwm = (size_t)slot + 1;
 	*rec = (struct worker_rec){
 		.pid = pid,
 		.slot = slot,
+		.generation = m->generation,
 		.started_ms = monotonic_ms(),
+		.progress_ms = monotonic_ms(),
 	};
 	m->n_live++;
 
@@ -182,94 +250,105 @@ static int master_spawn(struct master *m)
 	return 0;
 }
 
-/* Forks workers until the current generation is complete, unless a
- * crash-loop backoff is pending. */
+/* Drops vacancies whose backoff is over; returns how many still wait. */
+static size_t master_expire_vacancies(struct master *m, uint64_t now)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < m->n_vacancies; i++)
+		if (m->vacancy_due[i] > now)
+			m->vacancy_due[kept++] = m->vacancy_due[i];
+	m->n_vacancies = kept;
+	return kept;
+}
+
+/* Forks workers until the current generation reaches its target, except
+ * for the vacancies still backing off. */
 static void master_fill(struct master *m)
 {
+	uint64_t now = monotonic_ms();
+	struct master_count c;
 	unsigned have;
 
-	if (m->stopping || (m->respawn_at_ms && monotonic_ms() < m->respawn_at_ms))
+	if (m->stopping || now < m->fork_retry_ms)
 		return;
-	m->respawn_at_ms = 0;
-	for (have = master_count_current(m); have < m->conf->workers; have++) {
+	master_expire_vacancies(m, now);
+	master_count(m, &c);
+	/* A pool that shrank needs fewer vacancies. */
+	while (m->n_vacancies && c.current + m->n_vacancies > m->size.target)
+		m->n_vacancies--;
+	for (have = c.current + (unsigned)m->n_vacancies; have < m->size.target; have++) {
 		int r = master_spawn(m);
 
 		if (r < 0) {
 			log_errno(r, "cannot start a worker");
-			m->respawn_at_ms = monotonic_ms() + BACKOFF_FIRST_MS;
+			m->fork_retry_ms = now + FORK_RETRY_MS;
 			return;
 		}
 	}
 }
 
-static uint64_t master_backoff_ms(unsigned deaths)
-{
-	uint64_t delay = BACKOFF_FIRST_MS;
-	uint32_t rnd = 0;
-
-	for (unsigned i = 1; i < deaths && delay < BACKOFF_MAX_MS; i++)
-		delay *= 2;
-	if (delay > BACKOFF_MAX_MS)
-		delay = BACKOFF_MAX_MS;
-	/* Jitter of ±25% so that several daemons do not retry in lockstep. */
-	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
-		rnd = (uint32_t)monotonic_ms();
-	return delay * 3 / 4 + rnd % (delay / 2 + 1);
-}
-
 static void master_begin_stop(struct master *m, int exit_status);
 static void master_update_status(struct master *m, bool force);
 
-/* Called for every death of a current-generation worker while running. */
-static void master_note_death(struct master *m, const struct worker_rec *rec)
+/* A worker of the current generation died before its first accept. */
+static void master_startup_failure(struct master *m, uint64_t now)
 {
-	uint64_t now = monotonic_ms();
+	bool first = m->health.failures == 0;
+	uint64_t delay = pool_health_failure(&m->health, now, master_random());
+	struct master_count c;
 
-	if (now - rec->started_ms >= QUICK_DEATH_MS) {
-		m->quick_deaths = 0;
-		m->burst_start_ms = 0;
-		return;
-	}
-	if (m->quick_deaths++ == 0) {
-		m->burst_start_ms = now;
+	if (m->n_vacancies < CONFIG_WORKERS_MAX)
+		m->vacancy_due[m->n_vacancies++] = now + delay;
+	if (first)
 		log_event(LOG_WARNING, 0, LOG_MSGID_CRASH_LOOP, NULL, 0,
-			  "workers are dying right after start; backing off respawns");
-	}
-	m->respawn_at_ms = now + master_backoff_ms(m->quick_deaths);
-	if (m->conf->crash_loop_timeout_ms &&
-	    now - m->burst_start_ms >= m->conf->crash_loop_timeout_ms) {
+			  "a worker died before its first accept; its slot waits %" PRIu64
+			  " ms before the next start", delay);
+	else
+		log_info("start-up failure %u in a row; slot refilled in %" PRIu64 " ms",
+			 m->health.failures, delay);
+	master_count(m, &c);
+	/* A worker still in a connection is a pool that serves. */
+	if (c.serving == 0 &&
+	    pool_health_looping(&m->health, now, m->conf->crash_loop_timeout_ms)) {
 		log_event(LOG_ERR, 0, LOG_MSGID_CRASH_LOOP, NULL, 0,
-			  "crash loop: workers kept failing for %" PRIu64 " ms; giving up",
-			  now - m->burst_start_ms);
+			  "crash loop: every new worker died before its first accept for %"
+			  PRIu64 " ms; giving up", now - m->health.loop_since_ms);
 		notify_status("crash loop: workers keep failing; exiting");
 		master_begin_stop(m, EX_SOFTWARE);
 	}
 }
 
-static void master_log_exit(const struct worker_rec *rec, int status)
+/* How a worker ended, for the log and the death ring. */
+static bool master_describe_exit(int status, char *how, size_t cap)
 {
-	char pidbuf[16], how[64];
-	int prio = LOG_WARNING;
-
-	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)rec->pid);
 	if (WIFEXITED(status)) {
-		snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
-		if (WEXITSTATUS(status) == 0)
-			prio = LOG_INFO;
-	} else if (WIFSIGNALED(status)) {
+		snprintf(how, cap, "exited with status %d", WEXITSTATUS(status));
+		return WEXITSTATUS(status) == 0;
+	}
+	if (WIFSIGNALED(status)) {
 		const char *name = sigabbrev_np(WTERMSIG(status));
 
-		snprintf(how, sizeof(how), "killed by signal %d (SIG%s)",
-			 WTERMSIG(status), name ? name : "?");
-	} else {
-		snprintf(how, sizeof(how), "ended with wait status %d", status);
+		snprintf(how, cap, "killed by signal %d (SIG%s)", WTERMSIG(status),
+			 name ? name : "?");
+		return false;
 	}
+	snprintf(how, cap, "ended with wait status %d", status);
+	return false;
+}
+
+static void master_log_exit(const struct worker_rec *rec, const char *how,
+			    const char *why, int prio)
+{
+	char pidbuf[16];
+
+	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)rec->pid);
 	struct log_field f[] = {
 		{ "WORKER_PID", pidbuf },
 		{ "EXIT", how },
 	};
-	log_event(prio, 0, LOG_MSGID_WORKER_EXIT, f, 2, "worker %d %s",
-		  (int)rec->pid, how);
+	log_event(prio, 0, LOG_MSGID_WORKER_EXIT, f, 2, "worker %d %s%s",
+		  (int)rec->pid, how, why);
 }
 
 /* A worker killed between linking an overwriting upload into a share's
@@ -302,6 +381,41 @@ static void master_sweep_worker(const struct master *m, pid_t pid)
 	}
 }
 
+/* Sorts a death out: a clean exit (retired, recycled) or a death while
+ * stopping is simply not replaced or replaced at once; a worker that had
+ * accepted a connection died of a fault and its slot is refilled at once;
+ * one that never accepted failed at start-up, and only its slot backs
+ * off. */
+static void master_judge(struct master *m, const struct worker_rec *dead,
+			 uint64_t accepted, int status)
+{
+	char how[48], reason[SCOREBOARD_REASON_MAX];
+	const char *why;
+	bool clean = master_describe_exit(status, how, sizeof(how));
+	bool current = !dead->retiring && !m->stopping;
+
+	if (dead->hung) {
+		why = "; it was hung (no progress), the slot is refilled at once";
+		snprintf(reason, sizeof(reason), "hung, %s", how);
+	} else if (clean) {
+		why = "";
+		reason[0] = '\0';
+	} else if (accepted) {
+		why = current ? " while serving; a fault: the slot is refilled at once" :
+			" while serving";
+		snprintf(reason, sizeof(reason), "%s after %" PRIu64 " connection%s", how,
+			 accepted, accepted == 1 ? "" : "s");
+	} else {
+		why = " before its first accept";
+		snprintf(reason, sizeof(reason), "%s before first accept", how);
+	}
+	master_log_exit(dead, how, why, clean ? LOG_INFO : LOG_WARNING);
+	if (reason[0])
+		scoreboard_note_death(m->sb, dead->pid, dead->generation, reason);
+	if (current && !clean && !accepted && !dead->hung)
+		master_startup_failure(m, monotonic_ms());
+}
+
 static void master_reap(struct master *m)
 {
 	int status;
@@ -309,34 +423,166 @@ static void master_reap(struct master *m)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		struct worker_rec *rec = master_find(m, pid);
+		uint64_t accepted;
 
 		if (!rec)
 			continue;
-		master_log_exit(rec, status);
 		/* A worker that exits 0 has finished or abandoned every commit. */
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			master_sweep_worker(m, pid);
+		accepted = __atomic_load_n(&m->sb->slots[rec->slot].accepted, __ATOMIC_ACQUIRE);
 		scoreboard_release(m->sb, rec->slot);
 		access_release_slot(m->access, (size_t)rec->slot);
 		m->n_live--;
 		struct worker_rec dead = *rec;
 		*rec = (struct worker_rec){ 0 };
-		/* A clean exit is no crash (a worker told to retire by hand); it
-		 * is simply replaced. */
-		if (!m->stopping && !dead.retiring &&
-		    !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-			master_note_death(m, &dead);
+		master_judge(m, &dead, accepted, status);
 	}
 }
 
 static void master_signal_workers(struct master *m, int sig, bool only_retiring)
 {
-	for (size_t i = 0; i < SCOREBOARD_SLOTS; i++) {
+	for (size_t i = 0; i < m->slot_hwm; i++) {
 		struct worker_rec *w = &m->workers[i];
 
 		if (w->pid > 0 && (!only_retiring || w->retiring) && kill(w->pid, sig) < 0 &&
 		    errno != ESRCH)
 			log_warn_errno(errno, "kill(%d)", (int)w->pid);
+	}
+}
+
+/* Asks the newest idle worker of the current generation to leave: the
+ * oldest keep serving, warm. */
+static void master_retire_one(struct master *m)
+{
+	struct worker_rec *pick = NULL;
+
+	for (size_t i = 0; i < m->slot_hwm; i++) {
+		struct worker_rec *w = &m->workers[i];
+
+		if (w->pid <= 0 || w->retiring || master_state(m, w) != WORKER_IDLE)
+			continue;
+		if (!pick || w->started_ms > pick->started_ms)
+			pick = w;
+	}
+	if (!pick) {
+		m->size.target++;       /* nobody idle after all: keep the size */
+		return;
+	}
+	pick->retiring = true;
+	log_info("pool: more than %u idle workers; retiring worker %d", m->conf->max_spare,
+		 (int)pick->pid);
+	if (kill(pick->pid, SIGUSR1) < 0 && errno != ESRCH)
+		log_warn_errno(errno, "kill(%d)", (int)pick->pid);
+}
+
+/* Kills workers in a connection whose counters have not moved for
+ * hung_timeout: deadlines bound every wait a healthy worker makes. */
+static void master_check_hung(struct master *m, uint64_t now)
+{
+	uint64_t limit = m->conf->hung_timeout_ms;
+
+	for (size_t i = 0; i < m->slot_hwm; i++) {
+		struct worker_rec *w = &m->workers[i];
+		const struct scoreboard_slot *s;
+		uint64_t progress;
+
+		if (w->pid <= 0 || w->hung)
+			continue;
+		s = &m->sb->slots[w->slot];
+		progress = __atomic_load_n(&s->bytes, __ATOMIC_RELAXED) +
+			   __atomic_load_n(&s->requests, __ATOMIC_RELAXED) +
+			   __atomic_load_n(&s->accepted, __ATOMIC_RELAXED);
+		if (progress != w->seen_progress || master_state(m, w) != WORKER_BUSY) {
+			w->seen_progress = progress;
+			w->progress_ms = now;
+			continue;
+		}
+		if (!limit || now - w->progress_ms < limit)
+			continue;
+		log_warn("worker %d is hung: no progress for %" PRIu64 " ms in a "
+			 "connection; killing it", (int)w->pid, now - w->progress_ms);
+		w->hung = true;
+		if (kill(w->pid, SIGKILL) < 0 && errno != ESRCH)
+			log_warn_errno(errno, "kill(%d)", (int)w->pid);
+	}
+}
+
+/* Once a second: health, hung workers, and the size of the pool. */
+static void master_pool_tick(struct master *m, uint64_t now)
+{
+	struct scoreboard_totals t;
+	struct master_count c;
+	int step;
+
+	scoreboard_totals(m->sb, &t);
+	if (t.accepted != m->seen_accepted) {
+		m->seen_accepted = t.accepted;
+		if (m->health.failures)
+			log_info("workers accept connections again; start-up failures forgotten");
+		pool_health_serving(&m->health);
+	}
+	pool_health_decay(&m->health, now);
+	master_check_hung(m, now);
+	if (m->busy_answers) {
+		log_notice("pool full at %u workers: %" PRIu64 " connection%s answered busy",
+			   m->conf->max_workers, m->busy_answers,
+			   m->busy_answers == 1 ? "" : "s");
+		m->busy_answers = 0;
+	}
+	if (m->stopping)
+		return;
+	master_count(m, &c);
+	step = pool_size_tick(&m->size, m->conf, c.idle + (unsigned)m->n_vacancies);
+	if (step < 0)
+		master_retire_one(m);
+	else if (step > 0)
+		log_info("pool: %u of %u workers idle (min_spare %u); starting %d more",
+			 c.idle, c.current, m->conf->min_spare, step);
+}
+
+/* The pool is full when it cannot grow and every worker of the current
+ * generation is in a connection. */
+static bool master_pool_full(const struct master *m)
+{
+	struct master_count c;
+
+	if (m->stopping || m->size.target < m->conf->max_workers)
+		return false;
+	master_count(m, &c);
+	return c.current >= m->conf->max_workers && c.busy == c.current;
+}
+
+/* Answers a connection the full pool cannot take: one line, written
+ * without blocking (it fits any socket buffer), nothing read. */
+static void master_answer_busy(struct master *m, int lfd)
+{
+	char detail[96], line[160];
+
+	snprintf(detail, sizeof(detail), "busy: all %u workers are busy, retry after %d s",
+		 m->conf->max_workers, BUSY_RETRY_S);
+	if (proto_format_error(line, sizeof(line), PROTO_ERR_SHUTTING_DOWN, detail) < 0)
+		return;
+	for (int i = 0; i < BUSY_BATCH; i++) {
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		char addr[64];
+		int fd = accept4(lfd, (struct sockaddr *)&peer, &len,
+				 SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+				log_warn_errno(errno, "accept (busy answer)");
+				m->busy_hold_ms = monotonic_ms() + BUSY_GRACE_MS;
+			}
+			return;
+		}
+		if (send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			log_debug("busy answer: send: %s", strerror(errno));
+		close(fd);
+		m->busy_answers++;
+		log_debug("pool full: answered %s busy",
+			  listener_format_sockaddr((struct sockaddr *)&peer, addr, sizeof(addr)));
 	}
 }
 
@@ -358,6 +604,18 @@ static void master_begin_stop(struct master *m, int exit_status)
 		master_signal_workers(m, SIGTERM, false);
 	else if (kill(0, SIGTERM) < 0)
 		log_warn_errno(errno, "kill(0, SIGTERM)");
+}
+
+/* A fresh pool for a fresh generation: its size, backoff and health
+ * start over. */
+static void master_reset_pool(struct master *m)
+{
+	pool_size_init(&m->size, m->conf);
+	pool_health_serving(&m->health);
+	m->n_vacancies = 0;
+	m->fork_retry_ms = 0;
+	m->full_since_ms = 0;
+	scoreboard_set_pool(m->sb, m->generation, m->conf->workers, m->conf->max_workers);
 }
 
 static void master_reload(struct master *m)
@@ -382,11 +640,14 @@ static void master_reload(struct master *m)
 	if (!config_listen_equal(m->conf, fresh))
 		log_warn("listen changed in %s: needs a restart; keeping the current sockets",
 			 m->config_path);
+	if (strcmp(m->conf->status_file, fresh->status_file) != 0)
+		log_warn("status_file changed in %s: needs a restart; keeping %s",
+			 m->config_path, m->status_path ? m->status_path : "none");
 
 	/* Old workers keep their own copy of the old configuration (fork),
 	 * finish their connection and exit; the listener never closes, so the
 	 * kernel queues connections while the generations overlap. */
-	for (size_t i = 0; i < SCOREBOARD_SLOTS; i++) {
+	for (size_t i = 0; i < m->slot_hwm; i++) {
 		struct worker_rec *w = &m->workers[i];
 
 		if (w->pid > 0 && !w->retiring) {
@@ -398,9 +659,7 @@ static void master_reload(struct master *m)
 	m->conf = fresh;
 	log_set_level(fresh->log_level);
 	m->generation++;
-	m->quick_deaths = 0;
-	m->burst_start_ms = 0;
-	m->respawn_at_ms = 0;
+	master_reset_pool(m);
 	master_fill(m);
 	master_signal_workers(m, SIGUSR1, true);
 	log_event(LOG_NOTICE, 0, LOG_MSGID_RELOAD, NULL, 0,
@@ -457,10 +716,11 @@ static void master_update_status(struct master *m, bool force)
 		return;
 	scoreboard_totals(m->sb, &t);
 	snprintf(line, sizeof(line),
-		 "%u workers, %u busy, %" PRIu64 " transfers, %" PRIu64 " bytes%s%s",
+		 "%u workers, %u busy, %" PRIu64 " transfers, %" PRIu64 " bytes%s%s%s",
 		 t.workers, t.busy, t.transfers, t.bytes,
 		 m->stopping ? "; shutting down" :
-		 m->respawn_at_ms ? "; respawn backing off" : "", m->status_note);
+		 m->n_vacancies ? "; respawn backing off" : "",
+		 !m->stopping && m->full_since_ms ? "; pool full" : "", m->status_note);
 	if (strcmp(line, m->last_status) == 0)
 		return;
 	memcpy(m->last_status, line, sizeof(line));
@@ -471,12 +731,39 @@ static void master_update_status(struct master *m, bool force)
 				       m->stop_deadline_ms - now : 0) * 1000 + 5000000);
 }
 
-static int master_poll_timeout(const struct master *m)
+/* When the listeners may join the poll set of a full pool: at once, but
+ * once a client is seen waiting, not before it has waited BUSY_GRACE_MS.
+ * Otherwise the master would take connections that a worker just
+ * finishing its client is about to accept. */
+static uint64_t master_listen_at(const struct master *m)
+{
+	uint64_t at = m->full_since_ms;
+
+	if (m->busy_hold_ms > at)
+		at = m->busy_hold_ms;
+	if (m->waiting_since_ms && m->waiting_since_ms + BUSY_GRACE_MS > at)
+		at = m->waiting_since_ms + BUSY_GRACE_MS;
+	return at;
+}
+
+/* True while the pool is at max_workers: then the master watches for it
+ * to fill up (a worker's state changes wake nobody). */
+static bool master_at_max(const struct master *m)
+{
+	return !m->stopping && m->size.target >= m->conf->max_workers;
+}
+
+static int master_poll_timeout(const struct master *m, bool listening)
 {
 	uint64_t now = monotonic_ms(), next = now + STATUS_PERIOD_MS;
 
-	if (m->respawn_at_ms && m->respawn_at_ms < next)
-		next = m->respawn_at_ms;
+	if (m->next_pool_tick_ms < next)
+		next = m->next_pool_tick_ms;
+	for (size_t i = 0; i < m->n_vacancies; i++)
+		if (m->vacancy_due[i] < next)
+			next = m->vacancy_due[i];
+	if (m->fork_retry_ms > now && m->fork_retry_ms < next)
+		next = m->fork_retry_ms;
 	if (m->stopping && !m->killed_stragglers && m->stop_deadline_ms < next)
 		next = m->stop_deadline_ms;
 	if (m->watchdog_usec) {
@@ -485,6 +772,10 @@ static int master_poll_timeout(const struct master *m)
 		if (wd < next)
 			next = wd;
 	}
+	if (!listening && m->full_since_ms && master_listen_at(m) < next)
+		next = master_listen_at(m);
+	if (master_at_max(m) && now + FULL_CHECK_MS < next)
+		next = now + FULL_CHECK_MS;
 	return next > now ? (int)(next - now) : 0;
 }
 
@@ -502,24 +793,70 @@ static void master_tick(struct master *m)
 		master_signal_workers(m, SIGKILL, false);
 		m->killed_stragglers = true;
 	}
+	if (now >= m->next_pool_tick_ms) {
+		master_pool_tick(m, now);
+		m->next_pool_tick_ms = now + POOL_TICK_MS;
+	}
 	master_fill(m);
 	master_update_status(m, false);
 }
 
+/* The listeners join the poll set only then. */
+static bool master_watch_listeners(struct master *m, uint64_t now)
+{
+	if (!master_pool_full(m)) {
+		m->full_since_ms = 0;
+		m->waiting_since_ms = 0;
+		return false;
+	}
+	if (!m->full_since_ms) {
+		m->full_since_ms = now;
+		log_debug("pool full: all %u workers busy", m->conf->max_workers);
+	}
+	return now >= master_listen_at(m);
+}
+
+/* A listener is readable while the pool is full: the first sight starts
+ * the client's grace; after it, the client is answered. */
+static void master_on_waiting_client(struct master *m, int lfd)
+{
+	uint64_t now = monotonic_ms();
+
+	if (!master_pool_full(m))
+		return;
+	if (!m->waiting_since_ms) {
+		m->waiting_since_ms = now;
+		return;
+	}
+	if (now < m->waiting_since_ms + BUSY_GRACE_MS)
+		return;
+	master_answer_busy(m, lfd);
+	m->waiting_since_ms = 0;
+}
+
 static int master_loop(struct master *m)
 {
-	struct pollfd pfd = { .fd = m->sfd, .events = POLLIN };
+	struct pollfd pfds[1 + LISTENER_MAX];
 	int r;
 
 	while (!m->stopping || m->n_live > 0) {
-		r = poll(&pfd, 1, master_poll_timeout(m));
+		bool listening = master_watch_listeners(m, monotonic_ms());
+		nfds_t n = 1;
+
+		pfds[0] = (struct pollfd){ .fd = m->sfd, .events = POLLIN };
+		for (size_t i = 0; listening && i < m->listeners.n; i++)
+			pfds[n++] = (struct pollfd){ .fd = m->listeners.fds[i], .events = POLLIN };
+		r = poll(pfds, n, master_poll_timeout(m, listening));
 		if (r < 0 && errno != EINTR)
 			return -errno;
-		if (r > 0) {
+		if (r > 0 && pfds[0].revents) {
 			r = master_read_signals(m);
 			if (r < 0)
 				return r;
 		}
+		for (nfds_t i = 1; i < n; i++)
+			if (pfds[i].revents & POLLIN)
+				master_on_waiting_client(m, pfds[i].fd);
 		master_tick(m);
 	}
 	return 0;
@@ -600,6 +937,28 @@ static int master_check_shares(const struct config *conf)
 	return 0;
 }
 
+/* The board goes to status_file for `tcpfiled status`; without one (or
+ * when it cannot be created, e.g. no /run/tcpfiled outside the unit) an
+ * anonymous mapping serves the master alone. */
+static struct scoreboard *master_open_scoreboard(struct master *m)
+{
+	const char *path = m->conf->status_file;
+	struct scoreboard *sb;
+
+	if (path && path[0]) {
+		sb = scoreboard_new(path);
+		if (sb) {
+			m->status_path = strdup(path);
+			if (m->status_path)
+				return sb;
+			scoreboard_free(sb, path);
+		}
+		log_warn_errno(errno, "status_file %s: cannot create it; "
+			       "`tcpfiled status` will not see this daemon", path);
+	}
+	return scoreboard_new(NULL);
+}
+
 int master_run(struct config *conf, const char *config_path)
 {
 	struct master m = {
@@ -637,7 +996,7 @@ int master_run(struct config *conf, const char *config_path)
 		log_err("%s", err);
 		goto err_close_listeners;
 	}
-	m.sb = scoreboard_new();
+	m.sb = master_open_scoreboard(&m);
 	if (!m.sb) {
 		log_errno(errno, "scoreboard");
 		goto err_close_listeners;
@@ -648,9 +1007,10 @@ int master_run(struct config *conf, const char *config_path)
 		goto err_free_scoreboard;
 	}
 	m.workers = calloc(SCOREBOARD_SLOTS, sizeof(*m.workers));
-	if (!m.workers) {
+	m.vacancy_due = calloc(CONFIG_WORKERS_MAX, sizeof(*m.vacancy_due));
+	if (!m.workers || !m.vacancy_due) {
 		log_errno(ENOMEM, "worker table");
-		goto err_free_access;
+		goto err_free_workers;
 	}
 	r = master_setup_signals(&m);
 	if (r < 0) {
@@ -659,8 +1019,10 @@ int master_run(struct config *conf, const char *config_path)
 	}
 	m.watchdog_usec = notify_watchdog_usec();
 	m.last_watchdog_ms = monotonic_ms();
+	m.next_pool_tick_ms = monotonic_ms() + POOL_TICK_MS;
 
 	master_log_startup(&m);
+	master_reset_pool(&m);
 	master_fill(&m);
 	master_update_status(&m, true);
 	notify_ready();
@@ -680,11 +1042,12 @@ int master_run(struct config *conf, const char *config_path)
 
 	close(m.sfd);
 err_free_workers:
+	free(m.vacancy_due);
 	free(m.workers);
-err_free_access:
 	access_table_free(m.access);
 err_free_scoreboard:
-	scoreboard_free(m.sb);
+	scoreboard_free(m.sb, m.status_path);
+	free(m.status_path);
 err_close_listeners:
 	listener_set_close(&m.listeners);
 err_free_conf:

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sysexits.h>
 #include <time.h>
@@ -109,64 +112,8 @@ static void worker_accept_backoff(const sigset_t *wait_mask)
 	(void)ppoll(NULL, 0, &pause, wait_mask);
 }
 
-/* Answers a connection we will not serve with one ERR line instead of
- * the greeting, and closes it.  What the client already sent is read
- * first (without waiting), so that close() does not answer it with a
- * reset that could destroy the ERR line before the client reads it. */
-static void worker_refuse(struct worker_admission *adm, int fd, const char *peer,
-			  int code, const char *detail, const char *why)
-{
-	char line[256], drain[4096];
-	int n = proto_format_error(line, sizeof(line), code, detail);
-
-	if (n > 0)
-		(void)write_full(fd, line, (size_t)n);
-	(void)shutdown(fd, SHUT_WR);
-	/* Bounded: a client that keeps sending cannot keep us here. */
-	for (int i = 0; i < 16 && recv(fd, drain, sizeof(drain), MSG_DONTWAIT) > 0; i++)
-		;
-	close(fd);
-
-	char codebuf[8];
-	snprintf(codebuf, sizeof(codebuf), "%d", code);
-	struct log_field f[] = {
-		{ "CLIENT", peer },
-		{ "RESULT", "refused" },
-		{ "CODE", codebuf },
-	};
-	if (log_ratelimit_allow(&adm->refusals, monotonic_ms(), NULL, 0))
-		log_event(LOG_NOTICE, 0, LOG_MSGID_REQUEST, f, 3,
-			  "%s: connection refused: %s", peer, why);
-}
-
-/* Admission right after accept, before any byte is sent: address rules,
- * then the per-address cap.  Returns true when the connection may be
- * served (then access_leave must follow), false when it was refused and
- * closed. */
-static bool worker_admit(struct worker_admission *adm, int fd,
-			 const struct sockaddr_storage *peer)
-{
-	const struct config *conf = adm->conf;
-	const struct sockaddr *sa = (const struct sockaddr *)peer;
-	char name[64];
-
-	if (!access_allowed(&conf->hosts_allow, &conf->hosts_deny, sa)) {
-		listener_format_sockaddr(sa, name, sizeof(name));
-		worker_refuse(adm, fd, name, PROTO_ERR_FORBIDDEN,
-			      "your address is not allowed", "address not allowed");
-		return false;
-	}
-	if (access_enter(adm->table, adm->slot_no, sa, conf->max_per_ip) == -EBUSY) {
-		listener_format_sockaddr(sa, name, sizeof(name));
-		worker_refuse(adm, fd, name, PROTO_ERR_SHUTTING_DOWN,
-			      "too many connections from your address, retry later",
-			      "max_per_ip reached");
-		return false;
-	}
-	return true;
-}
-
-static void worker_accept(const struct session_ctx *ctx, struct worker_admission *adm,
+/* Returns true when a connection was served. */
+static bool worker_accept(const struct session_ctx *ctx, struct worker_admission *adm,
 			  int lfd, const sigset_t *wait_mask)
 {
 	struct sockaddr_storage peer;
@@ -177,23 +124,40 @@ static void worker_accept(const struct session_ctx *ctx, struct worker_admission
 	if (fd < 0) {
 		/* EAGAIN: another worker won the race. */
 		if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-			return;
+			return false;
 		/* EMFILE, ENFILE, ENOBUFS, ENOMEM and the rest: the listener
 		 * stays readable, so back off rather than spin. */
 		log_warn_errno(errno, "accept");
 		worker_accept_backoff(wait_mask);
-		return;
+		return false;
 	}
 	/* Dead peers are noticed even while a transfer waits on them. */
 	r = listener_set_keepalive(fd);
 	if (r < 0)
 		log_warn_errno(r, "TCP keepalive");
 	if (!worker_admit(adm, fd, &peer))
-		return;
-	scoreboard_set_state(ctx->slot, WORKER_BUSY);
+		return false;
+	/* Also tells the master this worker reached its first accept. */
+	scoreboard_begin_connection(ctx->slot, &peer);
 	session_run(ctx, fd, &peer);
 	access_leave(adm->table, adm->slot_no);
-	scoreboard_set_state(ctx->slot, worker_retire ? WORKER_RETIRING : WORKER_IDLE);
+	scoreboard_end_connection(ctx->slot, worker_retire);
+	return true;
+}
+
+/* max_requests plus a random 0..jitter, so that workers started together
+ * do not all retire together; 0: unlimited. */
+static uint64_t worker_request_limit(const struct config *conf)
+{
+	uint32_t rnd = 0;
+
+	if (conf->max_requests == 0)
+		return 0;
+	if (conf->max_requests_jitter == 0)
+		return conf->max_requests;
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
+		rnd = (uint32_t)getpid() * 2654435761u;
+	return conf->max_requests + rnd % ((uint64_t)conf->max_requests_jitter + 1);
 }
 
 _Noreturn void worker_run(const struct config *conf,
@@ -209,6 +173,7 @@ _Noreturn void worker_run(const struct config *conf,
 	struct pollfd pfds[LISTENER_MAX];
 	sigset_t wait_mask;
 	int *share_fds = NULL;
+	uint64_t served = 0, limit;
 	int r;
 
 	r = worker_setup_signals(&wait_mask);
@@ -227,6 +192,7 @@ _Noreturn void worker_run(const struct config *conf,
 	}
 	log_ratelimit_init(&adm.refusals, WORKER_REFUSED_BURST, WORKER_REFUSED_WINDOW_MS,
 			   LOG_NOTICE, "refused connections");
+	limit = worker_request_limit(conf);
 
 	struct session_ctx ctx = {
 		.conf = conf,
@@ -248,8 +214,13 @@ _Noreturn void worker_run(const struct config *conf,
 			_exit(EX_OSERR);
 		}
 		for (size_t i = 0; i < listeners->n && !worker_stop && !worker_retire; i++)
-			if (pfds[i].revents & POLLIN)
-				worker_accept(&ctx, &adm, pfds[i].fd, &wait_mask);
+			if ((pfds[i].revents & POLLIN) &&
+			    worker_accept(&ctx, &adm, pfds[i].fd, &wait_mask) &&
+			    limit && ++served >= limit) {
+				log_debug("served %" PRIu64 " connections (max_requests); retiring",
+					  served);
+				worker_retire = 1;
+			}
 	}
 	log_ratelimit_flush(&adm.refusals, NULL, 0);
 	/* Exit without running atexit handlers or flushing inherited stdio

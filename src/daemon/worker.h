@@ -17,7 +17,8 @@
  * the other shares are served.  Exit status: 0 after a graceful stop or
  * retirement, 71 (EX_OSERR) when memory, signal setup or ppoll() fails,
  * 70 (EX_SOFTWARE) at once when $TCPFILED_TEST_WORKER_EXIT is set (for
- * crash-loop tests only). */
+ * crash-loop tests only).  After max_requests connections (plus jitter)
+ * it retires with status 0. */
 _Noreturn void worker_run(const struct config *conf,
 			  const struct listener_set *listeners,
 			  struct scoreboard_slot *slot, struct access_table *access,

@@ -400,7 +400,7 @@ int daemon_write_config(struct daemon *d, const struct daemon_opts *opts)
 {
 	const char *sx = opts->server_extra ? opts->server_extra : "";
 	const char *shx = opts->shares_extra ? opts->shares_extra : "";
-	char listen[64], workers[16];
+	char listen[64], workers[16], status[320];
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f;
@@ -414,6 +414,12 @@ int daemon_write_config(struct daemon *d, const struct daemon_opts *opts)
 	fprintf(f, "# written by the integration test harness\n[server]\n");
 	harness_put_default(f, sx, "listen", listen);
 	harness_put_default(f, sx, "workers", workers);
+	/* A fixed pool unless a test asks for a dynamic one, so that worker
+	 * counts stay what each test configured. */
+	harness_put_default(f, sx, "max_workers", workers);
+	/* Never the system's /run/tcpfiled/status. */
+	snprintf(status, sizeof(status), "%s/status", d->dir);
+	harness_put_default(f, sx, "status_file", status);
 	harness_put_default(f, sx, "shutdown_timeout", "5s");
 	harness_put_default(f, sx, "idle_timeout", "30s");
 	harness_put_default(f, sx, "crash_loop_timeout", "30s");

@@ -110,6 +110,13 @@ static void expect_defaults(const struct config *conf)
 	cr_expect_eq(conf->shutdown_timeout_ms, 30000);
 	cr_expect_eq(conf->idle_timeout_ms, 300000);
 	cr_expect_eq(conf->crash_loop_timeout_ms, 60000);
+	cr_expect_eq(conf->min_spare, 2);
+	cr_expect_eq(conf->max_spare, 8);
+	cr_expect_eq(conf->max_workers, 64);
+	cr_expect_eq(conf->max_requests, 10000);
+	cr_expect_eq(conf->max_requests_jitter, 1000);
+	cr_expect_eq(conf->hung_timeout_ms, 600000);
+	cr_expect_str_eq(conf->status_file, "/run/tcpfiled/status");
 	cr_expect_eq(conf->log_level, LOG_INFO);
 	cr_expect(conf->fsync);
 	cr_expect_null(conf->users_file);
@@ -994,4 +1001,70 @@ Test(config, reference_config)
 	config_free(conf);
 	free(out);
 	free(data);
+}
+
+/* ---- the pool keys bound each other ---- */
+
+static struct config *load_server(const char *server)
+{
+	char *text = NULL, *share = files_share();
+	struct config *conf;
+
+	cr_assert_neq(asprintf(&text, "[server]\n%s\n%s", server, share), -1);
+	conf = load_ok(text);
+	free(text);
+	free(share);
+	return conf;
+}
+
+static void expect_server_error(const char *server, const char *want)
+{
+	char *text = NULL, *share = files_share();
+
+	cr_assert_neq(asprintf(&text, "[server]\n%s\n%s", server, share), -1);
+	expect_error(text, want);
+	free(text);
+	free(share);
+}
+
+Test(config, pool_bounds_follow_the_key_that_was_set)
+{
+	struct config *conf = load_server("workers = 100\nmin_spare = 20");
+
+	cr_expect_eq(conf->max_workers, 100, "max_workers rises to workers");
+	cr_expect_eq(conf->max_spare, 20, "max_spare rises to min_spare");
+	config_free(conf);
+
+	conf = load_server("idle_timeout = 1h");
+	cr_expect_eq(conf->hung_timeout_ms, 2 * 3600 * 1000, "hung_timeout above idle_timeout");
+	config_free(conf);
+
+	conf = load_server("workers = 3\nmax_workers = 3\nmin_spare = 0\nmax_spare = 0\n"
+			   "max_requests = 0\nhung_timeout = 0\nstatus_file =");
+	cr_expect_eq(conf->max_workers, 3);
+	cr_expect_eq(conf->max_spare, 0);
+	cr_expect_eq(conf->max_requests, 0);
+	cr_expect_eq(conf->hung_timeout_ms, 0);
+	cr_expect_str_eq(conf->status_file, "");
+	config_free(conf);
+}
+
+Test(config, pool_bounds_set_against_each_other)
+{
+	expect_server_error("workers = 8\nmax_workers = 4",
+			    "t.conf:3: max_workers: max_workers (4) must be at least workers (8)");
+	expect_server_error("max_workers = 4\nworkers = 8",
+			    "t.conf:3: workers: max_workers (4) must be at least workers (8)");
+	expect_server_error("max_workers = 2",
+			    "t.conf:2: max_workers: max_workers (2) must be at least workers (4)");
+	expect_server_error("min_spare = 5\nmax_spare = 4",
+			    "t.conf:3: max_spare: max_spare (4) must be at least min_spare (5)");
+	expect_server_error("idle_timeout = 10m\nhung_timeout = 10m",
+			    "t.conf:3: hung_timeout: hung_timeout (600000 ms) must be longer "
+			    "than idle_timeout (600000 ms), or 0");
+	expect_server_error("max_workers = 513",
+			    "t.conf:2: max_workers: must be between 1 and 512, got \"513\"");
+	expect_server_error("status_file = run/status",
+			    "t.conf:2: status_file: must be an absolute path or empty, got "
+			    "\"run/status\"");
 }

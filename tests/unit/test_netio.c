@@ -1,4 +1,4 @@
-/* test_netio: netio, log, notify, listener and scoreboard through socketpairs, pipes and forks. */
+/* test_netio: netio, log, notify and listener through socketpairs, pipes and forks. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 
@@ -23,7 +23,6 @@
 #include "log.h"
 #include "netio.h"
 #include "notify.h"
-#include "scoreboard.h"
 
 #define MIB ((size_t)1024 * 1024)
 
@@ -954,90 +953,6 @@ Test(listener, set_open_adopts_activated_socket)
 Test(listener, set_open_rejects_non_listening_activated_socket)
 {
 	cr_assert_eq(activation_child(false, -ENOTSOCK), 0);
-}
-
-/* ---- scoreboard ---- */
-
-Test(scoreboard, claim_release_totals_across_fork)
-{
-	struct scoreboard *sb = scoreboard_new();
-	struct scoreboard_totals t;
-	int slot, other;
-	pid_t pid;
-
-	cr_assert_not_null(sb);
-	slot = scoreboard_claim(sb);
-	other = scoreboard_claim(sb);
-	cr_assert_eq(slot, 0);
-	cr_assert_eq(other, 1);
-
-	pid = fork();
-	cr_assert_neq(pid, -1);
-	if (pid == 0) {
-		struct scoreboard_slot *s = scoreboard_slot(sb, slot);
-
-		scoreboard_set_state(s, WORKER_BUSY);
-		scoreboard_add_bytes(s, 1000);
-		scoreboard_add_transfer(s);
-		scoreboard_add_bytes(s, 24);
-		scoreboard_add_transfer(s);
-		scoreboard_add_bytes(s, 7);
-		_exit(0);
-	}
-	scoreboard_set_pid(sb, slot, pid);
-	cr_assert_eq(wait_child(pid), 0);
-	cr_assert_eq(scoreboard_slot(sb, slot)->pid, pid);
-
-	scoreboard_set_state(scoreboard_slot(sb, other), WORKER_RETIRING);
-	scoreboard_add_bytes(scoreboard_slot(sb, other), 5);
-	scoreboard_add_transfer(scoreboard_slot(sb, other));
-	scoreboard_totals(sb, &t);
-	cr_assert_eq(t.workers, 2);
-	cr_assert_eq(t.busy, 2);
-	cr_assert_eq(t.transfers, 3);
-	cr_assert_eq(t.bytes, 1036);
-
-	scoreboard_release(sb, slot);
-	scoreboard_totals(sb, &t);
-	cr_assert_eq(t.workers, 1);
-	cr_assert_eq(t.busy, 1);
-	cr_assert_eq(t.transfers, 3, "released counters must be kept");
-	cr_assert_eq(t.bytes, 1036);
-
-	/* The freed slot is reused, with fresh counters. */
-	cr_assert_eq(scoreboard_claim(sb), slot);
-	cr_assert_eq(scoreboard_slot(sb, slot)->transfers, 0);
-	scoreboard_totals(sb, &t);
-	cr_assert_eq(t.workers, 2);
-	cr_assert_eq(t.busy, 1);
-	cr_assert_eq(t.transfers, 3);
-	scoreboard_free(sb);
-}
-
-Test(scoreboard, exhaustion_and_null_slots)
-{
-	struct scoreboard *sb = scoreboard_new();
-	struct scoreboard_totals t;
-
-	cr_assert_not_null(sb);
-	for (int i = 0; i < SCOREBOARD_SLOTS; i++)
-		cr_assert_eq(scoreboard_claim(sb), i);
-	cr_assert_eq(scoreboard_claim(sb), -1);
-	scoreboard_totals(sb, &t);
-	cr_assert_eq(t.workers, SCOREBOARD_SLOTS);
-	cr_assert_eq(t.busy, 0);
-
-	cr_assert_null(scoreboard_slot(sb, -1));
-	cr_assert_null(scoreboard_slot(sb, SCOREBOARD_SLOTS));
-	scoreboard_set_state(NULL, WORKER_BUSY);
-	scoreboard_add_transfer(NULL);
-	scoreboard_add_bytes(NULL, 1);
-	scoreboard_release(sb, -1);
-	scoreboard_set_pid(sb, -1, 1);
-	scoreboard_release(sb, 17);
-	cr_assert_eq(scoreboard_claim(sb), 17);
-	scoreboard_free(sb);
-	scoreboard_free(NULL);
 }
 
 /* ---- notify ---- */
