@@ -112,6 +112,63 @@ static void worker_accept_backoff(const sigset_t *wait_mask)
 	(void)ppoll(NULL, 0, &pause, wait_mask);
 }
 
+/* Answers a connection we will not serve with one ERR line instead of
+ * the greeting, and closes it.  What the client already sent is read
+ * first (without waiting), so that close() does not answer it with a
+ * reset that could destroy the ERR line before the client reads it. */
+static void worker_refuse(struct worker_admission *adm, int fd, const char *peer,
+			  int code, const char *detail, const char *why)
+{
+	char line[256], drain[4096];
+	int n = proto_format_error(line, sizeof(line), code, detail);
+
+	if (n > 0)
+		(void)write_full(fd, line, (size_t)n);
+	(void)shutdown(fd, SHUT_WR);
+	/* Bounded: a client that keeps sending cannot keep us here. */
+	for (int i = 0; i < 16 && recv(fd, drain, sizeof(drain), MSG_DONTWAIT) > 0; i++)
+		;
+	close(fd);
+
+	char codebuf[8];
+	snprintf(codebuf, sizeof(codebuf), "%d", code);
+	struct log_field f[] = {
+		{ "CLIENT", peer },
+		{ "RESULT", "refused" },
+		{ "CODE", codebuf },
+	};
+	if (log_ratelimit_allow(&adm->refusals, monotonic_ms(), NULL, 0))
+		log_event(LOG_NOTICE, 0, LOG_MSGID_REQUEST, f, 3,
+			  "%s: connection refused: %s", peer, why);
+}
+
+/* Admission right after accept, before any byte is sent: address rules,
+ * then the per-address cap.  Returns true when the connection may be
+ * served (then access_leave must follow), false when it was refused and
+ * closed. */
+static bool worker_admit(struct worker_admission *adm, int fd,
+			 const struct sockaddr_storage *peer)
+{
+	const struct config *conf = adm->conf;
+	const struct sockaddr *sa = (const struct sockaddr *)peer;
+	char name[64];
+
+	if (!access_allowed(&conf->hosts_allow, &conf->hosts_deny, sa)) {
+		listener_format_sockaddr(sa, name, sizeof(name));
+		worker_refuse(adm, fd, name, PROTO_ERR_FORBIDDEN,
+			      "your address is not allowed", "address not allowed");
+		return false;
+	}
+	if (access_enter(adm->table, adm->slot_no, sa, conf->max_per_ip) == -EBUSY) {
+		listener_format_sockaddr(sa, name, sizeof(name));
+		worker_refuse(adm, fd, name, PROTO_ERR_SHUTTING_DOWN,
+			      "too many connections from your address, retry later",
+			      "max_per_ip reached");
+		return false;
+	}
+	return true;
+}
+
 /* Returns true when a connection was served. */
 static bool worker_accept(const struct session_ctx *ctx, struct worker_admission *adm,
 			  int lfd, const sigset_t *wait_mask)
