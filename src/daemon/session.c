@@ -614,8 +614,31 @@ static int session_hello(struct session *s)
 	return s->close ? -EPIPE : 0;
 }
 
+static const char *const session_ops[] = {
+	[PROTO_PUT] = "put", [PROTO_GET] = "get", [PROTO_STAT] = "stat",
+	[PROTO_LIST] = "list", [PROTO_DEL] = "del", [PROTO_NOOP] = "noop",
+	[PROTO_QUIT] = "quit",
+};
+
+/* Shows the request on the scoreboard (tcpfiled status). */
+static void session_show_request(struct session *s, const struct proto_request *req)
+{
+	const char *slash = memchr(req->path, '/', req->path_len);
+	size_t share_len = slash ? (size_t)(slash - req->path) : req->path_len;
+	char share[128];
+
+	if (share_len >= sizeof(share))
+		share_len = sizeof(share) - 1;
+	memcpy(share, req->path, share_len);
+	share[share_len] = '\0';
+	scoreboard_begin_request(s->ctx->slot, session_ops[req->verb], share,
+				 slash ? slash + 1 : "",
+				 req->verb == PROTO_PUT && req->has_size ? req->size : 0);
+}
+
 static void session_dispatch(struct session *s, struct proto_request *req)
 {
+	session_show_request(s, req);
 	switch (req->verb) {
 	case PROTO_PUT:
 		upload_run(s, req);
@@ -640,6 +663,7 @@ static void session_dispatch(struct session *s, struct proto_request *req)
 		s->close = true;
 		break;
 	}
+	scoreboard_end_request(s->ctx->slot);
 }
 
 /* A request line the parser refused.  Not a request of this protocol:
@@ -649,12 +673,7 @@ static void session_dispatch(struct session *s, struct proto_request *req)
 static void session_refuse(struct session *s, struct proto_request *req,
 			   const char *line, size_t len, int code, const char *why)
 {
-	static const char *const ops[] = {
-		[PROTO_PUT] = "put", [PROTO_GET] = "get", [PROTO_STAT] = "stat",
-		[PROTO_LIST] = "list", [PROTO_DEL] = "del", [PROTO_NOOP] = "noop",
-		[PROTO_QUIT] = "quit",
-	};
-	struct outcome o = { .op = ops[req->verb], .req = req,
+	struct outcome o = { .op = session_ops[req->verb], .req = req,
 			     .start_ms = monotonic_ms(), .result = "refused" };
 
 	session_log_refused_line(s, line, len, code, why);
