@@ -173,6 +173,9 @@ void download_run(struct session *s, struct proto_request *req)
 		goto out;
 	}
 
+	/* Now the total is known: show it on the scoreboard. */
+	scoreboard_begin_request(s->ctx->slot, "get", t.share->name, t.rel,
+				 (uint64_t)d.st.st_size);
 	session_reply(s, "OK size=%" PRIu64 " mtime=%" PRId64 ".%09ld mode=%04o\n",
 		      (uint64_t)d.st.st_size, (int64_t)d.st.st_mtim.tv_sec,
 		      d.st.st_mtim.tv_nsec, (unsigned)(d.st.st_mode & 07777));
