@@ -224,8 +224,9 @@ static int proto_check_token_list(const char *list)
 	const char *tok;
 	size_t tok_len;
 	struct proto_token t;
+	const char *why;
 
-	if (proto_check_line(list, strlen(list), &(const char *){ NULL }) < 0)
+	if (proto_check_line(list, strlen(list), &why) < 0)
 		return -EINVAL;
 	while (proto_next_token(&cursor, end, &tok, &tok_len))
 		if (proto_token_split(tok, tok_len, &t) < 0)
@@ -246,8 +247,8 @@ static bool proto_is_value(const char *s)
 
 /* ---- connection start ---- */
 
-/* "<word> <first>[ <agent_key>=<agent>][ <caps>]\n" */
-static int proto_format_intro(char *buf, size_t cap, const char *word, const char *first,
+/* "<word> <version>[ <agent_key>=<agent>][ <caps>]\n" */
+static int proto_format_intro(char *buf, size_t cap, const char *word,
 			      const char *agent_key, const char *agent, const char *caps)
 {
 	size_t o = 0;
@@ -256,7 +257,7 @@ static int proto_format_intro(char *buf, size_t cap, const char *word, const cha
 		return -EINVAL;
 	if (caps && caps[0] && proto_check_token_list(caps) < 0)
 		return -EINVAL;
-	if (proto_append(buf, cap, &o, "%s %s", word, first) < 0)
+	if (proto_append(buf, cap, &o, "%s %d", word, PROTO_VERSION) < 0)
 		return -ENOSPC;
 	if (agent && proto_append(buf, cap, &o, " %s=%s", agent_key, agent) < 0)
 		return -ENOSPC;
@@ -269,18 +270,12 @@ static int proto_format_intro(char *buf, size_t cap, const char *word, const cha
 
 int proto_format_greeting(char *buf, size_t cap, const char *agent, const char *caps)
 {
-	char versions[16];
-
-	snprintf(versions, sizeof(versions), "%d", PROTO_VERSION);
-	return proto_format_intro(buf, cap, PROTO_NAME, versions, "server", agent, caps);
+	return proto_format_intro(buf, cap, PROTO_NAME, "server", agent, caps);
 }
 
 int proto_format_hello(char *buf, size_t cap, const char *agent, const char *caps)
 {
-	char version[16];
-
-	snprintf(version, sizeof(version), "%d", PROTO_VERSION);
-	return proto_format_intro(buf, cap, "HELLO", version, "client", agent, caps);
+	return proto_format_intro(buf, cap, "HELLO", "client", agent, caps);
 }
 
 /* Sorts the tokens after the version into agent and caps.  A malformed
