@@ -1,24 +1,25 @@
 #!/bin/sh
 # run.sh: runs one libFuzzer target for a while on a copy of its seed corpus.
 #
-# Usage: run.sh TARGET SEEDS ARTIFACTS [SECONDS]
+# Usage: run.sh TARGET SEEDS ARTIFACTS [LIBFUZZER-OPTION...]
 #   TARGET     the fuzzer executable
 #   SEEDS      its seed corpus directory (read only: libFuzzer writes the
 #              inputs it finds into a temporary copy)
 #   ARTIFACTS  where a crashing input is kept (crash-<sha1>, ...)
-#   SECONDS    how long to fuzz (default: $FUZZ_SECONDS, else 60)
+# FUZZ_SECONDS says how long to fuzz (default 60).
 # Exit status: 0 nothing found, 1 a crash, leak, timeout or broken property
 # (the input is in ARTIFACTS), 99 usage error.
 set -u
 
-if [ $# -lt 3 ] || [ $# -gt 4 ]; then
-	echo "usage: run.sh TARGET SEEDS ARTIFACTS [SECONDS]" >&2
+if [ $# -lt 3 ]; then
+	echo "usage: run.sh TARGET SEEDS ARTIFACTS [LIBFUZZER-OPTION...]" >&2
 	exit 99
 fi
 target=$1
 seeds=$2
 artifacts=$3
-seconds=${4:-${FUZZ_SECONDS:-60}}
+shift 3
+seconds=${FUZZ_SECONDS:-60}
 
 [ -x "$target" ] || { echo "run.sh: $target is not executable" >&2; exit 99; }
 mkdir -p "$artifacts" || exit 99
@@ -30,10 +31,10 @@ if [ -d "$seeds" ]; then
 	cp -R "$seeds"/. "$corpus"/ || exit 99
 fi
 
-# -timeout: one input taking 10 s is a hang.  -rss_limit_mb: a parser that
-# allocates by what it reads would show here.
-"$target" "$corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 \
-	-artifact_prefix="$artifacts/" -print_final_stats=1
+# -timeout: one input taking 10 s is a hang.  libFuzzer exits non-zero on
+# a crash, a leak, a hang or memory over its -rss_limit_mb (2 GiB).
+"$target" "$corpus" -max_total_time="$seconds" -timeout=10 \
+	-artifact_prefix="$artifacts/" -print_final_stats=1 "$@"
 rc=$?
 if [ "$rc" -ne 0 ]; then
 	echo "run.sh: $(basename "$target") failed (exit $rc); inputs in $artifacts:" >&2
