@@ -1,13 +1,20 @@
-/* protocol: parses and formats tcpfile v1 request, status and greeting lines; no I/O. */
+/* protocol: parses and formats tcpfile protocol 2 lines (hello, requests, frames, replies); no I/O. */
 #include "protocol.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "parse.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Longest line without its LF. */
+#define PROTO_MAX_TEXT (PROTO_MAX_LINE - 1)
 
 static const struct {
 	int code;
@@ -15,10 +22,14 @@ static const struct {
 } proto_codes[] = {
 	{ PROTO_ERR_SHUTTING_DOWN, "shutting down" },
 	{ PROTO_ERR_TIMEOUT,       "timeout" },
+	{ PROTO_ERR_ABORTED,       "aborted" },
 	{ PROTO_ERR_INTERNAL,      "internal error" },
 	{ PROTO_ERR_NO_SPACE,      "insufficient storage" },
 	{ PROTO_ERR_BAD_REQUEST,   "bad request" },
 	{ PROTO_ERR_BAD_ARGUMENT,  "bad argument" },
+	{ PROTO_ERR_VERSION,       "version not supported" },
+	{ PROTO_ERR_LOGIN_NEEDED,  "login required" },
+	{ PROTO_ERR_AUTH_FAILED,   "authentication failed" },
 	{ PROTO_ERR_NOT_FOUND,     "not found" },
 	{ PROTO_ERR_TOO_LARGE,     "too large" },
 	{ PROTO_ERR_FORBIDDEN,     "forbidden" },
@@ -26,8 +37,6 @@ static const struct {
 	{ PROTO_ERR_DIGEST,        "digest mismatch" },
 	{ PROTO_ERR_WRONG_TYPE,    "wrong type" },
 };
-
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 const char *proto_code_text(int code)
 {
@@ -41,6 +50,87 @@ bool proto_code_is_temporary(int code)
 {
 	return code >= 400 && code <= 499;
 }
+
+/* ---- small helpers ---- */
+
+static bool proto_is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool proto_token_is(const char *tok, size_t len, const char *word)
+{
+	return strlen(word) == len && memcmp(tok, word, len) == 0;
+}
+
+/* Does line (len bytes) begin with the word, followed by a space or its end? */
+static bool proto_starts_with_word(const char *line, size_t len, const char *word)
+{
+	size_t wlen = strlen(word);
+
+	return len >= wlen && memcmp(line, word, wlen) == 0 &&
+	       (len == wlen || line[wlen] == ' ');
+}
+
+/* A 3-digit 4xx/5xx code, the only kind a status or ABORT may carry. */
+static int proto_parse_code(const char *s, size_t len)
+{
+	if (len != 3 || (s[0] != '4' && s[0] != '5') ||
+	    !proto_is_digit(s[1]) || !proto_is_digit(s[2]))
+		return -EINVAL;
+	return (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+}
+
+/* Appends formatted text at *o; fails with -ENOSPC rather than truncate.
+ * The limit is the smaller of the buffer and one protocol line (LF
+ * included, the NUL excluded). */
+__attribute__((format(printf, 4, 5)))
+static int proto_append(char *buf, size_t cap, size_t *o, const char *fmt, ...)
+{
+	size_t max = cap == 0 ? 0 : (cap - 1 < PROTO_MAX_LINE ? cap - 1 : PROTO_MAX_LINE);
+	va_list ap;
+
+	if (*o >= max)
+		return -ENOSPC;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf + *o, cap - *o, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n > max - *o)
+		return -ENOSPC;
+	*o += (size_t)n;
+	return 0;
+}
+
+/* ---- lines ---- */
+
+/* Lines are printable ASCII with single spaces between non-empty tokens;
+ * anything else cannot have come from a conforming peer.  Returns 0 or
+ * -EINVAL with *why set. */
+static int proto_check_line(const char *line, size_t len, const char **why)
+{
+	if (len == 0) {
+		*why = "empty line";
+		return -EINVAL;
+	}
+	if (len > PROTO_MAX_TEXT) {
+		*why = "line too long";
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+		if (c < 0x20 || c > 0x7e) {
+			*why = "control or non-ASCII byte in line (percent-encode paths)";
+			return -EINVAL;
+		}
+		if (c == ' ' && (i == 0 || i == len - 1 || line[i + 1] == ' ')) {
+			*why = "empty token (separate tokens by exactly one space)";
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* ---- tokens ---- */
 
 bool proto_next_token(const char **cursor, const char *end,
 		      const char **tok, size_t *tok_len)
@@ -61,7 +151,263 @@ bool proto_next_token(const char **cursor, const char *end,
 	return true;
 }
 
-/* ---- percent-encoding ---- */
+int proto_token_split(const char *tok, size_t len, struct proto_token *out)
+{
+	const char *eq = memchr(tok, '=', len);
+	size_t name_len = eq ? (size_t)(eq - tok) : len;
+
+	if (name_len == 0 || name_len > PROTO_MAX_TOKEN_NAME)
+		return -EINVAL;
+	if (tok[0] < 'a' || tok[0] > 'z')
+		return -EINVAL;
+	for (size_t i = 1; i < name_len; i++) {
+		char c = tok[i];
+		if (!(c >= 'a' && c <= 'z') && !proto_is_digit(c) && c != '-')
+			return -EINVAL;
+	}
+	out->name = tok;
+	out->name_len = name_len;
+	out->value = NULL;
+	out->value_len = 0;
+	if (!eq)
+		return 0;
+
+	size_t vlen = len - name_len - 1;
+	if (vlen == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < vlen; i++)
+		if ((unsigned char)eq[1 + i] < 0x21 || (unsigned char)eq[1 + i] > 0x7e)
+			return -EINVAL;
+	out->value = eq + 1;
+	out->value_len = vlen;
+	return 0;
+}
+
+/* The first well-formed token NAME in [cursor, end); malformed ones are
+ * skipped, as everywhere replies are read. */
+static bool proto_find_token(const char *cursor, const char *end, const char *name,
+			     struct proto_token *found)
+{
+	const char *tok;
+	size_t tok_len;
+
+	while (proto_next_token(&cursor, end, &tok, &tok_len)) {
+		struct proto_token t;
+		if (proto_token_split(tok, tok_len, &t) < 0)
+			continue;
+		if (proto_token_is(t.name, t.name_len, name)) {
+			*found = t;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool proto_reply_get(const char *text, const char *name, const char **value,
+		     size_t *len)
+{
+	struct proto_token t;
+
+	if (!proto_find_token(text, text + strlen(text), name, &t))
+		return false;
+	if (value)
+		*value = t.value;
+	if (len)
+		*len = t.value_len;
+	return true;
+}
+
+/* Checks a space-separated token list that we are about to send. */
+static int proto_check_token_list(const char *list)
+{
+	const char *cursor = list, *end = list + strlen(list);
+	const char *tok;
+	size_t tok_len;
+	struct proto_token t;
+	const char *why;
+
+	if (proto_check_line(list, strlen(list), &why) < 0)
+		return -EINVAL;
+	while (proto_next_token(&cursor, end, &tok, &tok_len))
+		if (proto_token_split(tok, tok_len, &t) < 0)
+			return -EINVAL;
+	return 0;
+}
+
+/* A VALUE: 1 or more printable non-space bytes. */
+static bool proto_is_value(const char *s)
+{
+	if (!s[0])
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+			return false;
+	return true;
+}
+
+/* ---- connection start ---- */
+
+/* "<word> <version>[ <agent_key>=<agent>][ <caps>]\n" */
+static int proto_format_intro(char *buf, size_t cap, const char *word,
+			      const char *agent_key, const char *agent, const char *caps)
+{
+	size_t o = 0;
+
+	if (agent && !proto_is_value(agent))
+		return -EINVAL;
+	if (caps && caps[0] && proto_check_token_list(caps) < 0)
+		return -EINVAL;
+	if (proto_append(buf, cap, &o, "%s %d", word, PROTO_VERSION) < 0)
+		return -ENOSPC;
+	if (agent && proto_append(buf, cap, &o, " %s=%s", agent_key, agent) < 0)
+		return -ENOSPC;
+	if (caps && caps[0] && proto_append(buf, cap, &o, " %s", caps) < 0)
+		return -ENOSPC;
+	if (proto_append(buf, cap, &o, "\n") < 0)
+		return -ENOSPC;
+	return (int)o;
+}
+
+int proto_format_greeting(char *buf, size_t cap, const char *agent, const char *caps)
+{
+	return proto_format_intro(buf, cap, PROTO_NAME, "server", agent, caps);
+}
+
+int proto_format_hello(char *buf, size_t cap, const char *agent, const char *caps)
+{
+	return proto_format_intro(buf, cap, "HELLO", "client", agent, caps);
+}
+
+/* Sorts the tokens after the version into agent and caps.  A malformed
+ * token is skipped when lenient (the greeting), refused otherwise. */
+static int proto_hello_tokens(const char *cursor, const char *end, const char *agent_key,
+			      bool lenient, struct proto_hello *h)
+{
+	const char *tok;
+	size_t tok_len;
+
+	while (proto_next_token(&cursor, end, &tok, &tok_len)) {
+		struct proto_token t;
+		if (proto_token_split(tok, tok_len, &t) < 0) {
+			if (lenient)
+				continue;
+			return -EINVAL;
+		}
+		if (proto_token_is(t.name, t.name_len, agent_key)) {
+			if (!t.value) {
+				if (lenient)
+					continue;
+				return -EINVAL;
+			}
+			if (!h->agent) {
+				h->agent = t.value;
+				h->agent_len = t.value_len;
+			}
+			continue;
+		}
+		if (h->n_caps < PROTO_MAX_CAPS)
+			h->caps[h->n_caps++] = t;
+	}
+	return 0;
+}
+
+int proto_parse_greeting(const char *line, size_t len, struct proto_hello *h)
+{
+	const char *cursor, *end = line + len;
+	const char *tok;
+	size_t tok_len;
+
+	memset(h, 0, sizeof(*h));
+	if (len > PROTO_MAX_TEXT || !proto_starts_with_word(line, len, PROTO_NAME) ||
+	    len == strlen(PROTO_NAME))
+		return -EPROTO;
+	cursor = line + strlen(PROTO_NAME) + 1;
+	/* Exactly one space before the versions: the fixed part is strict. */
+	if (cursor >= end || *cursor == ' ' ||
+	    !proto_next_token(&cursor, end, &tok, &tok_len))
+		return -EPROTO;
+
+	/* "2" or "2,3": every element a decimal number. */
+	bool speaks = false;
+	for (size_t i = 0; i < tok_len;) {
+		const char *comma = memchr(tok + i, ',', tok_len - i);
+		size_t n = comma ? (size_t)(comma - (tok + i)) : tok_len - i;
+		uint64_t v;
+		if (parse_u64_n(tok + i, n, &v) < 0)
+			return -EPROTO;
+		if (v == PROTO_VERSION)
+			speaks = true;
+		i += n;
+		if (comma) {
+			i++;
+			if (i == tok_len)
+				return -EPROTO;
+		}
+	}
+	if (!speaks)
+		return -EPROTONOSUPPORT;
+	h->version = PROTO_VERSION;
+	/* Unknown and malformed tokens are ignored: a newer server may offer
+	 * what we cannot read. */
+	(void)proto_hello_tokens(cursor, end, "server", true, h);
+	return 0;
+}
+
+int proto_parse_hello(const char *line, size_t len, struct proto_hello *h,
+		      const char **why)
+{
+	const char *cursor = line, *end = line + len;
+	const char *tok;
+	size_t tok_len;
+	uint64_t v;
+
+	memset(h, 0, sizeof(*h));
+	*why = NULL;
+	if (!proto_starts_with_word(line, len, "HELLO")) {
+		*why = "expected HELLO; this is a tcpfile protocol 2 server";
+		return PROTO_ERR_BAD_REQUEST;
+	}
+	if (proto_check_line(line, len, why) < 0)
+		return PROTO_ERR_BAD_REQUEST;
+	(void)proto_next_token(&cursor, end, &tok, &tok_len);
+	if (!proto_next_token(&cursor, end, &tok, &tok_len)) {
+		*why = "malformed HELLO: missing version";
+		return PROTO_ERR_BAD_REQUEST;
+	}
+	if (parse_u64_n(tok, tok_len, &v) < 0) {
+		*why = "malformed HELLO: the version is not a decimal number";
+		return PROTO_ERR_BAD_REQUEST;
+	}
+	if (v != PROTO_VERSION) {
+		h->version = v > UINT_MAX ? UINT_MAX : (unsigned)v;
+		*why = "this server speaks 2";
+		return PROTO_ERR_VERSION;
+	}
+	h->version = (unsigned)v;
+	if (proto_hello_tokens(cursor, end, "client", false, h) < 0) {
+		memset(h, 0, sizeof(*h));
+		*why = "malformed HELLO: bad token (want name or name=value, client= with a value)";
+		return PROTO_ERR_BAD_REQUEST;
+	}
+	return 0;
+}
+
+bool proto_hello_has_cap(const struct proto_hello *h, const char *name,
+			 const char **value, size_t *value_len)
+{
+	for (size_t i = 0; i < h->n_caps; i++) {
+		if (!proto_token_is(h->caps[i].name, h->caps[i].name_len, name))
+			continue;
+		if (value)
+			*value = h->caps[i].value;
+		if (value_len)
+			*value_len = h->caps[i].value_len;
+		return true;
+	}
+	return false;
+}
+
+/* ---- values ---- */
 
 static bool proto_byte_is_plain(unsigned char c)
 {
@@ -129,54 +475,6 @@ int proto_decode_path(const char *in, size_t len, char *out, size_t cap)
 	return (int)o;
 }
 
-/* ---- requests ---- */
-
-enum proto_opt {
-	PROTO_OPT_DIGEST    = 1u << 0,
-	PROTO_OPT_MODE      = 1u << 1,
-	PROTO_OPT_MTIME     = 1u << 2,
-	PROTO_OPT_OVERWRITE = 1u << 3,
-	PROTO_OPT_ALG       = 1u << 4,
-	PROTO_OPT_PIPELINED = 1u << 5,
-	PROTO_OPT_OFFSET    = 1u << 6,
-};
-
-static const struct {
-	const char *key;
-	enum proto_opt opt;
-} proto_opts[] = {
-	{ "digest",    PROTO_OPT_DIGEST },
-	{ "mode",      PROTO_OPT_MODE },
-	{ "mtime",     PROTO_OPT_MTIME },
-	{ "overwrite", PROTO_OPT_OVERWRITE },
-	{ "alg",       PROTO_OPT_ALG },
-	{ "pipelined", PROTO_OPT_PIPELINED },
-	{ "offset",    PROTO_OPT_OFFSET },
-};
-
-static const struct {
-	const char *name;
-	enum proto_verb verb;
-	bool has_path;
-	bool has_size;
-	unsigned opts;  /* proto_opt bits the verb accepts */
-} proto_verbs[] = {
-	/* PUT accepts offset= only to refuse it with a reason. */
-	{ "PUT",  PROTO_PUT,  true,  true,
-	  PROTO_OPT_DIGEST | PROTO_OPT_MODE | PROTO_OPT_MTIME | PROTO_OPT_OVERWRITE |
-	  PROTO_OPT_ALG | PROTO_OPT_PIPELINED | PROTO_OPT_OFFSET },
-	{ "GET",  PROTO_GET,  true,  false, PROTO_OPT_OFFSET | PROTO_OPT_ALG },
-	{ "STAT", PROTO_STAT, true,  false, PROTO_OPT_ALG },
-	{ "LIST", PROTO_LIST, true,  false, 0 },
-	{ "DEL",  PROTO_DEL,  true,  false, 0 },
-	{ "QUIT", PROTO_QUIT, false, false, 0 },
-};
-
-static bool proto_token_is(const char *tok, size_t len, const char *word)
-{
-	return strlen(word) == len && memcmp(tok, word, len) == 0;
-}
-
 int proto_parse_mode(const char *s, size_t len, uint32_t *out)
 {
 	uint32_t v = 0;
@@ -194,9 +492,9 @@ int proto_parse_mode(const char *s, size_t len, uint32_t *out)
 	return 0;
 }
 
-/* SEC[.NSEC]: NSEC is a decimal fraction of 1-9 digits, so ".5" is half a
- * second, as a human reading the line would expect. */
-static int proto_parse_mtime(const char *s, size_t len, int64_t *sec, uint32_t *nsec)
+/* NSEC is a decimal fraction of 1-9 digits, so ".5" is half a second, as a
+ * human reading the line would expect. */
+int proto_parse_mtime(const char *s, size_t len, int64_t *sec, uint32_t *nsec)
 {
 	const char *dot = memchr(s, '.', len);
 	size_t sec_len = dot ? (size_t)(dot - s) : len;
@@ -216,7 +514,7 @@ static int proto_parse_mtime(const char *s, size_t len, int64_t *sec, uint32_t *
 			uint32_t digit = 0;
 			if (i < nlen) {
 				char c = dot[1 + i];
-				if (c < '0' || c > '9')
+				if (!proto_is_digit(c))
 					return -EINVAL;
 				digit = (uint32_t)(c - '0');
 			}
@@ -239,159 +537,162 @@ static int proto_parse_flag(const char *s, size_t len, bool *out)
 	return 0;
 }
 
-static int proto_parse_size(const char *s, size_t len, uint64_t *out,
-			    const char *what_nan, const char *what_range,
-			    const char **why)
-{
-	int r = parse_u64_n(s, len, out);
-	if (r == -ERANGE) {
-		*why = what_range;
-		return PROTO_ERR_BAD_ARGUMENT;
-	}
-	if (r < 0) {
-		*why = what_nan;
-		return PROTO_ERR_BAD_ARGUMENT;
-	}
-	return 0;
-}
+/* ---- requests ---- */
 
-static int proto_apply_option(struct proto_request *req, enum proto_opt opt,
-			      const char *val, size_t vlen, bool *alg_given,
-			      const char **why)
+enum proto_tok {
+	PROTO_TOK_SIZE      = 1u << 0,
+	PROTO_TOK_MODE      = 1u << 1,
+	PROTO_TOK_MTIME     = 1u << 2,
+	PROTO_TOK_OVERWRITE = 1u << 3,
+	PROTO_TOK_ALG       = 1u << 4,
+	PROTO_TOK_CONTINUE  = 1u << 5,
+};
+
+static const struct {
+	const char *name;
+	enum proto_tok tok;
+} proto_toks[] = {
+	{ "size",      PROTO_TOK_SIZE },
+	{ "mode",      PROTO_TOK_MODE },
+	{ "mtime",     PROTO_TOK_MTIME },
+	{ "overwrite", PROTO_TOK_OVERWRITE },
+	{ "alg",       PROTO_TOK_ALG },
+	{ "continue",  PROTO_TOK_CONTINUE },
+};
+
+static const struct {
+	const char *name;
+	enum proto_verb verb;
+	bool has_path;
+	unsigned toks;  /* proto_tok bits the verb accepts */
+} proto_verbs[] = {
+	{ "PUT",  PROTO_PUT,  true,
+	  PROTO_TOK_SIZE | PROTO_TOK_MODE | PROTO_TOK_MTIME | PROTO_TOK_OVERWRITE |
+	  PROTO_TOK_ALG | PROTO_TOK_CONTINUE },
+	{ "GET",  PROTO_GET,  true,  PROTO_TOK_ALG },
+	{ "STAT", PROTO_STAT, true,  0 },
+	{ "LIST", PROTO_LIST, true,  0 },
+	{ "DEL",  PROTO_DEL,  true,  0 },
+	{ "NOOP", PROTO_NOOP, false, 0 },
+	{ "QUIT", PROTO_QUIT, false, 0 },
+};
+
+/* Returns 0, or PROTO_ERR_BAD_ARGUMENT with *why set. */
+static int proto_apply_token(struct proto_request *req, enum proto_tok tok,
+			     const char *val, size_t vlen, const char **why)
 {
 	bool flag;
 	int r;
 
-	switch (opt) {
-	case PROTO_OPT_DIGEST:
-		if (digest_parse(val, vlen, &req->digest) < 0) {
-			*why = "bad digest= (want xxh3-128:<32 hex> or sha256:<64 hex>)";
+	switch (tok) {
+	case PROTO_TOK_SIZE:
+		r = parse_u64_n(val, vlen, &req->size);
+		if (r < 0) {
+			*why = r == -ERANGE ? "size= overflows 64 bits"
+					    : "bad size= (want a decimal number)";
 			return PROTO_ERR_BAD_ARGUMENT;
 		}
-		req->has_digest = true;
+		req->has_size = true;
 		return 0;
-	case PROTO_OPT_MODE:
+	case PROTO_TOK_MODE:
 		if (proto_parse_mode(val, vlen, &req->mode) < 0) {
 			*why = "bad mode= (want octal permission bits, at most 7777)";
 			return PROTO_ERR_BAD_ARGUMENT;
 		}
 		req->has_mode = true;
 		return 0;
-	case PROTO_OPT_MTIME:
+	case PROTO_TOK_MTIME:
 		r = proto_parse_mtime(val, vlen, &req->mtime_sec, &req->mtime_nsec);
-		if (r == -ERANGE) {
-			*why = "mtime= seconds out of range";
-			return PROTO_ERR_BAD_ARGUMENT;
-		}
 		if (r < 0) {
-			*why = "bad mtime= (want SECONDS[.NSEC], NSEC 1-9 digits)";
+			*why = r == -ERANGE ? "mtime= seconds out of range"
+					    : "bad mtime= (want SECONDS[.NSEC], NSEC 1-9 digits)";
 			return PROTO_ERR_BAD_ARGUMENT;
 		}
 		req->has_mtime = true;
 		return 0;
-	case PROTO_OPT_OVERWRITE:
+	case PROTO_TOK_OVERWRITE:
 		if (proto_parse_flag(val, vlen, &flag) < 0) {
 			*why = "bad overwrite= (want 0 or 1)";
 			return PROTO_ERR_BAD_ARGUMENT;
 		}
 		req->overwrite = flag ? 1 : 0;
 		return 0;
-	case PROTO_OPT_ALG:
+	case PROTO_TOK_ALG:
 		if (digest_alg_from_name(val, vlen, &req->alg) < 0) {
 			*why = "bad alg= (want xxh3-128 or sha256)";
 			return PROTO_ERR_BAD_ARGUMENT;
 		}
-		*alg_given = true;
+		req->has_alg = true;
 		return 0;
-	case PROTO_OPT_PIPELINED:
-		if (proto_parse_flag(val, vlen, &req->pipelined) < 0) {
-			*why = "bad pipelined= (want 0 or 1)";
+	case PROTO_TOK_CONTINUE:
+		if (proto_parse_flag(val, vlen, &req->want_continue) < 0) {
+			*why = "bad continue= (want 0 or 1)";
 			return PROTO_ERR_BAD_ARGUMENT;
 		}
 		return 0;
-	case PROTO_OPT_OFFSET:
-		if (req->verb == PROTO_PUT) {
-			*why = "offset= is reserved for resume";
-			return PROTO_ERR_BAD_ARGUMENT;
-		}
-		return proto_parse_size(val, vlen, &req->offset,
-					"offset= is not a decimal number",
-					"offset= overflows 64 bits", why);
 	}
-	*why = "unknown option";
+	*why = "unknown token";
 	return PROTO_ERR_BAD_ARGUMENT;
 }
 
-static int proto_parse_options(struct proto_request *req, unsigned allowed,
-			       const char *cursor, const char *end,
-			       const char **why)
+/* Strict: a client must never silently lose a token to a server that does
+ * not know it, so unknown, repeated and malformed tokens are all refused. */
+static int proto_parse_request_tokens(struct proto_request *req, unsigned allowed,
+				      const char *cursor, const char *end,
+				      const char **why)
 {
 	const char *tok;
 	size_t tok_len;
 	unsigned seen = 0;
-	bool alg_given = false;
 
 	while (proto_next_token(&cursor, end, &tok, &tok_len)) {
-		const char *eq = memchr(tok, '=', tok_len);
-		if (!eq) {
-			*why = "too many arguments";
-			return PROTO_ERR_BAD_REQUEST;
-		}
-		size_t key_len = (size_t)(eq - tok);
-		unsigned opt = 0;
-		for (size_t i = 0; i < ARRAY_LEN(proto_opts); i++)
-			if (proto_token_is(tok, key_len, proto_opts[i].key))
-				opt = proto_opts[i].opt;
-		if (!(opt & allowed)) {
-			*why = "unknown option";
+		struct proto_token t;
+		if (proto_token_split(tok, tok_len, &t) < 0) {
+			*why = "malformed token (want name=value, name of a-z 0-9 -)";
 			return PROTO_ERR_BAD_ARGUMENT;
 		}
-		if (seen & opt) {
-			*why = "duplicate option";
+		unsigned bit = 0;
+		for (size_t i = 0; i < ARRAY_LEN(proto_toks); i++)
+			if (proto_token_is(t.name, t.name_len, proto_toks[i].name))
+				bit = proto_toks[i].tok;
+		if (!(bit & allowed)) {
+			*why = req->verb == PROTO_PUT && proto_token_is(t.name, t.name_len, "digest")
+				? "unknown token: digest= goes in the END frame"
+				: "unknown token";
 			return PROTO_ERR_BAD_ARGUMENT;
 		}
-		seen |= opt;
-		int r = proto_apply_option(req, (enum proto_opt)opt, eq + 1,
-					   tok_len - key_len - 1, &alg_given, why);
+		if (seen & bit) {
+			*why = "duplicate token";
+			return PROTO_ERR_BAD_ARGUMENT;
+		}
+		seen |= bit;
+		if (!t.value) {
+			*why = "token without a value (want name=value)";
+			return PROTO_ERR_BAD_ARGUMENT;
+		}
+		int r = proto_apply_token(req, (enum proto_tok)bit, t.value, t.value_len, why);
 		if (r)
 			return r;
-	}
-
-	/* The digest names the algorithm the server must compute in. */
-	if (req->has_digest) {
-		if (alg_given && req->alg != req->digest.alg) {
-			*why = "alg= and digest= name different algorithms";
-			return PROTO_ERR_BAD_ARGUMENT;
-		}
-		req->alg = req->digest.alg;
 	}
 	return 0;
 }
 
-/* Lines are printable ASCII with single spaces between non-empty tokens;
- * anything else cannot have come from a conforming client. */
-static int proto_check_line(const char *line, size_t len, const char **why)
+/* Why a line that is no request is refused, for the few that a confused
+ * peer plausibly sends. */
+static const char *proto_not_a_request(const char *tok, size_t len)
 {
-	if (len == 0) {
-		*why = "empty line";
-		return PROTO_ERR_BAD_REQUEST;
-	}
-	if (len > PROTO_MAX_LINE - 1) {
-		*why = "line too long";
-		return PROTO_ERR_BAD_REQUEST;
-	}
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)line[i];
-		if (c < 0x20 || c > 0x7e) {
-			*why = "control or non-ASCII byte in line (percent-encode paths)";
-			return PROTO_ERR_BAD_REQUEST;
-		}
-		if (c == ' ' && (i == 0 || i == len - 1 || line[i + 1] == ' ')) {
-			*why = "empty token (separate tokens by exactly one space)";
-			return PROTO_ERR_BAD_REQUEST;
-		}
-	}
-	return 0;
+	static const char *const frames[] = { "DATA", "END", "ABORT" };
+
+	for (size_t i = 0; i < ARRAY_LEN(frames); i++)
+		if (proto_token_is(tok, len, frames[i]))
+			return "a body frame where a request was expected";
+	if (proto_token_is(tok, len, "HELLO"))
+		return "HELLO after the connection start";
+	for (size_t i = 0; i < ARRAY_LEN(proto_verbs); i++)
+		if (strlen(proto_verbs[i].name) == len &&
+		    strncasecmp(tok, proto_verbs[i].name, len) == 0)
+			return "unknown command (verbs are upper case)";
+	return "unknown command";
 }
 
 int proto_parse_request(const char *line, size_t len,
@@ -408,9 +709,8 @@ int proto_parse_request(const char *line, size_t len,
 	req->alg = DIGEST_XXH3_128;
 	*why = NULL;
 
-	r = proto_check_line(line, len, why);
-	if (r)
-		return r;
+	if (proto_check_line(line, len, why) < 0)
+		return PROTO_ERR_BAD_REQUEST;
 
 	/* proto_check_line() guarantees a first, non-empty token. */
 	(void)proto_next_token(&cursor, end, &tok, &tok_len);
@@ -418,7 +718,7 @@ int proto_parse_request(const char *line, size_t len,
 		if (proto_token_is(tok, tok_len, proto_verbs[v].name))
 			break;
 	if (v == ARRAY_LEN(proto_verbs)) {
-		*why = "unknown command";
+		*why = proto_not_a_request(tok, tok_len);
 		return PROTO_ERR_BAD_REQUEST;
 	}
 	req->verb = proto_verbs[v].verb;
@@ -426,146 +726,145 @@ int proto_parse_request(const char *line, size_t len,
 	if (proto_verbs[v].has_path) {
 		if (!proto_next_token(&cursor, end, &tok, &tok_len)) {
 			*why = "missing path";
-			return PROTO_ERR_BAD_REQUEST;
-		}
-		r = proto_decode_path(tok, tok_len, req->path, sizeof(req->path));
-		if (r == -ENAMETOOLONG) {
-			*why = "path too long";
 			return PROTO_ERR_BAD_ARGUMENT;
 		}
+		r = proto_decode_path(tok, tok_len, req->path, sizeof(req->path));
 		if (r < 0) {
-			*why = "bad path encoding (malformed %XX escape or %00)";
+			*why = r == -ENAMETOOLONG ? "path too long"
+				: "bad path encoding (malformed %XX escape or %00)";
 			return PROTO_ERR_BAD_ARGUMENT;
 		}
 		req->path_len = (size_t)r;
 	}
 
-	if (proto_verbs[v].has_size) {
-		if (!proto_next_token(&cursor, end, &tok, &tok_len)) {
-			*why = "missing size";
-			return PROTO_ERR_BAD_REQUEST;
-		}
-		r = proto_parse_size(tok, tok_len, &req->size,
-				     "size is not a decimal number",
-				     "size overflows 64 bits", why);
-		if (r)
-			return r;
-	}
-
-	return proto_parse_options(req, proto_verbs[v].opts, cursor, end, why);
+	return proto_parse_request_tokens(req, proto_verbs[v].toks, cursor, end, why);
 }
 
-/* Deliberately lenient (runs of spaces, any case of "PUT"): a refused line
- * is not trusted, and guessing "a body follows" wrongly only costs the
- * connection, while missing one would run body bytes as requests. */
-int proto_refused_body(const char *line, size_t len, uint64_t *size)
+/* ---- body frames ---- */
+
+/* END's tokens.  A token we do not know, or one given twice, is flagged
+ * for the caller (a server refuses it, a client ignores it); a malformed
+ * one, or a bad digest=/count=, breaks the frame. */
+static int proto_parse_end_tokens(const char *cursor, const char *end, struct proto_frame *f)
 {
-	const char *cursor = line, *end = line + len;
-	const char *tok, *size_tok = NULL;
-	size_t tok_len, size_len = 0;
-	bool pipelined = false;
+	const char *tok;
+	size_t tok_len;
 
-	if (!proto_next_token(&cursor, end, &tok, &tok_len) ||
-	    tok_len != 3 || strncasecmp(tok, "PUT", 3) != 0)
-		return 0;
-	/* The path may itself be spelled "pipelined=1"; skip it. */
-	if (!proto_next_token(&cursor, end, &tok, &tok_len))
-		return 0;
-	if (proto_next_token(&cursor, end, &size_tok, &size_len))
-		pipelined = proto_token_is(size_tok, size_len, "pipelined=1");
-	while (proto_next_token(&cursor, end, &tok, &tok_len))
-		if (proto_token_is(tok, tok_len, "pipelined=1"))
-			pipelined = true;
-
-	if (!pipelined)
-		return 0;
-	if (!size_tok || parse_u64_n(size_tok, size_len, size) < 0)
-		return -EPROTO;
-	return 1;
-}
-
-/* ---- status and greeting lines ---- */
-
-static bool proto_is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-int proto_parse_status(const char *line, struct proto_status *st)
-{
-	if (strncmp(line, "OK", 2) == 0 && (line[2] == '\0' || line[2] == ' ')) {
-		st->ok = true;
-		st->code = 0;
-		st->text = line[2] ? line + 3 : line + 2;
-		return 0;
-	}
-	if (strncmp(line, "ERR ", 4) == 0) {
-		const char *c = line + 4;
-		if ((c[0] == '4' || c[0] == '5') && proto_is_digit(c[1]) &&
-		    proto_is_digit(c[2]) && (c[3] == '\0' || c[3] == ' ')) {
-			st->ok = false;
-			st->code = (c[0] - '0') * 100 + (c[1] - '0') * 10 + (c[2] - '0');
-			st->text = c[3] ? c + 4 : c + 3;
-			return 0;
-		}
-	}
-	st->ok = false;
-	st->code = 0;
-	st->text = "";
-	return -EPROTO;
-}
-
-#define PROTO_NONCE_LEN 32
-
-int proto_format_greeting(char *buf, size_t cap, const char *nonce)
-{
-	if (nonce[0] == '\0')
-		return -EINVAL;
-	for (const char *p = nonce; *p; p++)
-		if (*p < 0x21 || *p > 0x7e)
-			return -EINVAL;
-
-	int n = snprintf(buf, cap, "%s %d %s\n", PROTO_NAME, PROTO_VERSION, nonce);
-	if (n < 0 || (size_t)n >= cap || n > PROTO_MAX_LINE)
-		return -ENOSPC;
-	return n;
-}
-
-int proto_parse_greeting(const char *line, int *version, const char **nonce)
-{
-	size_t name_len = strlen(PROTO_NAME);
-	uint64_t ver;
-
-	if (strncmp(line, PROTO_NAME, name_len) != 0 || line[name_len] != ' ')
-		return -EPROTO;
-
-	const char *vtok = line + name_len + 1;
-	const char *sp = strchr(vtok, ' ');
-	size_t vlen = sp ? (size_t)(sp - vtok) : strlen(vtok);
-	if (parse_u64_n(vtok, vlen, &ver) < 0 || ver > INT_MAX)
-		return -EPROTO;
-	*version = (int)ver;
-	/* Checked before the nonce: a later version may greet differently. */
-	if (ver != PROTO_VERSION)
-		return -EPROTONOSUPPORT;
-
-	if (!sp)
-		return -EPROTO;
-	const char *n = sp + 1;
-	size_t i;
-	for (i = 0; n[i]; i++)
-		if (!proto_is_digit(n[i]) && !(n[i] >= 'a' && n[i] <= 'f'))
+	while (proto_next_token(&cursor, end, &tok, &tok_len)) {
+		struct proto_token t;
+		if (proto_token_split(tok, tok_len, &t) < 0)
 			return -EPROTO;
-	if (i != PROTO_NONCE_LEN)
-		return -EPROTO;
-	*nonce = n;
+		if (proto_token_is(t.name, t.name_len, "digest")) {
+			struct digest_value d;
+			if (!t.value || digest_parse(t.value, t.value_len, &d) < 0)
+				return -EPROTO;
+			if (f->has_digest)
+				f->unknown_token = true;
+			else
+				f->digest = d;
+			f->has_digest = true;
+		} else if (proto_token_is(t.name, t.name_len, "count")) {
+			uint64_t n;
+			if (!t.value || parse_u64_n(t.value, t.value_len, &n) < 0)
+				return -EPROTO;
+			if (f->has_count)
+				f->unknown_token = true;
+			else
+				f->count = n;
+			f->has_count = true;
+		} else {
+			f->unknown_token = true;
+		}
+	}
 	return 0;
 }
 
-int proto_format_error(char *buf, size_t cap, int code, const char *detail)
+int proto_parse_frame(const char *line, size_t len, struct proto_frame *f)
 {
-	/* A code that is not three digits would be an unparsable line. */
-	if (code < 100 || code > 999)
+	const char *why;
+
+	memset(f, 0, sizeof(*f));
+	f->text = "";
+	if (proto_check_line(line, len, &why) < 0) {
+		/* ABORT's free text may hold any printable bytes and spaces. */
+		if (!proto_starts_with_word(line, len, "ABORT") || len > PROTO_MAX_TEXT)
+			return -EPROTO;
+		for (size_t i = 0; i < len; i++)
+			if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] > 0x7e)
+				return -EPROTO;
+	}
+
+	if (proto_starts_with_word(line, len, "DATA")) {
+		uint64_t n;
+		if (len < 6 || parse_u64_n(line + 5, len - 5, &n) < 0 ||
+		    n == 0 || n > PROTO_MAX_CHUNK)
+			return -EPROTO;
+		f->type = PROTO_FRAME_DATA;
+		f->len = n;
+		return 0;
+	}
+	if (proto_starts_with_word(line, len, "END")) {
+		f->type = PROTO_FRAME_END;
+		return proto_parse_end_tokens(line + 3, line + len, f);
+	}
+	if (proto_starts_with_word(line, len, "ABORT")) {
+		f->type = PROTO_FRAME_ABORT;
+		if (len == 5)
+			return 0;
+		const char *code = line + 6;
+		size_t rest = len - 6;
+		size_t clen = rest < 3 ? rest : 3;
+		int c = proto_parse_code(code, clen);
+		if (c < 0 || (rest > 3 && code[3] != ' ') || rest == 4)
+			return -EPROTO;
+		f->code = c;
+		/* Points into the line, which need not be NUL-terminated
+		 * here: the text runs to line + len. */
+		f->text = rest > 3 ? code + 4 : "";
+		return 0;
+	}
+	return -EPROTO;
+}
+
+int proto_format_data(char *buf, size_t cap, uint64_t n)
+{
+	size_t o = 0;
+
+	if (n == 0 || n > PROTO_MAX_CHUNK)
+		return -EINVAL;
+	if (proto_append(buf, cap, &o, "DATA %" PRIu64 "\n", n) < 0)
+		return -ENOSPC;
+	return (int)o;
+}
+
+int proto_format_end(char *buf, size_t cap, const struct digest_value *digest,
+		     bool has_count, uint64_t count)
+{
+	char text[DIGEST_TEXT_MAX];
+	size_t o = 0;
+
+	if (proto_append(buf, cap, &o, "END") < 0)
+		return -ENOSPC;
+	if (digest) {
+		if (digest_format(digest, text, sizeof(text)) < 0)
+			return -EINVAL;
+		if (proto_append(buf, cap, &o, " digest=%s", text) < 0)
+			return -ENOSPC;
+	}
+	if (has_count && proto_append(buf, cap, &o, " count=%" PRIu64, count) < 0)
+		return -ENOSPC;
+	if (proto_append(buf, cap, &o, "\n") < 0)
+		return -ENOSPC;
+	return (int)o;
+}
+
+/* "<word> <code> <code text>[: detail]\n", the detail sanitised and cut to
+ * fit one line and the buffer. */
+static int proto_format_coded(char *buf, size_t cap, const char *word, int code,
+			      const char *detail)
+{
+	/* What the parsers accept: a 4xx or 5xx code. */
+	if (code < 400 || code > 599)
 		code = PROTO_ERR_INTERNAL;
 	if (cap == 0)
 		return -ENOSPC;
@@ -573,7 +872,7 @@ int proto_format_error(char *buf, size_t cap, int code, const char *detail)
 	/* Longest line we may produce, LF included, NUL excluded. */
 	size_t max = cap - 1 < PROTO_MAX_LINE ? cap - 1 : PROTO_MAX_LINE;
 	const char *text = proto_code_text(code);
-	int n = snprintf(buf, cap, "ERR %d %s", code, text);
+	int n = snprintf(buf, cap, "%s %d %s", word, code, text);
 	if (n < 0 || (size_t)n + 1 > max)
 		return -ENOSPC;
 	size_t o = (size_t)n;
@@ -593,4 +892,164 @@ int proto_format_error(char *buf, size_t cap, int code, const char *detail)
 	buf[o++] = '\n';
 	buf[o] = '\0';
 	return (int)o;
+}
+
+int proto_format_abort(char *buf, size_t cap, int code, const char *detail)
+{
+	if (code != 0)
+		return proto_format_coded(buf, cap, "ABORT", code, detail);
+	if (cap < sizeof("ABORT\n"))
+		return -ENOSPC;
+	memcpy(buf, "ABORT\n", sizeof("ABORT\n"));
+	return (int)strlen(buf);
+}
+
+int proto_format_error(char *buf, size_t cap, int code, const char *detail)
+{
+	return proto_format_coded(buf, cap, "ERR", code, detail);
+}
+
+/* ---- replies ---- */
+
+int proto_parse_status(const char *line, struct proto_status *st)
+{
+	if (strncmp(line, "OK", 2) == 0 && (line[2] == '\0' || line[2] == ' ')) {
+		st->ok = true;
+		st->code = 0;
+		st->text = line[2] ? line + 3 : line + 2;
+		return 0;
+	}
+	if (strncmp(line, "ERR ", 4) == 0) {
+		const char *c = line + 4;
+		size_t clen = strnlen(c, 3);
+		int code = proto_parse_code(c, clen);
+		if (code > 0 && (c[3] == '\0' || c[3] == ' ')) {
+			st->ok = false;
+			st->code = code;
+			st->text = c[3] ? c + 4 : c + 3;
+			return 0;
+		}
+	}
+	st->ok = false;
+	st->code = 0;
+	st->text = "";
+	return -EPROTO;
+}
+
+bool proto_is_continue(const char *line, size_t len)
+{
+	/* Tokens after it are a newer server's; ignore them. */
+	return proto_starts_with_word(line, len, "CONTINUE");
+}
+
+/* ---- entries and attributes ---- */
+
+static bool proto_type_is_valid(char t)
+{
+	return t == 'f' || t == 'd' || t == 'l' || t == 'o';
+}
+
+int proto_format_attrs(char *buf, size_t cap, const struct proto_entry *e)
+{
+	size_t o = 0;
+	/* The wire has no sign: a time before the epoch is sent as 0. */
+	int64_t sec = e->mtime_sec < 0 ? 0 : e->mtime_sec;
+	uint32_t nsec = e->mtime_sec < 0 || e->mtime_nsec > 999999999 ? 0 : e->mtime_nsec;
+
+	if (!proto_type_is_valid(e->type))
+		return -EINVAL;
+	if (proto_append(buf, cap, &o, "type=%c size=%" PRIu64 " mtime=%" PRId64 ".%09" PRIu32
+			 " mode=%04" PRIo32, e->type, e->size, sec, nsec,
+			 e->mode & 07777) < 0)
+		return -ENOSPC;
+	return (int)o;
+}
+
+/* Finds the required token name in [cursor, end) and hands its value to
+ * the caller; -EPROTO when absent or bare. */
+static int proto_attr(const char *cursor, const char *end, const char *name,
+		      const char **value, size_t *len)
+{
+	struct proto_token t;
+
+	if (!proto_find_token(cursor, end, name, &t) || !t.value)
+		return -EPROTO;
+	*value = t.value;
+	*len = t.value_len;
+	return 0;
+}
+
+static int proto_parse_attrs_n(const char *text, const char *end, struct proto_entry *e)
+{
+	const char *v;
+	size_t n;
+
+	if (proto_attr(text, end, "type", &v, &n) < 0 || n != 1 || !proto_type_is_valid(v[0]))
+		return -EPROTO;
+	e->type = v[0];
+	if (proto_attr(text, end, "size", &v, &n) < 0 || parse_u64_n(v, n, &e->size) < 0)
+		return -EPROTO;
+	if (proto_attr(text, end, "mtime", &v, &n) < 0 ||
+	    proto_parse_mtime(v, n, &e->mtime_sec, &e->mtime_nsec) < 0)
+		return -EPROTO;
+	if (proto_attr(text, end, "mode", &v, &n) < 0 || proto_parse_mode(v, n, &e->mode) < 0)
+		return -EPROTO;
+	return 0;
+}
+
+int proto_parse_attrs(const char *text, struct proto_entry *e)
+{
+	return proto_parse_attrs_n(text, text + strlen(text), e);
+}
+
+/* A directory entry's name is one component: never empty, ".", ".." or
+ * holding a "/", whatever a peer sends. */
+static bool proto_name_is_component(const char *name, size_t len)
+{
+	return len > 0 && !memchr(name, '/', len) && !proto_token_is(name, len, ".") &&
+	       !proto_token_is(name, len, "..");
+}
+
+int proto_format_entry(char *buf, size_t cap, const struct proto_entry *e)
+{
+	char attrs[128], name[PROTO_MAX_LINE];
+	size_t o = 0;
+
+	if (!proto_name_is_component(e->name, e->name_len))
+		return -EINVAL;
+	int r = proto_format_attrs(attrs, sizeof(attrs), e);
+	if (r < 0)
+		return r;
+	r = proto_encode_path(e->name, e->name_len, name, sizeof(name));
+	if (r < 0)
+		return r;
+	/* "ENTRY " + name + " " + attrs + LF must be one line. */
+	if (6 + (size_t)r + 1 + strlen(attrs) + 1 > PROTO_MAX_LINE)
+		return -ENAMETOOLONG;
+	if (proto_append(buf, cap, &o, "ENTRY %s %s\n", name, attrs) < 0)
+		return -ENOSPC;
+	return (int)o;
+}
+
+int proto_parse_entry(const char *line, size_t len, struct proto_entry *e)
+{
+	const char *cursor, *end = line + len;
+	const char *tok;
+	size_t tok_len;
+
+	memset(e, 0, sizeof(*e));
+	if (len > PROTO_MAX_TEXT || !proto_starts_with_word(line, len, "ENTRY"))
+		return -EPROTO;
+	cursor = line + strlen("ENTRY");
+	if (!proto_next_token(&cursor, end, &tok, &tok_len))
+		return -EPROTO;
+	int n = proto_decode_path(tok, tok_len, e->name, sizeof(e->name));
+	if (n < 0 || !proto_name_is_component(e->name, (size_t)n))
+		return -EPROTO;
+	e->name_len = (size_t)n;
+	if (proto_parse_attrs_n(cursor, end, e) < 0) {
+		memset(e, 0, sizeof(*e));
+		return -EPROTO;
+	}
+	return 0;
 }

@@ -89,14 +89,16 @@ struct proto_hello {
 };
 
 /* "TCPFILE 2 server=<agent>[ <caps>]\n"; caps is a space-separated token
- * list or NULL.  Returns the length or -ENOSPC. */
+ * list or NULL (agent NULL: no server= token).  Returns the length, -ENOSPC,
+ * or -EINVAL when agent or a cap is not a valid token (value). */
 int proto_format_greeting(char *buf, size_t cap, const char *agent, const char *caps);
 /* Returns 0, -EPROTO (not a tcpfile server, or a malformed greeting) or
  * -EPROTONOSUPPORT (a tcpfile server with no version we speak; h->version
  * is then 0 and the caller may show the line). */
 int proto_parse_greeting(const char *line, size_t len, struct proto_hello *h);
 
-/* "HELLO 2 client=<agent>[ <caps>]\n".  Returns the length or -ENOSPC. */
+/* "HELLO 2 client=<agent>[ <caps>]\n".  Returns the length, -ENOSPC or
+ * -EINVAL, as proto_format_greeting(). */
 int proto_format_hello(char *buf, size_t cap, const char *agent, const char *caps);
 /* Parses the client's first line.  Returns 0, PROTO_ERR_BAD_REQUEST (not a
  * HELLO, or malformed) or PROTO_ERR_VERSION, with *why set to a static
@@ -167,10 +169,12 @@ struct proto_frame {
 	struct digest_value digest;     /* digest=ALG:HEX */
 	bool has_count;
 	uint64_t count;                 /* count=N (LIST) */
-	bool unknown_token;             /* END carried a token other than these */
+	bool unknown_token;             /* END carried a token other than these,
+					   or one of them twice (the first counts) */
 	/* ABORT */
 	int code;                       /* 0 when absent */
-	const char *text;               /* "" when absent; points into the line */
+	const char *text;               /* "" when absent; points into the line and
+					   runs to its NUL (linebuf's lines have one) */
 };
 
 /* Parses a frame line.  Returns 0, or -EPROTO (a framing error: not a
@@ -220,7 +224,9 @@ struct proto_entry {
 };
 
 /* "ENTRY <encoded name> type=T size=N mtime=S.NNNNNNNNN mode=OOOO\n".
- * Returns the length, or -ENAMETOOLONG / -ENOSPC. */
+ * Returns the length, or -ENAMETOOLONG (the line would exceed
+ * PROTO_MAX_LINE) / -ENOSPC (cap) / -EINVAL (the name is not one path
+ * component, or type is not f d l o).  A negative mtime is sent as 0. */
 int proto_format_entry(char *buf, size_t cap, const struct proto_entry *e);
 /* Parses an ENTRY line; unknown tokens are ignored, type= size= mtime=
  * mode= are required.  Returns 0 or -EPROTO. */
