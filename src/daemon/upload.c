@@ -54,13 +54,14 @@ static int upload_begin(struct upload *u)
 	const struct proto_request *req = u->req;
 	unsigned mode = req->has_mode ? req->mode : 0644;
 	const char *why;
-	int r;
+	int code, r;
 
 	r = storage_upload_begin(u->t.root_fd, u->t.rel,
 				 req->has_size ? req->size : 0, mode,
 				 u->overwrite, &u->up);
 	if (r < 0) {
-		upload_refuse(u, session_status_from_errno(r, &why), why, "refused");
+		code = session_status_from_errno(r, &why);
+		upload_refuse(u, code, why, "refused");
 		return r;
 	}
 	r = digest_init(&u->dc, req->alg);
@@ -108,7 +109,7 @@ static void upload_take(struct upload *u, const char *buf, size_t n)
 	const struct proto_request *req = u->req;
 	uint64_t max = u->t.share ? u->t.share->max_file_size : 0;
 	const char *why;
-	int r;
+	int code, r;
 
 	if (!u->active)
 		return;
@@ -124,7 +125,8 @@ static void upload_take(struct upload *u, const char *buf, size_t n)
 	digest_update(&u->dc, buf, n);
 	r = storage_upload_write(&u->up, buf, n);
 	if (r < 0) {
-		upload_refuse(u, session_status_from_errno(r, &why), why, "error");
+		code = session_status_from_errno(r, &why);
+		upload_refuse(u, code, why, "error");
 		return;
 	}
 	u->received += n;
@@ -156,7 +158,7 @@ static void upload_end(struct upload *u, const struct proto_frame *f)
 	struct session *s = u->s;
 	char text[DIGEST_TEXT_MAX];
 	const char *why;
-	int r;
+	int code, r;
 
 	if (!u->active)
 		return;
@@ -192,8 +194,8 @@ static void upload_end(struct upload *u, const struct proto_frame *f)
 				  req->has_mtime ? &mtime : NULL, &u->dv);
 	u->active = false;
 	if (r < 0) {
-		upload_refuse(u, session_status_from_errno(r, &why), why,
-			      r == -EEXIST ? "refused" : "error");
+		code = session_status_from_errno(r, &why);
+		upload_refuse(u, code, why, r == -EEXIST ? "refused" : "error");
 		return;
 	}
 	if (digest_format(&u->dv, text, sizeof(text)) < 0)
