@@ -61,22 +61,26 @@ static int download_frame_bytes(struct download *d, off_t *offset, uint64_t len)
 	struct session *s = d->s;
 
 	while (len > 0) {
-		uint64_t piece = len < DOWNLOAD_PIECE ? len : DOWNLOAD_PIECE;
+		uint64_t piece = len < DOWNLOAD_PIECE ? len : DOWNLOAD_PIECE, sent;
 		off_t from = *offset;
+		/* SO_SNDTIMEO is a tick: -EAGAIN after part of the piece (or
+		 * none) went out lets a reader that stalls be judged. */
 		int r = conn_sendfile(&s->conn, d->fd, offset, piece);
 
-		if (r < 0)
+		if (r < 0 && (r != -EAGAIN || !d->pace.min_rate))
 			return r;
-		if (!d->cached) {
-			r = download_hash(d, from, piece);
-			if (r < 0)
-				return r;
+		sent = (uint64_t)(*offset - from);
+		if (!d->cached && sent) {
+			int h = download_hash(d, from, sent);
+
+			if (h < 0)
+				return h;
 		}
-		d->o->bytes += piece;
-		scoreboard_add_bytes(s->ctx->slot, piece);
-		if (session_pace_account(&d->pace, piece) < 0)
+		d->o->bytes += sent;
+		scoreboard_add_bytes(s->ctx->slot, sent);
+		if (session_pace_account(&d->pace, sent) < 0)
 			return -ETIMEDOUT;
-		len -= piece;
+		len -= sent;
 	}
 	return 0;
 }

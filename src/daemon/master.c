@@ -45,6 +45,10 @@
 /* A connection waiting on a full pool is answered only after it has
  * waited this long: a worker finishing its connection takes it instead. */
 #define BUSY_GRACE_MS     100
+/* How long a waiting client is held back from the busy answer while some
+ * worker only waits for its client's next line: such a worker yields its
+ * connection to the queue within SESSION_YIELD_GRACE_MS plus a tick. */
+#define YIELD_GRACE_MS    1500
 #define BUSY_RETRY_S      1
 /* Busy answers per wake-up, so that a flood cannot hold the master. */
 #define BUSY_BATCH        64
@@ -172,6 +176,7 @@ struct master_count {
 	unsigned current;     /* live workers of the current generation */
 	unsigned idle;        /* of those, starting or waiting for a connection */
 	unsigned busy;        /* of those, serving a connection */
+	unsigned waiting;     /* of the busy, waiting for a line: they yield */
 	unsigned serving;     /* any generation, in a connection */
 };
 
@@ -185,15 +190,17 @@ static void master_count(const struct master *m, struct master_count *c)
 		if (w->pid <= 0)
 			continue;
 		st = master_state(m, w);
-		if (st == WORKER_BUSY)
+		if (st == WORKER_BUSY || st == WORKER_WAITING)
 			c->serving++;
 		if (w->retiring)
 			continue;
 		c->current++;
 		if (st == WORKER_IDLE || st == WORKER_STARTING)
 			c->idle++;
-		else if (st == WORKER_BUSY)
+		else if (st == WORKER_BUSY || st == WORKER_WAITING)
 			c->busy++;
+		if (st == WORKER_WAITING)
+			c->waiting++;
 	}
 }
 
@@ -735,14 +742,22 @@ static void master_update_status(struct master *m, bool force)
  * once a client is seen waiting, not before it has waited BUSY_GRACE_MS.
  * Otherwise the master would take connections that a worker just
  * finishing its client is about to accept. */
+static uint64_t master_busy_grace_ms(const struct master *m)
+{
+	struct master_count c;
+
+	master_count(m, &c);
+	return c.waiting ? YIELD_GRACE_MS : BUSY_GRACE_MS;
+}
+
 static uint64_t master_listen_at(const struct master *m)
 {
-	uint64_t at = m->full_since_ms;
+	uint64_t at = m->full_since_ms, grace = master_busy_grace_ms(m);
 
 	if (m->busy_hold_ms > at)
 		at = m->busy_hold_ms;
-	if (m->waiting_since_ms && m->waiting_since_ms + BUSY_GRACE_MS > at)
-		at = m->waiting_since_ms + BUSY_GRACE_MS;
+	if (m->waiting_since_ms && m->waiting_since_ms + grace > at)
+		at = m->waiting_since_ms + grace;
 	return at;
 }
 
@@ -828,7 +843,7 @@ static void master_on_waiting_client(struct master *m, int lfd)
 		m->waiting_since_ms = now;
 		return;
 	}
-	if (now < m->waiting_since_ms + BUSY_GRACE_MS)
+	if (now < m->waiting_since_ms + master_busy_grace_ms(m))
 		return;
 	master_answer_busy(m, lfd);
 	m->waiting_since_ms = 0;

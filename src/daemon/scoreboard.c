@@ -535,7 +535,7 @@ void scoreboard_totals(const struct scoreboard *sb, struct scoreboard_totals *ou
 			continue;
 		out->workers++;
 		/* An old-generation worker still holds a connection. */
-		if (st == WORKER_BUSY || st == WORKER_RETIRING)
+		if (st == WORKER_BUSY || st == WORKER_RETIRING || st == WORKER_WAITING)
 			out->busy++;
 		out->transfers += __atomic_load_n(&s->transfers, __ATOMIC_RELAXED);
 		out->bytes += __atomic_load_n(&s->bytes, __ATOMIC_RELAXED);
@@ -586,6 +586,8 @@ const char *scoreboard_state_name(enum worker_state st)
 		return "retiring";
 	case WORKER_STARTING:
 		return "starting";
+	case WORKER_WAITING:
+		return "waiting";
 	}
 	return "?";
 }

@@ -28,6 +28,9 @@ enum worker_state {
 	WORKER_BUSY,         /* serving a connection */
 	WORKER_RETIRING,     /* told to go: finishing its connection */
 	WORKER_STARTING,     /* forked, not yet waiting for connections */
+	WORKER_WAITING,      /* holds a connection that owes its next line
+				(HELLO or request): yields it when clients
+				queue up and the pool is full */
 };
 
 /* Fields are written by one process at a time (the master before fork and

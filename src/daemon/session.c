@@ -109,6 +109,7 @@ int session_status_from_errno(int err, const char **why)
 void session_pace_start(const struct session *s, struct session_pace *p)
 {
 	*p = (struct session_pace){
+		.ctx = s->ctx,
 		.min_rate = s->ctx->conf->min_rate,
 		.window_ms = s->ctx->conf->min_rate_window_ms,
 		.window_start_ms = monotonic_ms(),
@@ -119,9 +120,20 @@ int session_pace_account(struct session_pace *p, uint64_t bytes)
 {
 	uint64_t now = monotonic_ms();
 
+	uint64_t elapsed = now - p->window_start_ms;
+
 	p->window_bytes += bytes;
-	if (!p->min_rate || now - p->window_start_ms < p->window_ms)
+	if (!p->min_rate)
 		return 0;
+	if (elapsed < p->window_ms) {
+		/* Slower than min_rate so far while others wait: no need to
+		 * sit out the whole window. */
+		if (elapsed >= SESSION_BODY_TICK_MS &&
+		    p->window_bytes * 1000 < p->min_rate * elapsed &&
+		    p->ctx->pressure && p->ctx->pressure(p->ctx->pressure_arg))
+			return -ETIMEDOUT;
+		return 0;
+	}
 	/* A whole window has passed: judge it, then start the next. */
 	if (p->window_bytes < p->min_rate * (p->window_ms / 1000))
 		return -ETIMEDOUT;
@@ -161,16 +173,41 @@ static int session_wait_readable(struct session *s, uint64_t deadline_ms)
 	return r > 0 ? 1 : 0;
 }
 
+/* session_wait_readable, waking every SESSION_TICK_MS to ask whether
+ * clients queue for the pool: -EBUSY once this wait, begun at since_ms,
+ * has lasted grace_ms under pressure (grace_ms 0: never). */
+static int session_wait_yielding(struct session *s, uint64_t deadline_ms,
+				 uint64_t since_ms, uint64_t grace_ms)
+{
+	const struct session_ctx *ctx = s->ctx;
+
+	for (;;) {
+		uint64_t now = monotonic_ms(), until = deadline_ms;
+		int r;
+
+		if (grace_ms && ctx->pressure && now + SESSION_TICK_MS < until)
+			until = now + SESSION_TICK_MS;
+		r = session_wait_readable(s, until);
+		if (r != 0 || until == deadline_ms)
+			return r;
+		now = monotonic_ms();
+		if (now - since_ms >= grace_ms && ctx->pressure(ctx->pressure_arg))
+			return -EBUSY;
+	}
+}
+
 int session_wait_line(struct session *s, uint64_t deadline_ms, char **line,
 		      size_t *len)
 {
+	uint64_t since = monotonic_ms();
+
 	for (;;) {
 		int r = linebuf_take_line(&s->lb, line, len);
 		ssize_t n;
 
 		if (r != 0)
 			return r;
-		r = session_wait_readable(s, deadline_ms);
+		r = session_wait_yielding(s, deadline_ms, since, s->yield_grace_ms);
 		if (r < 0)
 			return r;
 		if (r == 0)
@@ -189,14 +226,19 @@ int session_read_body(struct session *s, void *buf, size_t len,
 	char *p = buf;
 
 	while (len > 0) {
-		/* Blocking read bounded by SO_RCVTIMEO (the pace window): a
-		 * peer that sends nothing at all is cut after one window. */
+		/* Blocking read bounded by SO_RCVTIMEO (SESSION_BODY_TICK_MS):
+		 * a peer that sends nothing at all is judged by its pace. */
 		ssize_t n = linebuf_read(&s->lb, p, len);
 
 		if (n == 0)
 			return -EPIPE;
+		if (n == -EAGAIN) {
+			if (!pace->min_rate || session_pace_account(pace, 0) < 0)
+				return -ETIMEDOUT;
+			continue;
+		}
 		if (n < 0)
-			return n == -EAGAIN ? -ETIMEDOUT : (int)n;
+			return (int)n;
 		p += n;
 		len -= (size_t)n;
 		scoreboard_add_bytes(s->ctx->slot, (uint64_t)n);
@@ -503,7 +545,8 @@ static int session_next_request(struct session *s, char **line, size_t *len)
 {
 	/* One deadline for the whole line: a client trickling a byte at a
 	 * time must not hold a worker beyond idle_timeout. */
-	uint64_t deadline = monotonic_ms() + s->ctx->conf->idle_timeout_ms;
+	uint64_t since = monotonic_ms();
+	uint64_t deadline = since + s->ctx->conf->idle_timeout_ms;
 	bool first = true;
 	int r;
 
@@ -514,6 +557,8 @@ static int session_next_request(struct session *s, char **line, size_t *len)
 			 * pending signals would have been let in. */
 			if (first)
 				session_poll_signals(s);
+			else
+				scoreboard_set_state(s->ctx->slot, WORKER_BUSY);
 			if (!*s->ctx->stop)
 				return 1;
 		}
@@ -527,8 +572,16 @@ static int session_next_request(struct session *s, char **line, size_t *len)
 			session_send_error(s, PROTO_ERR_SHUTTING_DOWN, "shutting down");
 			return 0;
 		}
+		if (first)
+			scoreboard_set_state(s->ctx->slot, WORKER_WAITING);
 		first = false;
-		r = session_wait_readable(s, deadline);
+		r = session_wait_yielding(s, deadline, since, SESSION_YIELD_GRACE_MS);
+		if (r == -EBUSY) {
+			session_send_error(s, PROTO_ERR_SHUTTING_DOWN,
+					   "busy: clients are waiting; idle connection closed");
+			log_info("%s: idle while clients wait for a worker; closing", s->peer);
+			return 0;
+		}
 		if (r < 0) {
 			log_warn_errno(r, "%s: ppoll", s->peer);
 			return 0;
@@ -574,7 +627,21 @@ static int session_hello(struct session *s)
 	size_t len;
 	int r, code;
 
+	/* A client that has sent nothing by the time it is accepted (past
+	 * TCP_DEFER_ACCEPT) gives its worker up at once when others wait. */
+	struct pollfd pfd = { .fd = s->conn.fd, .events = POLLIN };
+
+	s->yield_grace_ms = conn_pending(&s->conn) > 0 || poll(&pfd, 1, 0) > 0 ?
+			    SESSION_YIELD_GRACE_MS : 1;
+	scoreboard_set_state(s->ctx->slot, WORKER_WAITING);
 	r = session_wait_line(s, deadline, &line, &len);
+	scoreboard_set_state(s->ctx->slot, WORKER_BUSY);
+	if (r == -EBUSY) {
+		session_send_error(s, PROTO_ERR_SHUTTING_DOWN,
+				   "busy: clients are waiting; no HELLO yet");
+		log_info("%s: no HELLO while clients wait for a worker; closing", s->peer);
+		return r;
+	}
 	if (r == -ETIMEDOUT) {
 		session_send_error(s, PROTO_ERR_TIMEOUT, "no HELLO in time");
 		log_info("%s: no HELLO within %" PRIu64 " ms; closing", s->peer,
@@ -610,6 +677,9 @@ static int session_hello(struct session *s)
 	/* The agent is the client's text: escaped by the line parser's
 	 * printable-ASCII rule already. */
 	log_debug("%s: HELLO %u from %s", s->peer, h.version, agent);
+	/* Inside a body, a frame line owed for this long under pressure
+	 * marks a trickler. */
+	s->yield_grace_ms = SESSION_BODY_TICK_MS;
 	session_reply(s, "OK version=%d\n", PROTO_VERSION);
 	return s->close ? -EPIPE : 0;
 }
@@ -694,7 +764,12 @@ void session_run(const struct session_ctx *ctx, int fd,
 	struct session s = { .ctx = ctx };
 	struct proto_request *req = NULL;
 	const struct config *conf = ctx->conf;
-	uint64_t body_wait_ms = conf->min_rate ? conf->min_rate_window_ms : conf->idle_timeout_ms;
+	/* Socket timeouts bound each blocking body read and write: a tick,
+	 * so a stalled body is judged by its pace, or idle_timeout without
+	 * a rate check. */
+	uint64_t body_wait_ms = !conf->min_rate ? conf->idle_timeout_ms :
+				conf->min_rate_window_ms < SESSION_BODY_TICK_MS ?
+				conf->min_rate_window_ms : SESSION_BODY_TICK_MS;
 	const char *why;
 	char *line;
 	size_t len;
@@ -704,8 +779,7 @@ void session_run(const struct session_ctx *ctx, int fd,
 	log_ratelimit_init(&s.refusals, 5, 0, LOG_NOTICE, "refused requests");
 	listener_format_sockaddr((const struct sockaddr *)peer, s.peer, sizeof(s.peer));
 	snprintf(s.pid, sizeof(s.pid), "%d", (int)getpid());
-	/* Socket timeouts bound each blocking body read and write; the waits
-	 * for lines use ppoll() with their own deadlines. */
+	/* The waits for lines use ppoll() with their own deadlines. */
 	if (socket_set_timeouts(fd, body_wait_ms) < 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		log_warn_errno(errno, "%s: socket options", s.peer);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <signal.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 
 #include "config.h"
@@ -17,6 +18,11 @@ struct session_ctx {
 	/* Signal mask for waits: the worker's stop/retire signals are blocked
 	 * except while waiting in ppoll() with this mask. */
 	const sigset_t *wait_mask;
+	/* True while clients queue for the pool and nobody takes them (NULL:
+	 * never).  A session waiting for its client's next line then yields
+	 * the worker, and a body below min_rate is judged early. */
+	bool (*pressure)(void *arg);
+	void *pressure_arg;
 };
 
 /* Serves the connection fd (taken over and closed) from peer until the

@@ -15,6 +15,15 @@
 /* Body bytes move through a buffer this large: hashed and written in one
  * pass. */
 #define SESSION_CHUNK (256 * 1024)
+/* Waits wake this often to ask whether clients queue for the pool. */
+#define SESSION_TICK_MS 100
+/* A connection that owes its next line yields the worker to queued
+ * clients once it has kept it waiting this long. */
+#define SESSION_YIELD_GRACE_MS 500
+/* Under pressure, a body below min_rate is judged after this long
+ * instead of a whole window; it is also the socket timeout that lets a
+ * stalled body be judged at all. */
+#define SESSION_BODY_TICK_MS 2000
 
 struct session {
 	const struct session_ctx *ctx;
@@ -24,6 +33,7 @@ struct session {
 	char pid[16];         /* this worker's, for log records */
 	char *chunk;          /* SESSION_CHUNK bytes */
 	struct log_ratelimit refusals;   /* bad request lines logged */
+	uint64_t yield_grace_ms;   /* for session_wait_line; 0: never yield */
 	bool close;           /* stop after this request: framing lost, QUIT, I/O error */
 };
 
@@ -51,6 +61,7 @@ struct outcome {
  * transfer is cut.  The worker it would otherwise hold belongs to the
  * pool. */
 struct session_pace {
+	const struct session_ctx *ctx;   /* for the pressure check */
 	uint64_t min_rate;         /* bytes/s, 0 = no check */
 	uint64_t window_ms;
 	uint64_t window_start_ms;
@@ -58,8 +69,10 @@ struct session_pace {
 };
 
 void session_pace_start(const struct session *s, struct session_pace *p);
-/* Counts bytes moved; returns -ETIMEDOUT when a full window moved fewer
- * than min_rate * window bytes. */
+/* Counts bytes moved (0: a wait timed out); returns -ETIMEDOUT when a
+ * full window moved fewer than min_rate * window bytes, or, while clients
+ * queue for the pool, when the body has moved slower than min_rate for
+ * SESSION_BODY_TICK_MS. */
 int session_pace_account(struct session_pace *p, uint64_t bytes);
 
 /* Sends one preformatted line or frame header (more: body bytes follow at
@@ -83,9 +96,11 @@ int session_resolve(struct session *s, struct proto_request *req,
 /* The request's log record: one per request, refusals included. */
 void session_log(struct session *s, const struct outcome *o);
 
-/* Waits for the next line of a body until deadline_ms (monotonic), letting
- * the worker's signals in.  Returns 1 with the line, 0 on EOF, -ETIMEDOUT,
- * -EMSGSIZE (no LF within a line's length) or -errno.  Sends nothing. */
+/* Waits for the next line until deadline_ms (monotonic), letting the
+ * worker's signals in.  Returns 1 with the line, 0 on EOF, -ETIMEDOUT,
+ * -EBUSY (clients queue for the pool and this wait has lasted
+ * s->yield_grace_ms: give the worker up), -EMSGSIZE (no LF within a
+ * line's length) or -errno.  Sends nothing. */
 int session_wait_line(struct session *s, uint64_t deadline_ms, char **line,
 		      size_t *len);
 

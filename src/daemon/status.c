@@ -29,7 +29,7 @@ static void status_count(const struct scoreboard *sb, struct status_counts *c)
 		c->workers++;
 		if (st == WORKER_IDLE)
 			c->idle++;
-		else if (st == WORKER_BUSY)
+		else if (st == WORKER_BUSY || st == WORKER_WAITING)
 			c->busy++;
 		else
 			c->other++;

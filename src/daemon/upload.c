@@ -239,8 +239,9 @@ static void upload_frames(struct upload *u)
 	session_pace_start(s, &u->pace);
 	for (;;) {
 		r = session_wait_line(s, monotonic_ms() + wait_ms, &line, &len);
-		if (r == -ETIMEDOUT) {
-			upload_lost(u, r, "body stalled");
+		if (r == -ETIMEDOUT || r == -EBUSY) {
+			upload_lost(u, -ETIMEDOUT, r == -EBUSY ? "body stalled while clients wait"
+							       : "body stalled");
 			return;
 		}
 		if (r <= 0) {

@@ -202,6 +202,36 @@ static bool worker_accept(const struct session_ctx *ctx, struct worker_admission
 	return true;
 }
 
+/* Whether clients queue for the pool: a listener that has stayed readable
+ * for WORKER_QUEUE_CONFIRM_MS means no idle worker is taking its
+ * connections.  Asked only by a session that waits for its client's next
+ * line, a few times a second. */
+struct worker_queue {
+	const struct listener_set *listeners;
+	uint64_t readable_since_ms;   /* 0: not readable at the last look */
+};
+
+#define WORKER_QUEUE_CONFIRM_MS 100
+
+static bool worker_queue_pressure(void *arg)
+{
+	struct worker_queue *q = arg;
+	struct pollfd pfds[LISTENER_MAX];
+	uint64_t now = monotonic_ms();
+	int r;
+
+	for (size_t i = 0; i < q->listeners->n; i++)
+		pfds[i] = (struct pollfd){ .fd = q->listeners->fds[i], .events = POLLIN };
+	r = poll(pfds, q->listeners->n, 0);
+	if (r <= 0) {
+		q->readable_since_ms = 0;
+		return false;
+	}
+	if (!q->readable_since_ms)
+		q->readable_since_ms = now;
+	return now - q->readable_since_ms >= WORKER_QUEUE_CONFIRM_MS;
+}
+
 /* max_requests plus a random 0..jitter, so that workers started together
  * do not all retire together; 0: unlimited. */
 static uint64_t worker_request_limit(const struct config *conf)
@@ -251,12 +281,15 @@ _Noreturn void worker_run(const struct config *conf,
 			   LOG_NOTICE, "refused connections");
 	limit = worker_request_limit(conf);
 
+	struct worker_queue queue = { .listeners = listeners };
 	struct session_ctx ctx = {
 		.conf = conf,
 		.share_fds = share_fds,
 		.slot = slot,
 		.stop = &worker_stop,
 		.wait_mask = &wait_mask,
+		.pressure = worker_queue_pressure,
+		.pressure_arg = &queue,
 	};
 	for (size_t i = 0; i < listeners->n; i++)
 		pfds[i] = (struct pollfd){ .fd = listeners->fds[i], .events = POLLIN };
