@@ -45,10 +45,6 @@
 /* A connection waiting on a full pool is answered only after it has
  * waited this long: a worker finishing its connection takes it instead. */
 #define BUSY_GRACE_MS     100
-/* How long a waiting client is held back from the busy answer while some
- * worker only waits for its client's next line: such a worker yields its
- * connection to the queue within SESSION_YIELD_GRACE_MS plus a tick. */
-#define YIELD_GRACE_MS    1500
 #define BUSY_RETRY_S      1
 /* Busy answers per wake-up, so that a flood cannot hold the master. */
 #define BUSY_BATCH        64
@@ -742,22 +738,14 @@ static void master_update_status(struct master *m, bool force)
  * once a client is seen waiting, not before it has waited BUSY_GRACE_MS.
  * Otherwise the master would take connections that a worker just
  * finishing its client is about to accept. */
-static uint64_t master_busy_grace_ms(const struct master *m)
-{
-	struct master_count c;
-
-	master_count(m, &c);
-	return c.waiting ? YIELD_GRACE_MS : BUSY_GRACE_MS;
-}
-
 static uint64_t master_listen_at(const struct master *m)
 {
-	uint64_t at = m->full_since_ms, grace = master_busy_grace_ms(m);
+	uint64_t at = m->full_since_ms;
 
 	if (m->busy_hold_ms > at)
 		at = m->busy_hold_ms;
-	if (m->waiting_since_ms && m->waiting_since_ms + grace > at)
-		at = m->waiting_since_ms + grace;
+	if (m->waiting_since_ms && m->waiting_since_ms + BUSY_GRACE_MS > at)
+		at = m->waiting_since_ms + BUSY_GRACE_MS;
 	return at;
 }
 
@@ -835,6 +823,7 @@ static bool master_watch_listeners(struct master *m, uint64_t now)
  * the client's grace; after it, the client is answered. */
 static void master_on_waiting_client(struct master *m, int lfd)
 {
+	struct master_count c;
 	uint64_t now = monotonic_ms();
 
 	if (!master_pool_full(m))
@@ -843,7 +832,16 @@ static void master_on_waiting_client(struct master *m, int lfd)
 		m->waiting_since_ms = now;
 		return;
 	}
-	if (now < m->waiting_since_ms + master_busy_grace_ms(m))
+	/* A worker that only waits for its client's next line (or holds a
+	 * body slower than min_rate) gives it up to the queue by itself:
+	 * the clients queued are then served, not answered busy. */
+	master_count(m, &c);
+	if (c.waiting) {
+		m->waiting_since_ms = now;
+		m->busy_hold_ms = now + BUSY_GRACE_MS;
+		return;
+	}
+	if (now < m->waiting_since_ms + BUSY_GRACE_MS)
 		return;
 	master_answer_busy(m, lfd);
 	m->waiting_since_ms = 0;

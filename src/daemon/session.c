@@ -126,17 +126,28 @@ int session_pace_account(struct session_pace *p, uint64_t bytes)
 	if (!p->min_rate)
 		return 0;
 	if (elapsed < p->window_ms) {
+		bool slow = elapsed >= SESSION_BODY_TICK_MS &&
+			    p->window_bytes * 1000 < p->min_rate * elapsed;
+
+		/* A slow body counts as waiting, so the master gives it time
+		 * to be cut before it answers queued clients "busy". */
+		if (slow != p->slow) {
+			p->slow = slow;
+			scoreboard_set_state(p->ctx->slot, slow ? WORKER_WAITING : WORKER_BUSY);
+		}
 		/* Slower than min_rate so far while others wait: no need to
 		 * sit out the whole window. */
-		if (elapsed >= SESSION_BODY_TICK_MS &&
-		    p->window_bytes * 1000 < p->min_rate * elapsed &&
-		    p->ctx->pressure && p->ctx->pressure(p->ctx->pressure_arg))
+		if (slow && p->ctx->pressure && p->ctx->pressure(p->ctx->pressure_arg, false))
 			return -ETIMEDOUT;
 		return 0;
 	}
 	/* A whole window has passed: judge it, then start the next. */
 	if (p->window_bytes < p->min_rate * (p->window_ms / 1000))
 		return -ETIMEDOUT;
+	if (p->slow) {
+		p->slow = false;
+		scoreboard_set_state(p->ctx->slot, WORKER_BUSY);
+	}
 	p->window_start_ms = now;
 	p->window_bytes = 0;
 	return 0;
@@ -152,7 +163,8 @@ static void session_poll_signals(struct session *s)
 }
 
 /* Waits until the socket is readable or deadline_ms passes, with the
- * worker's signals let in.  Returns 1 readable, 0 timed out, -errno. */
+ * worker's signals let in.  Returns 1 readable, 0 timed out, -EINTR (a
+ * signal: the caller checks its flags), -errno. */
 static int session_wait_readable(struct session *s, uint64_t deadline_ms)
 {
 	struct pollfd pfd = { .fd = s->conn.fd, .events = POLLIN };
@@ -169,7 +181,7 @@ static int session_wait_readable(struct session *s, uint64_t deadline_ms)
 		return 0;
 	r = ppoll(&pfd, 1, &timeout, s->ctx->wait_mask);
 	if (r < 0)
-		return errno == EINTR ? 1 : -errno;
+		return -errno;
 	return r > 0 ? 1 : 0;
 }
 
@@ -190,8 +202,10 @@ static int session_wait_yielding(struct session *s, uint64_t deadline_ms,
 		r = session_wait_readable(s, until);
 		if (r != 0 || until == deadline_ms)
 			return r;
+		if (s->stop_ends_wait && *ctx->stop)
+			return -EINTR;
 		now = monotonic_ms();
-		if (now - since_ms >= grace_ms && ctx->pressure(ctx->pressure_arg))
+		if (now - since_ms >= grace_ms && ctx->pressure(ctx->pressure_arg, false))
 			return -EBUSY;
 	}
 }
@@ -208,6 +222,10 @@ int session_wait_line(struct session *s, uint64_t deadline_ms, char **line,
 		if (r != 0)
 			return r;
 		r = session_wait_yielding(s, deadline_ms, since, s->yield_grace_ms);
+		if (r == -EINTR && !(s->stop_ends_wait && *s->ctx->stop))
+			continue;
+		if (r == -EINTR)
+			return -ESHUTDOWN;
 		if (r < 0)
 			return r;
 		if (r == 0)
@@ -576,6 +594,8 @@ static int session_next_request(struct session *s, char **line, size_t *len)
 			scoreboard_set_state(s->ctx->slot, WORKER_WAITING);
 		first = false;
 		r = session_wait_yielding(s, deadline, since, SESSION_YIELD_GRACE_MS);
+		if (r == -EINTR)
+			continue;    /* a signal: the stop flag is checked above */
 		if (r == -EBUSY) {
 			session_send_error(s, PROTO_ERR_SHUTTING_DOWN,
 					   "busy: clients are waiting; idle connection closed");
@@ -627,14 +647,26 @@ static int session_hello(struct session *s)
 	size_t len;
 	int r, code;
 
-	/* A client that has sent nothing by the time it is accepted (past
-	 * TCP_DEFER_ACCEPT) gives its worker up at once when others wait. */
+	/* A client that has sent nothing by the time it is accepted (it has
+	 * been silent for all of TCP_DEFER_ACCEPT) gives its worker up at
+	 * once to a client that queues. */
 	struct pollfd pfd = { .fd = s->conn.fd, .events = POLLIN };
+	const struct session_ctx *ctx = s->ctx;
 
-	s->yield_grace_ms = conn_pending(&s->conn) > 0 || poll(&pfd, 1, 0) > 0 ?
-			    SESSION_YIELD_GRACE_MS : 1;
-	scoreboard_set_state(s->ctx->slot, WORKER_WAITING);
-	r = session_wait_line(s, deadline, &line, &len);
+	if (conn_pending(&s->conn) == 0 && poll(&pfd, 1, 0) == 0 && ctx->pressure &&
+	    ctx->pressure(ctx->pressure_arg, true)) {
+		r = -EBUSY;
+	} else {
+		s->yield_grace_ms = SESSION_HELLO_GRACE_MS;
+		s->stop_ends_wait = true;
+		scoreboard_set_state(ctx->slot, WORKER_WAITING);
+		r = session_wait_line(s, deadline, &line, &len);
+		s->stop_ends_wait = false;
+	}
+	if (r == -ESHUTDOWN) {
+		session_send_error(s, PROTO_ERR_SHUTTING_DOWN, "shutting down");
+		return r;
+	}
 	scoreboard_set_state(s->ctx->slot, WORKER_BUSY);
 	if (r == -EBUSY) {
 		session_send_error(s, PROTO_ERR_SHUTTING_DOWN,

@@ -19,9 +19,11 @@ struct session_ctx {
 	 * except while waiting in ppoll() with this mask. */
 	const sigset_t *wait_mask;
 	/* True while clients queue for the pool and nobody takes them (NULL:
-	 * never).  A session waiting for its client's next line then yields
-	 * the worker, and a body below min_rate is judged early. */
-	bool (*pressure)(void *arg);
+	 * never); at_once: as soon as one queues, without waiting to see
+	 * that no idle worker takes it.  A session waiting for its client's
+	 * next line then yields the worker, and a body below min_rate is
+	 * judged early. */
+	bool (*pressure)(void *arg, bool at_once);
 	void *pressure_arg;
 };
 

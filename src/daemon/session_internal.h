@@ -17,13 +17,16 @@
 #define SESSION_CHUNK (256 * 1024)
 /* Waits wake this often to ask whether clients queue for the pool. */
 #define SESSION_TICK_MS 100
-/* A connection that owes its next line yields the worker to queued
- * clients once it has kept it waiting this long. */
+/* A connection that owes its next request yields the worker to queued
+ * clients once it has kept it waiting this long; one that owes the rest
+ * of its HELLO (real clients send it whole, with their first packet)
+ * sooner. */
 #define SESSION_YIELD_GRACE_MS 500
+#define SESSION_HELLO_GRACE_MS 100
 /* Under pressure, a body below min_rate is judged after this long
  * instead of a whole window; it is also the socket timeout that lets a
  * stalled body be judged at all. */
-#define SESSION_BODY_TICK_MS 2000
+#define SESSION_BODY_TICK_MS 1000
 
 struct session {
 	const struct session_ctx *ctx;
@@ -34,6 +37,7 @@ struct session {
 	char *chunk;          /* SESSION_CHUNK bytes */
 	struct log_ratelimit refusals;   /* bad request lines logged */
 	uint64_t yield_grace_ms;   /* for session_wait_line; 0: never yield */
+	bool stop_ends_wait;       /* a stop request ends session_wait_line */
 	bool close;           /* stop after this request: framing lost, QUIT, I/O error */
 };
 
@@ -66,6 +70,7 @@ struct session_pace {
 	uint64_t window_ms;
 	uint64_t window_start_ms;
 	uint64_t window_bytes;
+	bool slow;                 /* below min_rate so far: shown as WAITING */
 };
 
 void session_pace_start(const struct session *s, struct session_pace *p);

@@ -213,7 +213,7 @@ struct worker_queue {
 
 #define WORKER_QUEUE_CONFIRM_MS 100
 
-static bool worker_queue_pressure(void *arg)
+static bool worker_queue_pressure(void *arg, bool at_once)
 {
 	struct worker_queue *q = arg;
 	struct pollfd pfds[LISTENER_MAX];
@@ -229,7 +229,7 @@ static bool worker_queue_pressure(void *arg)
 	}
 	if (!q->readable_since_ms)
 		q->readable_since_ms = now;
-	return now - q->readable_since_ms >= WORKER_QUEUE_CONFIRM_MS;
+	return at_once || now - q->readable_since_ms >= WORKER_QUEUE_CONFIRM_MS;
 }
 
 /* max_requests plus a random 0..jitter, so that workers started together
