@@ -2087,8 +2087,8 @@ void raw_send_body(int fd, const void *p, size_t n, size_t chunk,
 		cr_assert_eq(proto_send_line(fd, "END"), 0);
 }
 
-void raw_put_buf(int fd, const char *remote, const void *p, size_t n,
-		 const char *opts, char *final, size_t cap)
+void raw_put_end(int fd, const char *remote, const void *p, size_t n,
+		 const char *opts, const char *end_tokens, char *final, size_t cap)
 {
 	char req[PROTO_MAX_LINE];
 	int len = snprintf(req, sizeof(req), "PUT %s size=%zu%s%s", remote, n,
@@ -2096,8 +2096,14 @@ void raw_put_buf(int fd, const char *remote, const void *p, size_t n,
 
 	cr_assert(len > 0 && (size_t)len < sizeof(req));
 	cr_assert_eq(proto_send_line(fd, "%s", req), 0, "send %s", req);
-	raw_send_body(fd, p, n, 0, NULL);
+	raw_send_body(fd, p, n, 0, end_tokens);
 	raw_recv(fd, final, cap);
+}
+
+void raw_put_buf(int fd, const char *remote, const void *p, size_t n,
+		 const char *opts, char *final, size_t cap)
+{
+	raw_put_end(fd, remote, p, n, opts, NULL, final, cap);
 }
 
 /* ---- Digests ---- */

@@ -320,6 +320,10 @@ void raw_send_body(int fd, const void *p, size_t n, size_t chunk,
  * header arrives as that answer too; the server skips the frames). */
 void raw_put_buf(int fd, const char *remote, const void *p, size_t n,
 		 const char *opts, char *final, size_t cap);
+/* raw_put_buf with end_tokens (e.g. "digest=sha256:...", may be NULL)
+ * on the END line. */
+void raw_put_end(int fd, const char *remote, const void *p, size_t n,
+		 const char *opts, const char *end_tokens, char *final, size_t cap);
 
 /* Digest texts computed here with libxxhash and OpenSSL, independently of
  * src/common/digest.c: "xxh3-128:<32 hex>" and "sha256:<64 hex>". */
