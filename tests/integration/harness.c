@@ -2326,9 +2326,13 @@ static void body_read(const struct body_src *src, int out_fd, void *buf,
 			break;
 		bi->frames++;
 		while (n > 0) {
-			size_t want = n < sizeof(chunk) ? (size_t)n : sizeof(chunk);
+			/* The very first byte alone, so its arrival is timed. */
+			size_t want = bi->len == 0 ? 1 : n < sizeof(chunk) ? (size_t)n
+									   : sizeof(chunk);
 
 			body_src_read(src, chunk, want);
+			if (bi->len == 0)
+				bi->first_byte_ms = harness_now_ms();
 			hasher_update(&h, chunk, want);
 			if (out_fd >= 0)
 				cr_assert_eq(write_full(out_fd, chunk, want), 0,

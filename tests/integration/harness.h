@@ -364,6 +364,8 @@ void raw_conn_read(struct raw_conn *c, void *p, size_t n);
 struct body_info {
 	uint64_t len;                   /* body bytes received */
 	uint64_t frames;                /* DATA frames */
+	int64_t first_byte_ms;          /* harness_now_ms() when the first
+					   body byte was in; 0 for none */
 	bool aborted;                   /* ended by ABORT */
 	char last[HARNESS_LINE_CAP];    /* the END or ABORT line */
 	char digest[DIGEST_TEXT_LEN];   /* END's digest= ("" if none) */
