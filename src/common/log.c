@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,58 +220,86 @@ static void log_buf_ellipsize(struct log_buf *b, size_t reserve)
 		b->len = max;
 	while (b->len > 0 && ((unsigned char)b->p[b->len] & 0xc0) == 0x80)
 		b->len--;
+	/* Nor inside an escape ("\x1b", "\\"): drop the escape whole. */
+	for (size_t k = 3; k >= 1; k--) {
+		if (k <= b->len && b->p[b->len - k] == '\\') {
+			b->len -= k;
+			break;
+		}
+	}
 	b->p[b->len] = '\0';
 	b->truncated = false;
 	log_buf_puts(b, ellipsis);
 }
 
+/* Whether c is written as \xNN: control bytes, DEL, everything from 0x80
+ * (so a terminal or journal viewer never sees raw UTF-8 from a client, nor
+ * invalid sequences), '\', and any byte of extra. */
+static bool log_byte_escaped(unsigned char c, const char *extra)
+{
+	return c < 0x20 || c >= 0x7f || c == '\\' || (c && strchr(extra, c));
+}
+
+/* Appends s with log_byte_escaped bytes as \xNN; never cuts an escape in
+ * two (a record that does not fit is marked truncated instead). */
+static void log_buf_put_escaped(struct log_buf *b, const char *s, size_t len,
+				const char *extra)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len && !b->truncated; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!log_byte_escaped(c, extra)) {
+			log_buf_putc(b, (char)c);
+			continue;
+		}
+		if (b->cap - 1 - b->len < 4) {
+			b->truncated = true;
+			break;
+		}
+		char esc[4] = { '\\', 'x', hex[c >> 4], hex[c & 0xf] };
+		log_buf_putn(b, esc, sizeof(esc));
+	}
+}
+
+/* In stderr values, '=' is escaped too: it separates a key from its
+ * value, and only the daemon's keys may have one. */
+#define LOG_STDERR_VALUE_EXTRA "="
+/* In the message, '=' too, so that nothing in it reads as a field. */
+#define LOG_MESSAGE_EXTRA "="
+
 static bool log_value_needs_quotes(const char *v)
 {
-	if (*v == '\0')
-		return true;
-	for (; *v; v++) {
-		unsigned char c = (unsigned char)*v;
-
-		if (c <= ' ' || c == '"' || c == '\\' || c == 0x7f)
-			return true;
-	}
-	return false;
+	return *v == '\0' || strpbrk(v, " \"\\") != NULL;
 }
 
 static void log_buf_put_value(struct log_buf *b, const char *v)
 {
 	if (!log_value_needs_quotes(v)) {
-		log_buf_puts(b, v);
+		log_buf_put_escaped(b, v, strlen(v), LOG_STDERR_VALUE_EXTRA);
 		return;
 	}
 	log_buf_putc(b, '"');
-	for (; *v; v++) {
-		unsigned char c = (unsigned char)*v;
-
-		switch (c) {
-		case '"':
+	for (; *v && !b->truncated; v++) {
+		if (*v == '"')
 			log_buf_puts(b, "\\\"");
-			break;
-		case '\\':
+		else if (*v == '\\')
 			log_buf_puts(b, "\\\\");
-			break;
-		case '\n':
-			log_buf_puts(b, "\\n");
-			break;
-		case '\r':
-			log_buf_puts(b, "\\r");
-			break;
-		case '\t':
-			log_buf_puts(b, "\\t");
-			break;
-		default:
-			if (c < ' ' || c == 0x7f)
-				log_buf_printf(b, "\\x%02x", c);
-			else
-				log_buf_putc(b, (char)c);
-		}
+		else
+			log_buf_put_escaped(b, v, 1, LOG_STDERR_VALUE_EXTRA);
 	}
 	log_buf_putc(b, '"');
+}
+
+/* Keys come from the daemon, but a stray byte must not break a record. */
+static void log_buf_put_key(struct log_buf *b, const char *key)
+{
+	for (; *key; key++) {
+		unsigned char c = (unsigned char)*key;
+
+		log_buf_putc(b, isalnum(c) && c < 0x80 ? (char)tolower(c) : '_');
+	}
 }
 
 static void log_to_stderr(int priority, int errnum,
@@ -294,8 +323,7 @@ static void log_to_stderr(int priority, int errnum,
 		if (!fields[i].key || !fields[i].value)
 			continue;
 		log_buf_putc(&b, ' ');
-		for (const char *k = fields[i].key; *k; k++)
-			log_buf_putc(&b, (char)tolower((unsigned char)*k));
+		log_buf_put_key(&b, fields[i].key);
 		log_buf_putc(&b, '=');
 		log_buf_put_value(&b, fields[i].value);
 	}
@@ -315,7 +343,7 @@ static void log_journal_key(char *dst, size_t cap, const char *key)
 	for (; *key && n + 1 < cap; key++) {
 		unsigned char c = (unsigned char)*key;
 
-		if (isalnum(c))
+		if (isalnum(c) && c < 0x80)
 			dst[n++] = (char)toupper(c);
 		else
 			dst[n++] = '_';
@@ -323,21 +351,11 @@ static void log_journal_key(char *dst, size_t cap, const char *key)
 	dst[n] = '\0';
 }
 
-/* Adds one "NAME=value" iovec carved out of the shared arena. */
-static void log_journal_add(struct iovec *iov, size_t *n_iov,
-			    struct log_buf *arena, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void log_journal_add(struct iovec *iov, size_t *n_iov,
-			    struct log_buf *arena, const char *fmt, ...)
+/* Ends the "NAME=value" field that began at arena offset start: one
+ * iovec over it, cut with "…" when the arena ran out. */
+static void log_journal_end(struct iovec *iov, size_t *n_iov,
+			    struct log_buf *arena, size_t start)
 {
-	size_t start = arena->len;
-	va_list ap;
-
-	if (arena->truncated)
-		return;
-	va_start(ap, fmt);
-	log_buf_vprintf(arena, fmt, ap);
-	va_end(ap);
 	if (arena->truncated) {
 		/* Keep the field (it may be MESSAGE) but show it was cut. */
 		arena->truncated = false;
@@ -360,6 +378,38 @@ static void log_journal_add(struct iovec *iov, size_t *n_iov,
 		arena->len++;
 	else
 		arena->truncated = true;
+}
+
+/* Adds one "NAME=value" iovec carved out of the shared arena. */
+static void log_journal_add(struct iovec *iov, size_t *n_iov,
+			    struct log_buf *arena, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void log_journal_add(struct iovec *iov, size_t *n_iov,
+			    struct log_buf *arena, const char *fmt, ...)
+{
+	size_t start = arena->len;
+	va_list ap;
+
+	if (arena->truncated)
+		return;
+	va_start(ap, fmt);
+	log_buf_vprintf(arena, fmt, ap);
+	va_end(ap);
+	log_journal_end(iov, n_iov, arena, start);
+}
+
+/* Adds "TCPFILED_KEY=value" with the value escaped. */
+static void log_journal_add_field(struct iovec *iov, size_t *n_iov,
+				  struct log_buf *arena, const char *key,
+				  const char *value)
+{
+	size_t start = arena->len;
+
+	if (arena->truncated)
+		return;
+	log_buf_printf(arena, "TCPFILED_%s=", key);
+	log_buf_put_escaped(arena, value, strlen(value), "");
+	log_journal_end(iov, n_iov, arena, start);
 }
 
 static void log_to_journal(int priority, int errnum, const char *message_id,
@@ -395,8 +445,7 @@ static void log_to_journal(int priority, int errnum, const char *message_id,
 		if (!fields[i].key || !fields[i].value)
 			continue;
 		log_journal_key(key, sizeof(key), fields[i].key);
-		log_journal_add(iov, &n, &arena, "TCPFILED_%s=%s", key,
-				fields[i].value);
+		log_journal_add_field(iov, &n, &arena, key, fields[i].value);
 	}
 	if (sd_journal_sendv(iov, (int)n) < 0) {
 		/* The journal went away: a human line is better than nothing. */
@@ -409,8 +458,9 @@ void log_event(int priority, int errnum, const char *message_id,
 	       const char *fmt, ...)
 {
 	int saved = errno;
-	char message[LOG_LINE_MAX];
-	struct log_buf b = { .p = message, .cap = sizeof(message) };
+	char raw[LOG_LINE_MAX], message[LOG_LINE_MAX];
+	struct log_buf b = { .p = raw, .cap = sizeof(raw) };
+	struct log_buf m = { .p = message, .cap = sizeof(message) };
 	va_list ap;
 
 	priority = log_clamp(priority);
@@ -419,14 +469,18 @@ void log_event(int priority, int errnum, const char *message_id,
 	if (!fields)
 		n_fields = 0;
 
+	raw[0] = '\0';
 	message[0] = '\0';
 	/* %m in fmt must see the caller's errno. */
 	errno = saved;
 	va_start(ap, fmt);
 	log_buf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	if (b.truncated)
-		log_buf_ellipsize(&b, 0);
+	/* Escaped here, once, for both sinks; the "…" of a cut record is
+	 * the logger's own and added after. */
+	log_buf_put_escaped(&m, raw, b.len, LOG_MESSAGE_EXTRA);
+	if (b.truncated || m.truncated)
+		log_buf_ellipsize(&m, 0);
 
 	if (log_state.journal)
 		log_to_journal(priority, errnum, message_id, fields, n_fields,
@@ -435,4 +489,40 @@ void log_event(int priority, int errnum, const char *message_id,
 		log_to_stderr(priority, errnum, fields, n_fields, message);
 out:
 	errno = saved;
+}
+
+void log_ratelimit_init(struct log_ratelimit *rl, unsigned burst,
+			uint64_t interval_ms, int priority, const char *what)
+{
+	*rl = (struct log_ratelimit){
+		.burst = burst,
+		.interval_ms = interval_ms,
+		.priority = priority,
+		.what = what ? what : "records",
+	};
+}
+
+void log_ratelimit_flush(struct log_ratelimit *rl, const struct log_field *fields,
+			 size_t n_fields)
+{
+	if (rl->suppressed > 0)
+		log_event(rl->priority, 0, NULL, fields, n_fields,
+			  "%" PRIu64 " more %s suppressed", rl->suppressed, rl->what);
+	rl->suppressed = 0;
+	rl->passed = 0;
+}
+
+bool log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_ms,
+			 const struct log_field *fields, size_t n_fields)
+{
+	if (rl->interval_ms > 0 && now_ms - rl->window_start_ms >= rl->interval_ms) {
+		log_ratelimit_flush(rl, fields, n_fields);
+		rl->window_start_ms = now_ms;
+	}
+	if (rl->passed < rl->burst) {
+		rl->passed++;
+		return true;
+	}
+	rl->suppressed++;
+	return false;
 }

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <syslog.h>
 
 /* Stable MESSAGE_ID per kind of record, so `journalctl MESSAGE_ID=…` works. */
@@ -16,7 +17,16 @@
 #define LOG_MSGID_CRASH_LOOP   "5b1c7a1e0f6d4d5c9a8e7f3b2d1c0a08"
 
 /* One structured field: logged as TCPFILED_<KEY>=value to the journal and
- * as key=value on stderr.  Keys are upper case ASCII. */
+ * as key=value on stderr.  Keys are upper case ASCII.
+ *
+ * Values and the formatted message may hold anything a client sent: the
+ * logger escapes them, so no call site has to and none can forget.  Every
+ * byte below 0x20, 0x7F, every byte from 0x80 (UTF-8 included) and '\'
+ * becomes \xNN in both sinks; so does '=' in the message, and in stderr
+ * values.  A stderr record is therefore one line in which every '=' joins
+ * a key the daemon chose to its value: a client cannot plant fields.  A
+ * stderr value with a space, '"' or nothing in it is quoted ("a b"), with
+ * \" and \\ inside the quotes. */
 struct log_field {
 	const char *key;
 	const char *value;
@@ -50,3 +60,30 @@ void log_event(int priority, int errnum, const char *message_id,
 	log_event(LOG_ERR, (err) < 0 ? -(err) : (err), NULL, NULL, 0, __VA_ARGS__)
 #define log_warn_errno(err, ...) \
 	log_event(LOG_WARNING, (err) < 0 ? -(err) : (err), NULL, NULL, 0, __VA_ARGS__)
+
+/* Rate limit for records a peer can trigger at will (refused requests on
+ * one connection, refused connections in one worker): the first burst
+ * records of each window pass, the rest are counted, and one summary
+ * record "N more <what> suppressed" is logged when the next window opens
+ * or at log_ratelimit_flush.  interval_ms 0: one window for the limiter's
+ * whole life (a connection), summarised by the flush at its end. */
+struct log_ratelimit {
+	unsigned burst;
+	uint64_t interval_ms;
+	int priority;               /* of the summary record */
+	const char *what;           /* "refused requests": static text */
+	uint64_t window_start_ms;
+	unsigned passed;            /* records let through in this window */
+	uint64_t suppressed;        /* records dropped in this window */
+};
+
+void log_ratelimit_init(struct log_ratelimit *rl, unsigned burst,
+			uint64_t interval_ms, int priority, const char *what);
+/* True when the caller may log its record now (now_ms: monotonic_ms()).
+ * When this call opens a new window after records were suppressed, the
+ * summary is logged first, with fields. */
+bool log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_ms,
+			 const struct log_field *fields, size_t n_fields);
+/* Logs the summary if records were suppressed, and starts afresh. */
+void log_ratelimit_flush(struct log_ratelimit *rl, const struct log_field *fields,
+			 size_t n_fields);

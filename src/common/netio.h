@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "conn.h"
+
 /* Reads until len bytes, EOF or error.  Retries EINTR.  Returns the number
  * of bytes read (less than len only at EOF) or -errno (-EAGAIN when a
  * SO_RCVTIMEO expired). */
@@ -30,43 +32,6 @@ int fd_set_nonblock(int fd, bool on);
 
 /* Sets SO_RCVTIMEO and SO_SNDTIMEO (0 = none).  Returns 0 or -errno. */
 int socket_set_timeouts(int fd, uint64_t timeout_ms);
-
-/* A connection's byte transport: a plain socket here, TLS in tls.c.  Both
- * ends of the protocol do all their socket I/O through it. */
-struct conn;
-struct conn_ops {
-	/* One read: > 0 bytes, 0 on EOF, -errno (-EAGAIN when SO_RCVTIMEO
-	 * expired; -EINTR is returned, not retried). */
-	ssize_t (*read)(struct conn *c, void *buf, size_t len);
-	/* Writes all len bytes, retrying short writes and EINTR; more: more
-	 * data follows at once (MSG_MORE), so small headers coalesce with
-	 * what comes next.  0 or -errno. */
-	int (*write)(struct conn *c, const void *buf, size_t len, bool more);
-	/* Sends count bytes of in_fd from *offset (advanced).  0, -errno, or
-	 * -ENODATA when the file ended early (it shrank under us). */
-	int (*sendfile)(struct conn *c, int in_fd, off_t *offset, uint64_t count);
-	/* Bytes readable without waiting on the socket (decrypted TLS records
-	 * held by the library); 0 for a plain socket. */
-	size_t (*pending)(struct conn *c);
-	/* Orderly close (TLS: close_notify, best effort); frees impl and
-	 * closes fd. */
-	void (*close)(struct conn *c);
-};
-
-struct conn {
-	int fd;                       /* the socket, for poll() and options */
-	const struct conn_ops *ops;
-	void *impl;                   /* the transport's state (SSL *), or NULL */
-};
-
-/* Wraps a connected socket (taken over: conn_close closes it). */
-void conn_init_plain(struct conn *c, int fd);
-ssize_t conn_read(struct conn *c, void *buf, size_t len);
-int conn_write(struct conn *c, const void *buf, size_t len, bool more);
-int conn_sendfile(struct conn *c, int in_fd, off_t *offset, uint64_t count);
-size_t conn_pending(struct conn *c);
-/* No-op on a closed conn (fd -1). */
-void conn_close(struct conn *c);
 
 /* Buffered line reader over a connection, also used for the body bytes
  * that follow a line (a pipelining client may have sent them in the same

@@ -40,6 +40,8 @@ enum config_type {
 	CONFIG_LOGLEVEL,
 	CONFIG_LISTEN,
 	CONFIG_PATH,
+	CONFIG_HOSTS,
+	CONFIG_TLS_VERSION,
 };
 
 struct config_key {
@@ -60,16 +62,34 @@ static const struct config_key config_keys[] = {
 	{ CONFIG_KIND_SERVER, "listen", CONFIG_LISTEN, 0, 0, 0, SERVER_FIELD(listen) },
 	{ CONFIG_KIND_SERVER, "workers", CONFIG_UINT, 1, CONFIG_WORKERS_MAX, 4,
 	  SERVER_FIELD(workers) },
-	{ CONFIG_KIND_SERVER, "backlog", CONFIG_UINT, 1, 65535, 128, SERVER_FIELD(backlog) },
+	/* Default 0: not a valid value, replaced by config_default_backlog(). */
+	{ CONFIG_KIND_SERVER, "backlog", CONFIG_UINT, 1, 65535, 0, SERVER_FIELD(backlog) },
+	{ CONFIG_KIND_SERVER, "defer_accept", CONFIG_DURATION, 0, 10 * MIN_MS, 5 * SEC_MS,
+	  SERVER_FIELD(defer_accept_ms) },
+	{ CONFIG_KIND_SERVER, "hosts_allow", CONFIG_HOSTS, 0, 0, 0, SERVER_FIELD(hosts_allow) },
+	{ CONFIG_KIND_SERVER, "hosts_deny", CONFIG_HOSTS, 0, 0, 0, SERVER_FIELD(hosts_deny) },
+	{ CONFIG_KIND_SERVER, "max_per_ip", CONFIG_UINT, 0, 65535, 0, SERVER_FIELD(max_per_ip) },
 	{ CONFIG_KIND_SERVER, "shutdown_timeout", CONFIG_DURATION, 0, HOUR_MS, 30 * SEC_MS,
 	  SERVER_FIELD(shutdown_timeout_ms) },
 	{ CONFIG_KIND_SERVER, "idle_timeout", CONFIG_DURATION, SEC_MS, DAY_MS, 5 * MIN_MS,
 	  SERVER_FIELD(idle_timeout_ms) },
+	{ CONFIG_KIND_SERVER, "handshake_timeout", CONFIG_DURATION, SEC_MS, HOUR_MS, 10 * SEC_MS,
+	  SERVER_FIELD(handshake_timeout_ms) },
+	{ CONFIG_KIND_SERVER, "min_rate", CONFIG_SIZE, 0, UINT64_MAX, 1024,
+	  SERVER_FIELD(min_rate) },
+	{ CONFIG_KIND_SERVER, "min_rate_window", CONFIG_DURATION, SEC_MS, HOUR_MS, 20 * SEC_MS,
+	  SERVER_FIELD(min_rate_window_ms) },
 	{ CONFIG_KIND_SERVER, "crash_loop_timeout", CONFIG_DURATION, 0, DAY_MS, 60 * SEC_MS,
 	  SERVER_FIELD(crash_loop_timeout_ms) },
 	{ CONFIG_KIND_SERVER, "log_level", CONFIG_LOGLEVEL, 0, 0, LOG_INFO,
 	  SERVER_FIELD(log_level) },
 	{ CONFIG_KIND_SERVER, "fsync", CONFIG_BOOL, 0, 1, 1, SERVER_FIELD(fsync) },
+	{ CONFIG_KIND_SERVER, "users_file", CONFIG_PATH, 0, 0, 0, SERVER_FIELD(users_file) },
+	{ CONFIG_KIND_SERVER, "tls_certificate", CONFIG_PATH, 0, 0, 0,
+	  SERVER_FIELD(tls_certificate) },
+	{ CONFIG_KIND_SERVER, "tls_key", CONFIG_PATH, 0, 0, 0, SERVER_FIELD(tls_key) },
+	{ CONFIG_KIND_SERVER, "tls_min_version", CONFIG_TLS_VERSION, 0, 0, CONFIG_TLS_1_3,
+	  SERVER_FIELD(tls_min_version) },
 	{ CONFIG_KIND_SHARE, "path", CONFIG_PATH, 0, 0, 0, SHARE_FIELD(path) },
 	{ CONFIG_KIND_SHARE, "read_only", CONFIG_BOOL, 0, 1, 0, SHARE_FIELD(read_only) },
 	{ CONFIG_KIND_SHARE, "overwrite", CONFIG_BOOL, 0, 1, 1, SHARE_FIELD(overwrite) },
@@ -172,11 +192,13 @@ static void config_apply_defaults(void *base, enum config_kind kind)
 			config_store_u64(base, key, key->def);
 			break;
 		case CONFIG_LOGLEVEL:
+		case CONFIG_TLS_VERSION:
 			i = (int)key->def;
 			memcpy(config_field(base, key), &i, sizeof(i));
 			break;
 		case CONFIG_LISTEN:     /* filled in after parsing if never set */
 		case CONFIG_PATH:       /* required, no default */
+		case CONFIG_HOSTS:      /* calloc'd empty list */
 			break;
 		}
 	}
@@ -365,6 +387,32 @@ static int config_set_listen(struct config_parser *p, const struct config_key *k
 	return 0;
 }
 
+static int config_set_hosts(struct config_parser *p, const struct config_key *key,
+			    void *base, const char *value)
+{
+	struct access_list *list = config_field(base, key);
+	const char *why = "malformed rule";
+	char bad[64] = "";
+	int r;
+
+	r = access_list_parse(list, value, &why, bad, sizeof(bad));
+	if (r == -ENOMEM) {
+		config_fail(p, r, p->lineno, "%s: out of memory", key->name);
+		return r;
+	}
+	if (r < 0) {
+		config_fail(p, -EINVAL, p->lineno, "%s: %s, got \"%s\"", key->name, why, bad);
+		return -EINVAL;
+	}
+	if (list->n == 0) {
+		config_fail(p, -EINVAL, p->lineno,
+			    "%s: expected addresses such as 127.0.0.0/8 ::1, got \"%s\"",
+			    key->name, value);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int config_set_value(struct config_parser *p, const struct config_key *key,
 			    void *base, const char *value)
 {
@@ -398,6 +446,8 @@ static int config_set_value(struct config_parser *p, const struct config_key *ke
 		return 0;
 	case CONFIG_LISTEN:
 		return config_set_listen(p, key, value);
+	case CONFIG_HOSTS:
+		return config_set_hosts(p, key, base, value);
 	case CONFIG_PATH:
 		if (value[0] != '/') {
 			config_fail(p, -EINVAL, p->lineno,
@@ -410,6 +460,20 @@ static int config_set_value(struct config_parser *p, const struct config_key *ke
 			return -ENOMEM;
 		}
 		memcpy(config_field(base, key), &copy, sizeof(copy));
+		if (p->kind == CONFIG_KIND_SHARE)
+			p->conf->shares[p->share].path_line = p->lineno;
+		return 0;
+	case CONFIG_TLS_VERSION:
+		if (strcmp(value, "1.3") == 0)
+			level = CONFIG_TLS_1_3;
+		else if (strcmp(value, "1.2") == 0)
+			level = CONFIG_TLS_1_2;
+		else {
+			config_fail(p, -EINVAL, p->lineno, "%s: expected 1.3 or 1.2, got \"%s\"",
+				    key->name, value);
+			return -EINVAL;
+		}
+		memcpy(config_field(base, key), &level, sizeof(level));
 		return 0;
 	}
 	return -EINVAL;
@@ -671,6 +735,11 @@ static int config_validate(struct config_parser *p)
 	struct stat st;
 	int r;
 
+	if (!conf->tls_certificate != !conf->tls_key) {
+		config_fail(p, -EINVAL, 0, "%s: missing (tls_certificate and tls_key go together)",
+			    conf->tls_key ? "tls_certificate" : "tls_key");
+		return -EINVAL;
+	}
 	if (conf->n_shares == 0) {
 		config_fail(p, -EINVAL, 0,
 			    "no share defined (add a section such as [files] with a path)");
@@ -684,12 +753,13 @@ static int config_validate(struct config_parser *p)
 		}
 		if (stat(share->path, &st) < 0) {
 			r = errno;
-			config_fail(p, -EINVAL, 0, "[%s] path: \"%s\": %s",
+			config_fail(p, -EINVAL, share->path_line, "[%s] path: \"%s\": %s",
 				    share->name, share->path, strerror(r));
 			return -EINVAL;
 		}
 		if (!S_ISDIR(st.st_mode)) {
-			config_fail(p, -EINVAL, 0, "[%s] path: \"%s\" is not a directory",
+			config_fail(p, -EINVAL, share->path_line,
+				    "[%s] path: \"%s\" is not a directory",
 				    share->name, share->path);
 			return -EINVAL;
 		}
@@ -736,6 +806,8 @@ static int config_parse(struct config_parser *p, struct config **out)
 		}
 		conf->n_listen = 1;
 	}
+	if (conf->backlog == 0)
+		conf->backlog = config_default_backlog();
 	if (config_validate(p) < 0)
 		goto err_free_conf;
 	*out = conf;
@@ -774,12 +846,35 @@ int config_load_string(const char *text, const char *name,
 	return config_parse(&p, out);
 }
 
+int config_default_backlog(void)
+{
+	FILE *f = fopen("/proc/sys/net/core/somaxconn", "re");
+	char line[32];
+	uint64_t v;
+	size_t len;
+
+	if (!f)
+		return CONFIG_BACKLOG_FALLBACK;
+	if (!fgets(line, sizeof(line), f)) {
+		fclose(f);
+		return CONFIG_BACKLOG_FALLBACK;
+	}
+	fclose(f);
+	len = strcspn(line, "\n");
+	line[len] = '\0';
+	if (parse_u64(line, &v) < 0 || v == 0)
+		return CONFIG_BACKLOG_FALLBACK;
+	return v > 65535 ? 65535 : (int)v;
+}
+
 void config_free(struct config *conf)
 {
 	size_t i;
 
 	if (!conf)
 		return;
+	access_list_finish(&conf->hosts_allow);
+	access_list_finish(&conf->hosts_deny);
 	for (i = 0; i < conf->n_listen; i++)
 		free(conf->listen[i]);
 	for (i = 0; i < conf->n_shares; i++) {
@@ -787,6 +882,9 @@ void config_free(struct config *conf)
 		free(conf->shares[i].path);
 	}
 	free(conf->shares);
+	free(conf->users_file);
+	free(conf->tls_certificate);
+	free(conf->tls_key);
 	free(conf->file);
 	free(conf);
 }

@@ -5,11 +5,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "access.h"
 #include "listener.h"
 
 #define CONFIG_WORKERS_MAX   512
 #define CONFIG_LISTEN_MAX    LISTENER_MAX  /* one socket per address */
 #define CONFIG_ERROR_MAX     512
+
+/* Values of tls_min_version (the TLS wire version numbers). */
+#define CONFIG_TLS_1_2       0x0303
+#define CONFIG_TLS_1_3       0x0304
 
 struct share_conf {
 	char *name;             /* section name: first path component on the wire */
@@ -18,6 +23,7 @@ struct share_conf {
 	bool overwrite;         /* default yes */
 	uint64_t max_file_size; /* bytes, 0 = unlimited (default) */
 	unsigned line;          /* line of the [section] header */
+	unsigned path_line;     /* line of its path key */
 };
 
 struct config {
@@ -25,12 +31,24 @@ struct config {
 	char *listen[CONFIG_LISTEN_MAX];
 	size_t n_listen;            /* default: 1 entry "127.0.0.1:5005" */
 	unsigned workers;           /* 1..CONFIG_WORKERS_MAX, default 4 */
-	int backlog;                /* 1..65535, default 128 */
+	int backlog;                /* 1..65535, default the kernel's somaxconn */
+	uint64_t defer_accept_ms;   /* TCP_DEFER_ACCEPT, 0 = off (default) */
+	struct access_list hosts_allow; /* empty: every address not denied */
+	struct access_list hosts_deny;
+	unsigned max_per_ip;        /* connections per client address, 0 = no cap */
 	uint64_t shutdown_timeout_ms; /* default 30s */
-	uint64_t idle_timeout_ms;   /* default 5m; also bounds a stalled body */
+	uint64_t idle_timeout_ms;   /* default 5m: between requests */
+	uint64_t handshake_timeout_ms; /* default 10s: for the HELLO */
+	uint64_t min_rate;          /* bytes/s a body must keep up, 0 = off; default 1K */
+	uint64_t min_rate_window_ms; /* over windows this long; default 20s; also the
+					longest wait for one body byte */
 	uint64_t crash_loop_timeout_ms; /* default 60s; 0 = never give up */
 	int log_level;              /* syslog priority, default LOG_INFO */
 	bool fsync;                 /* default yes */
+	char *users_file;           /* absolute path or NULL (no logins) */
+	char *tls_certificate;      /* PEM chain, absolute path or NULL */
+	char *tls_key;              /* PEM key; set exactly when tls_certificate is */
+	int tls_min_version;        /* CONFIG_TLS_1_3 (default) or CONFIG_TLS_1_2 */
 	struct share_conf *shares;
 	size_t n_shares;
 };
@@ -39,6 +57,12 @@ struct config {
  * bad config) and writes "FILE:LINE: KEY: why" (or "FILE: why") into err.
  * Share paths must be absolute existing directories. */
 int config_load(const char *path, struct config **out, char *err, size_t errlen);
+
+/* The backlog when the config sets none: net.core.somaxconn from
+ * /proc/sys/net/core/somaxconn (the kernel caps listen() there anyway),
+ * clamped to 1..65535, or CONFIG_BACKLOG_FALLBACK when unreadable. */
+#define CONFIG_BACKLOG_FALLBACK 4096
+int config_default_backlog(void);
 
 /* Same over an in-memory INI text; name is used in messages. */
 int config_load_string(const char *text, const char *name,

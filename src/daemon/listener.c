@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -298,6 +299,62 @@ void listener_set_close(struct listener_set *set)
 	for (size_t i = 0; i < set->n; i++)
 		close(set->fds[i]);
 	set->n = 0;
+}
+
+/* True for a TCP socket; unix sockets (a systemd ListenStream=/path) get
+ * no TCP options. */
+static bool listener_is_tcp(int fd)
+{
+	int proto = 0;
+	socklen_t len = sizeof(proto);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0)
+		return false;
+	return proto == IPPROTO_TCP;
+}
+
+int listener_set_defer_accept(const struct listener_set *set, uint64_t timeout_ms,
+			      char *err, size_t errlen)
+{
+	uint64_t secs = (timeout_ms + 999) / 1000;
+	int value = secs > INT32_MAX ? INT32_MAX : (int)secs;
+
+	for (size_t i = 0; i < set->n; i++) {
+		int fd = set->fds[i];
+
+		if (!listener_is_tcp(fd))
+			continue;
+		if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &value, sizeof(value)) < 0) {
+			int r = -errno;
+			char where[64];
+
+			listener_error(err, errlen, "%s: setsockopt(TCP_DEFER_ACCEPT): %s",
+				       listener_format_local(fd, where, sizeof(where)),
+				       strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+int listener_set_keepalive(int fd)
+{
+	static const struct {
+		int level, name, value;
+	} opts[] = {
+		{ SOL_SOCKET, SO_KEEPALIVE, 1 },
+		{ IPPROTO_TCP, TCP_KEEPIDLE, LISTENER_KEEPIDLE_S },
+		{ IPPROTO_TCP, TCP_KEEPINTVL, LISTENER_KEEPINTVL_S },
+		{ IPPROTO_TCP, TCP_KEEPCNT, LISTENER_KEEPCNT },
+	};
+
+	if (!listener_is_tcp(fd))
+		return 0;
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (setsockopt(fd, opts[i].level, opts[i].name, &opts[i].value,
+			       sizeof(opts[i].value)) < 0)
+			return -errno;
+	return 0;
 }
 
 static const char *listener_format_v4(const void *addr, uint16_t port,

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 /* Sockets in a set; the config allows no more listen addresses. */
@@ -40,6 +41,27 @@ int listener_bind(const char *addr, int backlog, char *err, size_t errlen);
 int listener_set_open(struct listener_set *set, char *const *addrs,
 		      size_t n_addrs, int backlog, char *err, size_t errlen);
 void listener_set_close(struct listener_set *set);
+
+/* Sets TCP_DEFER_ACCEPT to timeout_ms (rounded up to whole seconds; 0
+ * turns it off) on every TCP socket of the set, bound here or inherited
+ * from systemd: the kernel then hands a connection to accept() only once
+ * its first bytes have arrived, so a client that connects and says nothing
+ * never occupies a worker; it stays in the kernel, which drops it after
+ * the timeout and a few SYN-ACK retransmissions.  Only for protocols where
+ * the client speaks first.  Other sockets are left alone.  Returns 0 or
+ * -errno with a message in err. */
+int listener_set_defer_accept(const struct listener_set *set, uint64_t timeout_ms,
+			      char *err, size_t errlen);
+
+/* TCP keepalive on an accepted connection so that a peer that vanished
+ * (power loss, a dropped NAT mapping) is noticed: first probe after
+ * LISTENER_KEEPIDLE_S idle seconds, then every LISTENER_KEEPINTVL_S, and
+ * the connection fails after LISTENER_KEEPCNT unanswered probes.  Not for
+ * unix sockets (returns 0 without doing anything).  Returns 0 or -errno. */
+#define LISTENER_KEEPIDLE_S  60
+#define LISTENER_KEEPINTVL_S 10
+#define LISTENER_KEEPCNT     6
+int listener_set_keepalive(int fd);
 
 /* "127.0.0.1:5005" / "[::1]:5005" for a socket's local or a peer address. */
 const char *listener_format_sockaddr(const struct sockaddr *sa, char *buf,

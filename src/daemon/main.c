@@ -3,17 +3,21 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sysexits.h>
 
 #include "build_config.h"
 #include "config.h"
 #include "log.h"
 #include "master.h"
+#include "sharecheck.h"
+#include "passwd.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: tcpfiled [-c FILE] [-t] [-h] [-V]\n"
+		"       tcpfiled passwd [-c FILE] [-f USERS_FILE] [-i ITERATIONS] USER\n"
 		"  -c FILE  configuration file (default %s)\n"
 		"  -t       check the configuration and exit\n"
 		"  -h       show this help\n"
@@ -29,6 +33,8 @@ int main(int argc, char **argv)
 	bool check_only = false;
 	int opt, r;
 
+	if (argc > 1 && strcmp(argv[1], "passwd") == 0)
+		return passwd_main(argc - 1, argv + 1);
 	while ((opt = getopt(argc, argv, "c:thV")) != -1) {
 		switch (opt) {
 		case 'c':
@@ -56,6 +62,10 @@ int main(int argc, char **argv)
 
 	log_init("tcpfiled");
 	r = config_load(config_path, &conf, err, sizeof(err));
+	/* Shares are opened as the workers will, so that -t, start-up and
+	 * reload agree on what is servable. */
+	if (r == 0 && (r = sharecheck_config(conf, err, sizeof(err))) < 0)
+		config_free(conf);
 	if (r < 0) {
 		if (check_only)
 			fprintf(stderr, "%s\n", err);

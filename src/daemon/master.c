@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "config.h"
 #include "listener.h"
 #include "log.h"
@@ -26,6 +27,7 @@
 #include "notify.h"
 #include "parse.h"
 #include "scoreboard.h"
+#include "sharecheck.h"
 #include "storage.h"
 #include "worker.h"
 
@@ -47,6 +49,7 @@ struct master {
 	const char *config_path;
 	struct listener_set listeners;
 	struct scoreboard *sb;
+	struct access_table *access;  /* connections per client address */
 	int sfd;
 	pid_t pid;
 
@@ -155,7 +158,8 @@ static int master_spawn(struct master *m)
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != m->pid)
 			_exit(EX_OSERR);
 		close(m->sfd);
-		worker_run(m->conf, &m->listeners, scoreboard_slot(m->sb, slot));
+		worker_run(m->conf, &m->listeners, scoreboard_slot(m->sb, slot),
+			   m->access, (size_t)slot);
 	}
 
 	scoreboard_set_pid(m->sb, slot, pid);
@@ -313,6 +317,7 @@ static void master_reap(struct master *m)
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			master_sweep_worker(m, pid);
 		scoreboard_release(m->sb, rec->slot);
+		access_release_slot(m->access, (size_t)rec->slot);
 		m->n_live--;
 		struct worker_rec dead = *rec;
 		*rec = (struct worker_rec){ 0 };
@@ -364,6 +369,8 @@ static void master_reload(struct master *m)
 	notify_reloading();
 	log_event(LOG_NOTICE, 0, LOG_MSGID_RELOAD, NULL, 0, "reloading %s", m->config_path);
 	r = config_load(m->config_path, &fresh, err, sizeof(err));
+	if (r == 0 && (r = sharecheck_config(fresh, err, sizeof(err))) < 0)
+		config_free(fresh);
 	if (r < 0) {
 		log_event(LOG_ERR, 0, LOG_MSGID_RELOAD, NULL, 0,
 			  "reload failed, keeping the running configuration: %s", err);
@@ -625,15 +632,25 @@ int master_run(struct config *conf, const char *config_path)
 			goto err_close_listeners;
 		}
 	}
+	r = listener_set_defer_accept(&m.listeners, conf->defer_accept_ms, err, sizeof(err));
+	if (r < 0) {
+		log_err("%s", err);
+		goto err_close_listeners;
+	}
 	m.sb = scoreboard_new();
 	if (!m.sb) {
 		log_errno(errno, "scoreboard");
 		goto err_close_listeners;
 	}
+	m.access = access_table_new(SCOREBOARD_SLOTS);
+	if (!m.access) {
+		log_errno(errno, "per-address connection table");
+		goto err_free_scoreboard;
+	}
 	m.workers = calloc(SCOREBOARD_SLOTS, sizeof(*m.workers));
 	if (!m.workers) {
 		log_errno(ENOMEM, "worker table");
-		goto err_free_scoreboard;
+		goto err_free_access;
 	}
 	r = master_setup_signals(&m);
 	if (r < 0) {
@@ -664,6 +681,8 @@ int master_run(struct config *conf, const char *config_path)
 	close(m.sfd);
 err_free_workers:
 	free(m.workers);
+err_free_access:
+	access_table_free(m.access);
 err_free_scoreboard:
 	scoreboard_free(m.sb);
 err_close_listeners:

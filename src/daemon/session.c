@@ -1,5 +1,6 @@
-/* session: serves one connection: greeting, then request after request
- * until the client quits, idles out, breaks framing or the worker stops. */
+/* session: serves one connection: greeting and HELLO, then request after
+ * request until the client quits, idles out, breaks framing or the worker
+ * stops.  PUT and GET bodies live in upload.c and download.c. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
@@ -10,56 +11,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "build_config.h"
 #include "listener.h"
 #include "log.h"
 #include "monotonic.h"
-#include "netio.h"
-#include "protocol.h"
-#include "session.h"
+#include "session_internal.h"
+#include "sharecheck.h"
 #include "storage.h"
 
-/* Body bytes move in chunks this large: hashed and written in one pass. */
-#define SESSION_CHUNK (256 * 1024)
+/* LIST lines are gathered into writes of about this size. */
+#define SESSION_LIST_FLUSH (64 * 1024)
 
-struct session {
-	const struct session_ctx *ctx;
-	int fd;
-	struct linebuf lb;
-	char peer[64];
-	char pid[16];         /* this worker's, for log records */
-	char *chunk;
-	bool close;           /* stop after this request: framing lost, QUIT, I/O error */
-};
+/* ---- replies ---- */
 
-/* A request's path resolved to a share and a path beneath its root. */
-struct target {
-	const struct share_conf *share;
-	int root_fd;
-	const char *rel;
-	size_t rel_len;
-};
+void session_send(struct session *s, const char *buf, size_t len, bool more)
+{
+	if (conn_write(&s->conn, buf, len, more) < 0)
+		s->close = true;
+}
 
-/* What one request did, for its log record. */
-struct outcome {
-	const char *op;
-	const struct proto_request *req;
-	uint64_t start_ms;
-	uint64_t bytes;
-	int code;             /* 0 = OK */
-	const char *result;   /* ok, refused, aborted, error */
-	const char *detail;
-	const struct digest_value *digest;
-};
-
-static void session_send(struct session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void session_send(struct session *s, const char *fmt, ...)
+void session_reply(struct session *s, const char *fmt, ...)
 {
 	char line[PROTO_MAX_LINE];
 	va_list ap;
@@ -68,8 +43,11 @@ static void session_send(struct session *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line) || write_full(s->fd, line, (size_t)n) < 0)
+	if (n < 0 || (size_t)n >= sizeof(line)) {
 		s->close = true;
+		return;
+	}
+	session_send(s, line, (size_t)n, false);
 }
 
 static void session_send_error(struct session *s, int code, const char *detail)
@@ -77,22 +55,22 @@ static void session_send_error(struct session *s, int code, const char *detail)
 	char line[PROTO_MAX_LINE];
 	int n = proto_format_error(line, sizeof(line), code, detail);
 
-	if (n < 0 || write_full(s->fd, line, (size_t)n) < 0)
+	if (n < 0)
 		s->close = true;
+	else
+		session_send(s, line, (size_t)n, false);
 }
 
-/* Answers a request with an error and records it in its outcome. */
-static void session_fail(struct session *s, struct outcome *o, int code,
-			 const char *why)
+void session_fail(struct session *s, struct outcome *o, int code, const char *why)
 {
-	o->code = code;
-	o->detail = why;
+	if (o) {
+		o->code = code;
+		o->detail = why;
+	}
 	session_send_error(s, code, why);
 }
 
-/* Maps a storage errno to the status a client should see, with the
- * errno's text as the detail. */
-static int session_status_from_errno(int err, const char **why)
+int session_status_from_errno(int err, const char **why)
 {
 	*why = strerror(err < 0 ? -err : err);
 	switch (err < 0 ? -err : err) {
@@ -119,13 +97,118 @@ static int session_status_from_errno(int err, const char **why)
 	case ENAMETOOLONG:
 		return PROTO_ERR_BAD_ARGUMENT;
 	case EAGAIN:
+	case ETIMEDOUT:
 		return PROTO_ERR_TIMEOUT;
 	default:
 		return PROTO_ERR_INTERNAL;
 	}
 }
 
-static void session_log(struct session *s, const struct outcome *o)
+/* ---- pace and deadlines ---- */
+
+void session_pace_start(const struct session *s, struct session_pace *p)
+{
+	*p = (struct session_pace){
+		.min_rate = s->ctx->conf->min_rate,
+		.window_ms = s->ctx->conf->min_rate_window_ms,
+		.window_start_ms = monotonic_ms(),
+	};
+}
+
+int session_pace_account(struct session_pace *p, uint64_t bytes)
+{
+	uint64_t now = monotonic_ms();
+
+	p->window_bytes += bytes;
+	if (!p->min_rate || now - p->window_start_ms < p->window_ms)
+		return 0;
+	/* A whole window has passed: judge it, then start the next. */
+	if (p->window_bytes < p->min_rate * (p->window_ms / 1000))
+		return -ETIMEDOUT;
+	p->window_start_ms = now;
+	p->window_bytes = 0;
+	return 0;
+}
+
+/* Lets a signal that arrived during the last request run its handler
+ * (signals are blocked outside waits), without waiting for anything. */
+static void session_poll_signals(struct session *s)
+{
+	struct timespec zero = { 0 };
+
+	(void)ppoll(NULL, 0, &zero, s->ctx->wait_mask);
+}
+
+/* Waits until the socket is readable or deadline_ms passes, with the
+ * worker's signals let in.  Returns 1 readable, 0 timed out, -errno. */
+static int session_wait_readable(struct session *s, uint64_t deadline_ms)
+{
+	struct pollfd pfd = { .fd = s->conn.fd, .events = POLLIN };
+	uint64_t now = monotonic_ms(), left = deadline_ms > now ? deadline_ms - now : 0;
+	struct timespec timeout = {
+		.tv_sec = (time_t)(left / 1000),
+		.tv_nsec = (long)(left % 1000) * 1000000,
+	};
+	int r;
+
+	if (conn_pending(&s->conn) > 0)
+		return 1;
+	if (!left)
+		return 0;
+	r = ppoll(&pfd, 1, &timeout, s->ctx->wait_mask);
+	if (r < 0)
+		return errno == EINTR ? 1 : -errno;
+	return r > 0 ? 1 : 0;
+}
+
+int session_wait_line(struct session *s, uint64_t deadline_ms, char **line,
+		      size_t *len)
+{
+	for (;;) {
+		int r = linebuf_take_line(&s->lb, line, len);
+		ssize_t n;
+
+		if (r != 0)
+			return r;
+		r = session_wait_readable(s, deadline_ms);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return -ETIMEDOUT;
+		n = linebuf_fill(&s->lb);
+		if (n == 0)
+			return 0;
+		if (n < 0 && n != -EINTR && n != -EAGAIN)
+			return (int)n;
+	}
+}
+
+int session_read_body(struct session *s, void *buf, size_t len,
+		      struct session_pace *pace)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		/* Blocking read bounded by SO_RCVTIMEO (the pace window): a
+		 * peer that sends nothing at all is cut after one window. */
+		ssize_t n = linebuf_read(&s->lb, p, len);
+
+		if (n == 0)
+			return -EPIPE;
+		if (n < 0)
+			return n == -EAGAIN ? -ETIMEDOUT : (int)n;
+		p += n;
+		len -= (size_t)n;
+		scoreboard_add_bytes(s->ctx->slot, (uint64_t)n);
+		if (session_pace_account(pace, (uint64_t)n) < 0)
+			return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+/* ---- requests without a body ---- */
+
+void session_log(struct session *s, const struct outcome *o)
 {
 	char path[PROTO_MAX_PATH * 3 + 1] = "", bytes[24], ms[24], code[8];
 	char digest[DIGEST_TEXT_MAX] = "";
@@ -148,10 +231,9 @@ static void session_log(struct session *s, const struct outcome *o)
 	/* Percent-encoded, so a hostile name cannot forge log lines. */
 	if (proto_encode_path(o->req->path, o->req->path_len, path, sizeof(path)) < 0)
 		snprintf(path, sizeof(path), "(too long)");
-	share_end = memchr(o->req->path, '/', o->req->path_len);
+	share_end = memchr(path, '/', strlen(path));
 	snprintf(share, sizeof(share), "%.*s",
-		 (int)(share_end ? (size_t)(share_end - o->req->path) : o->req->path_len),
-		 o->req->path);
+		 (int)(share_end ? (size_t)(share_end - path) : strlen(path)), path);
 	snprintf(bytes, sizeof(bytes), "%" PRIu64, o->bytes);
 	snprintf(ms, sizeof(ms), "%" PRIu64, monotonic_ms() - o->start_ms);
 	snprintf(code, sizeof(code), "%d", o->code);
@@ -177,10 +259,8 @@ static void session_log(struct session *s, const struct outcome *o)
 		  o->result, o->detail ? ": " : "", o->detail ? o->detail : "", bytes, ms);
 }
 
-/* Splits SHARE[/REL] and checks REL.  Returns 0 or a status code with
- * *why set. */
-static int session_resolve(struct session *s, struct proto_request *req,
-			   bool allow_root, struct target *t, const char **why)
+int session_resolve(struct session *s, struct proto_request *req,
+		    bool allow_root, struct target *t, const char **why)
 {
 	const struct config *conf = s->ctx->conf;
 	const char *slash = memchr(req->path, '/', req->path_len);
@@ -193,6 +273,12 @@ static int session_resolve(struct session *s, struct proto_request *req,
 		return PROTO_ERR_NOT_FOUND;
 	}
 	t->root_fd = s->ctx->share_fds[t->share - conf->shares];
+	/* A share this worker could not open, or whose root was renamed or
+	 * removed since: refused until a reload opens the path afresh. */
+	if (!sharecheck_still_valid(t->share, t->root_fd)) {
+		*why = "share unavailable";
+		return PROTO_ERR_INTERNAL;
+	}
 	t->rel = slash ? slash + 1 : "";
 	t->rel_len = slash ? req->path_len - name_len - 1 : 0;
 	/* "share/dir/" names a directory: accept one trailing slash there
@@ -211,219 +297,21 @@ static int session_resolve(struct session *s, struct proto_request *req,
 	return 0;
 }
 
-/* Reads the body into the upload, hashing in the same pass.  Reads every
- * body byte even after a write error so the connection stays in sync.
- * Returns 0, a negative errno from storage, or -EPIPE/-EAGAIN (client gone
- * or stalled: the connection is lost). */
-static int session_receive(struct session *s, struct storage_upload *up,
-			   uint64_t size, struct digest_ctx *dc, bool *lost)
+static void session_entry_from_stat(const struct stat *st, struct proto_entry *e)
 {
-	uint64_t remaining = size;
-	int write_err = 0;
-
-	*lost = false;
-	while (remaining > 0) {
-		size_t want = remaining < SESSION_CHUNK ? (size_t)remaining : SESSION_CHUNK;
-		size_t got = 0;
-
-		while (got < want) {
-			ssize_t n = linebuf_read(&s->lb, s->chunk + got, want - got);
-
-			if (n <= 0) {
-				*lost = true;
-				return n == 0 ? -EPIPE : (int)n;
-			}
-			got += (size_t)n;
-		}
-		/* After a write error the body is only drained: its digest
-		 * will not be used. */
-		if (!write_err) {
-			digest_update(dc, s->chunk, got);
-			write_err = storage_upload_write(up, s->chunk, got);
-		}
-		scoreboard_add_bytes(s->ctx->slot, got);
-		remaining -= got;
-	}
-	return write_err;
-}
-
-static void session_put(struct session *s, struct proto_request *req)
-{
-	struct outcome o = { .op = "put", .req = req, .start_ms = monotonic_ms(),
-			     .result = "refused" };
-	struct storage_upload up = { .fd = -1, .dir_fd = -1 };
-	struct digest_ctx dc = { 0 };
-	struct digest_value dv;
-	struct target t;
-	const char *why = NULL;
-	bool overwrite, lost;
-	int code, r;
-
-	code = session_resolve(s, req, false, &t, &why);
-	if (!code && t.share->read_only) {
-		code = PROTO_ERR_FORBIDDEN;
-		why = "read-only share";
-	}
-	if (!code && t.share->max_file_size && req->size > t.share->max_file_size) {
-		code = PROTO_ERR_TOO_LARGE;
-		why = "larger than the share's max_file_size";
-	}
-	/* overwrite=1 cannot override a share with overwrite = no. */
-	overwrite = t.share && t.share->overwrite && req->overwrite != 0;
-	if (!code) {
-		r = storage_upload_begin(t.root_fd, t.rel, req->size,
-					 req->has_mode ? req->mode : 0644, overwrite, &up);
-		if (r < 0) {
-			code = session_status_from_errno(r, &why);
-		}
-	}
-	if (!code) {
-		r = digest_init(&dc, req->alg);
-		if (r < 0) {
-			storage_upload_abort(&up);
-			code = PROTO_ERR_INTERNAL;
-			why = strerror(-r);
-		}
-	}
-	if (code) {
-		/* A pipelining client has already sent the body: drop it so the
-		 * next request is read from the right place. */
-		if (req->pipelined && linebuf_discard(&s->lb, req->size) < 0) {
-			s->close = true;
-			o.result = "aborted";
-		}
-		session_fail(s, &o, code, why);
-		goto out;
-	}
-	if (!req->pipelined)
-		session_send(s, "OK\n");
-	if (s->close) {
-		o.result = "aborted";
-		o.detail = "client gone before the body";
-		goto err_abort;
-	}
-
-	r = session_receive(s, &up, req->size, &dc, &lost);
-	o.bytes = up.written;
-	if (lost) {
-		s->close = true;
-		o.result = "aborted";
-		if (r == -EAGAIN)
-			session_fail(s, &o, PROTO_ERR_TIMEOUT, "body timed out");
-		else
-			o.detail = "client closed the connection mid-body";
-		goto err_abort;
-	}
-	if (r < 0) {
-		o.result = "error";
-		code = session_status_from_errno(r, &why);
-		session_fail(s, &o, code, why);
-		goto err_abort;
-	}
-	r = digest_final(&dc, &dv);
-	if (r < 0) {
-		o.result = "error";
-		session_fail(s, &o, PROTO_ERR_INTERNAL, "digest failed");
-		goto err_abort;
-	}
-	if (req->has_digest && !digest_equal(&dv, &req->digest)) {
-		o.digest = &dv;
-		session_fail(s, &o, PROTO_ERR_DIGEST, "the body does not match digest=");
-		goto err_abort;
-	}
-
-	struct timespec mtime = { .tv_sec = req->mtime_sec, .tv_nsec = req->mtime_nsec };
-	r = storage_upload_commit(&up, overwrite, s->ctx->conf->fsync,
-				  req->has_mtime ? &mtime : NULL, &dv);
-	if (r < 0) {
-		o.result = r == -EEXIST ? "refused" : "error";
-		code = session_status_from_errno(r, &why);
-		session_fail(s, &o, code, why);
-		goto out;
-	}
-
-	char text[DIGEST_TEXT_MAX];
-	if (digest_format(&dv, text, sizeof(text)) < 0)
-		text[0] = '\0';
-	session_send(s, "OK %" PRIu64 " %s\n", req->size, text);
-	scoreboard_add_transfer(s->ctx->slot);
-	o.result = s->close ? "aborted" : "ok";
-	o.detail = s->close ? "committed, but the final answer could not be sent" : NULL;
-	o.digest = &dv;
-	goto out;
-
-err_abort:
-	digest_finish(&dc);
-	storage_upload_abort(&up);
-out:
-	session_log(s, &o);
-}
-
-static void session_get(struct session *s, struct proto_request *req)
-{
-	struct outcome o = { .op = "get", .req = req, .start_ms = monotonic_ms(),
-			     .result = "refused" };
-	struct digest_value dv;
-	struct target t;
-	const char *why = NULL;
-	struct stat st;
-	int fd = -1, code, r;
-
-	code = session_resolve(s, req, false, &t, &why);
-	if (!code) {
-		fd = storage_open_file(t.root_fd, t.rel, &st);
-		if (fd < 0) {
-			code = session_status_from_errno(fd, &why);
-		}
-	}
-	if (!code && req->offset > (uint64_t)st.st_size) {
-		code = PROTO_ERR_BAD_ARGUMENT;
-		why = "offset beyond the end of the file";
-	}
-	if (!code) {
-		r = storage_digest(fd, &st, req->alg, &dv);
-		if (r < 0) {
-			code = PROTO_ERR_INTERNAL;
-			why = strerror(-r);
-		}
-	}
-	if (code) {
-		session_fail(s, &o, code, why);
-		goto out;
-	}
-
-	char text[DIGEST_TEXT_MAX];
-	if (digest_format(&dv, text, sizeof(text)) < 0)
-		text[0] = '\0';
-	o.digest = &dv;
-	session_send(s, "OK %" PRIu64 " %s\n", (uint64_t)st.st_size, text);
-	if (s->close) {
-		o.result = "aborted";
-		goto out;
-	}
-	off_t offset = (off_t)req->offset;
-	r = sendfile_full(s->fd, fd, &offset, (uint64_t)st.st_size - req->offset);
-	o.bytes = (uint64_t)offset - req->offset;
-	scoreboard_add_bytes(s->ctx->slot, o.bytes);
-	if (r < 0) {
-		/* The body is announced: nothing can resynchronise the client. */
-		s->close = true;
-		o.result = r == -ENODATA ? "error" : "aborted";
-		o.detail = r == -ENODATA ? "file shrank while being sent" : strerror(-r);
-		goto out;
-	}
-	scoreboard_add_transfer(s->ctx->slot);
-	o.result = "ok";
-out:
-	if (fd >= 0)
-		close(fd);
-	session_log(s, &o);
+	e->type = storage_type(st->st_mode);
+	e->size = (uint64_t)st->st_size;
+	e->mtime_sec = (int64_t)st->st_mtim.tv_sec;
+	e->mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
+	e->mode = (uint32_t)(st->st_mode & 07777);
 }
 
 static void session_stat(struct session *s, struct proto_request *req)
 {
 	struct outcome o = { .op = "stat", .req = req, .start_ms = monotonic_ms(),
 			     .result = "refused" };
+	struct proto_entry e = { 0 };
+	char attrs[256];
 	const char *why = NULL;
 	struct target t;
 	struct stat st;
@@ -432,51 +320,83 @@ static void session_stat(struct session *s, struct proto_request *req)
 	code = session_resolve(s, req, true, &t, &why);
 	if (!code) {
 		r = storage_stat(t.root_fd, t.rel, &st);
-		if (r < 0) {
+		if (r < 0)
 			code = session_status_from_errno(r, &why);
+	}
+	if (!code) {
+		session_entry_from_stat(&st, &e);
+		if (proto_format_attrs(attrs, sizeof(attrs), &e) < 0) {
+			code = PROTO_ERR_INTERNAL;
+			why = "cannot format the answer";
 		}
 	}
 	if (code) {
 		session_fail(s, &o, code, why);
 	} else {
-		session_send(s, "OK %c %" PRIu64 " %" PRId64 " %04o\n",
-			     storage_type(st.st_mode), (uint64_t)st.st_size,
-			     (int64_t)st.st_mtim.tv_sec, (unsigned)(st.st_mode & 07777));
+		session_reply(s, "OK %s\n", attrs);
 		o.result = "ok";
 	}
 	session_log(s, &o);
 }
 
-/* LIST collects its lines first: the count comes before them. */
-struct list_acc {
-	char *buf;
-	size_t len, cap;
+/* LIST streams: entry lines are gathered into writes of about
+ * SESSION_LIST_FLUSH bytes, so memory stays bounded whatever the
+ * directory's size. */
+struct list_out {
+	struct session *s;
+	char *buf;              /* the session's chunk buffer */
+	size_t len;
 	uint64_t count;
+	uint64_t bytes;
 };
 
-static int session_list_entry(const struct storage_entry *e, void *arg)
+static int session_list_flush(struct list_out *lo)
 {
-	struct list_acc *acc = arg;
-	char name[PROTO_MAX_LINE];
-	int n = proto_encode_path(e->name, strlen(e->name), name, sizeof(name) - 64);
+	if (lo->len == 0)
+		return 0;
+	if (conn_write(&lo->s->conn, lo->buf, lo->len, false) < 0) {
+		lo->s->close = true;
+		return -EPIPE;
+	}
+	lo->bytes += lo->len;
+	lo->len = 0;
+	return 0;
+}
 
+static int session_list_entry(const struct storage_entry *se, void *arg)
+{
+	struct list_out *lo = arg;
+	struct proto_entry *e = malloc(sizeof(*e));
+	size_t name_len = strlen(se->name);
+	int n;
+
+	if (!e)
+		return -ENOMEM;
+	*e = (struct proto_entry){
+		.type = se->type,
+		.size = se->size,
+		.mtime_sec = se->mtime_sec,
+		.mtime_nsec = se->mtime_nsec,
+		.mode = se->mode,
+	};
+	if (name_len > PROTO_MAX_PATH) {
+		free(e);
+		return 0;    /* cannot be named on the wire: skipped */
+	}
+	memcpy(e->name, se->name, name_len + 1);
+	e->name_len = name_len;
+	if (SESSION_CHUNK - lo->len < PROTO_MAX_LINE && session_list_flush(lo) < 0) {
+		free(e);
+		return -EPIPE;
+	}
+	n = proto_format_entry(lo->buf + lo->len, SESSION_CHUNK - lo->len, e);
+	free(e);
 	if (n < 0)
 		return 0;    /* a name too long to announce is skipped, not fatal */
-	if (acc->cap - acc->len < (size_t)n + 64) {
-		size_t cap = acc->cap ? acc->cap * 2 : 64 * 1024;
-		char *buf = realloc(acc->buf, cap);
-
-		if (!buf)
-			return -ENOMEM;
-		acc->buf = buf;
-		acc->cap = cap;
-	}
-	n = snprintf(acc->buf + acc->len, acc->cap - acc->len, "%c %" PRIu64 " %" PRId64 " %s\n",
-		     e->type, e->size, e->mtime_sec, name);
-	if (n < 0 || (size_t)n >= acc->cap - acc->len)
-		return -EOVERFLOW;
-	acc->len += (size_t)n;
-	acc->count++;
+	lo->len += (size_t)n;
+	lo->count++;
+	if (lo->len >= SESSION_LIST_FLUSH)
+		return session_list_flush(lo);
 	return 0;
 }
 
@@ -484,29 +404,46 @@ static void session_list(struct session *s, struct proto_request *req)
 {
 	struct outcome o = { .op = "list", .req = req, .start_ms = monotonic_ms(),
 			     .result = "refused" };
-	struct list_acc acc = { 0 };
+	struct list_out lo = { .s = s, .buf = s->chunk };
 	const char *why = NULL;
+	char end[PROTO_MAX_LINE];
 	struct target t;
-	int code, dfd, r;
+	int code, dfd = -1, r, n;
 
 	code = session_resolve(s, req, true, &t, &why);
 	if (!code) {
 		dfd = storage_open_dir(t.root_fd, t.rel);
-		r = dfd < 0 ? dfd : storage_list(dfd, session_list_entry, &acc);
-		if (r < 0) {
-			code = session_status_from_errno(r, &why);
-		}
+		if (dfd < 0)
+			code = session_status_from_errno(dfd, &why);
 	}
 	if (code) {
 		session_fail(s, &o, code, why);
-	} else {
-		session_send(s, "OK %" PRIu64 "\n", acc.count);
-		if (!s->close && acc.len && write_full(s->fd, acc.buf, acc.len) < 0)
-			s->close = true;
-		o.result = s->close ? "aborted" : "ok";
-		o.bytes = acc.len;
+		goto out;
 	}
-	free(acc.buf);
+	session_reply(s, "OK\n");
+	r = storage_list(dfd, session_list_entry, &lo);
+	if (r == 0)
+		r = session_list_flush(&lo);
+	if (s->close) {
+		o.result = "aborted";
+		o.detail = "client gone during the listing";
+	} else if (r < 0) {
+		/* Announced entries are out: end the body with the reason. */
+		code = session_status_from_errno(r, &why);
+		n = proto_format_abort(end, sizeof(end), code, why);
+		if (n > 0)
+			session_send(s, end, (size_t)n, false);
+		o.result = "error";
+		o.code = code;
+		o.detail = why;
+	} else {
+		n = proto_format_end(end, sizeof(end), NULL, true, lo.count);
+		if (n > 0)
+			session_send(s, end, (size_t)n, false);
+		o.result = s->close ? "aborted" : "ok";
+	}
+	o.bytes = lo.bytes;
+out:
 	session_log(s, &o);
 }
 
@@ -525,46 +462,57 @@ static void session_del(struct session *s, struct proto_request *req)
 	}
 	if (!code) {
 		r = storage_delete(t.root_fd, t.rel, s->ctx->conf->fsync);
-		if (r < 0) {
+		if (r < 0)
 			code = session_status_from_errno(r, &why);
-		}
 	}
 	if (code) {
 		session_fail(s, &o, code, why);
 	} else {
-		session_send(s, "OK\n");
+		session_reply(s, "OK\n");
 		o.result = "ok";
 	}
 	session_log(s, &o);
 }
 
-/* Lets a signal that arrived during the last request run its handler
- * (signals are blocked outside waits), without waiting for anything. */
-static void session_poll_signals(struct session *s)
-{
-	struct timespec zero = { 0 };
+/* ---- the connection ---- */
 
-	(void)ppoll(NULL, 0, &zero, s->ctx->wait_mask);
+/* Logs a line the protocol refused, escaped and cut short. */
+static void session_log_refused_line(struct session *s, const char *line, size_t len,
+				     int code, const char *why)
+{
+	char shown[96];
+	size_t i;
+
+	for (i = 0; i < len && i < sizeof(shown) - 1; i++)
+		shown[i] = line[i] >= 0x20 && line[i] < 0x7f && line[i] != '"' ? line[i] : '?';
+	shown[i] = '\0';
+	struct log_field f[] = {
+		{ "CLIENT", s->peer },
+		{ "RESULT", "refused" },
+	};
+	/* A client repeating bad lines gets a few records and a summary. */
+	if (!log_ratelimit_allow(&s->refusals, monotonic_ms(), f, 2))
+		return;
+	log_event(LOG_NOTICE, 0, LOG_MSGID_REQUEST, f, 2, "%s: bad request \"%s%s\": %d %s",
+		  s->peer, shown, len >= sizeof(shown) ? "..." : "", code, why);
 }
 
-/* Returns 1 with the next request line, or 0 when the connection is over
- * (the reason has been answered and logged). */
-static int session_next_line(struct session *s, char **line, size_t *len)
+/* Waits for the next request line until the idle deadline.  Returns 1 with
+ * the line, or 0 when the connection is over (answered and logged). */
+static int session_next_request(struct session *s, char **line, size_t *len)
 {
-	uint64_t idle_ms = s->ctx->conf->idle_timeout_ms;
 	/* One deadline for the whole line: a client trickling a byte at a
 	 * time must not hold a worker beyond idle_timeout. */
-	uint64_t deadline = monotonic_ms() + idle_ms;
-	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
-	bool waited = false;
+	uint64_t deadline = monotonic_ms() + s->ctx->conf->idle_timeout_ms;
+	bool first = true;
 	int r;
 
 	for (;;) {
 		r = linebuf_take_line(&s->lb, line, len);
 		if (r == 1) {
-			/* A line already buffered (pipelined) was not preceded by a
-			 * wait, where pending signals would have been let in. */
-			if (!waited)
+			/* A pipelined line was not preceded by a wait, where
+			 * pending signals would have been let in. */
+			if (first)
 				session_poll_signals(s);
 			if (!*s->ctx->stop)
 				return 1;
@@ -579,22 +527,16 @@ static int session_next_line(struct session *s, char **line, size_t *len)
 			session_send_error(s, PROTO_ERR_SHUTTING_DOWN, "shutting down");
 			return 0;
 		}
-		uint64_t now = monotonic_ms(), left = deadline > now ? deadline - now : 0;
-		struct timespec timeout = {
-			.tv_sec = (time_t)(left / 1000),
-			.tv_nsec = (long)(left % 1000) * 1000000,
-		};
-		r = left ? ppoll(&pfd, 1, &timeout, s->ctx->wait_mask) : 0;
-		waited = true;
+		first = false;
+		r = session_wait_readable(s, deadline);
 		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			log_warn_errno(errno, "%s: ppoll", s->peer);
+			log_warn_errno(r, "%s: ppoll", s->peer);
 			return 0;
 		}
 		if (r == 0) {
 			session_send_error(s, PROTO_ERR_TIMEOUT, "idle timeout");
-			log_info("%s: idle for %" PRIu64 " ms; closing", s->peer, idle_ms);
+			log_info("%s: idle for %" PRIu64 " ms; closing", s->peer,
+				 s->ctx->conf->idle_timeout_ms);
 			return 0;
 		}
 		ssize_t n = linebuf_fill(&s->lb);
@@ -610,58 +552,76 @@ static int session_next_line(struct session *s, char **line, size_t *len)
 	}
 }
 
-static void session_refuse(struct session *s, const char *line, size_t len, int code,
-			   const char *why)
-{
-	uint64_t body = 0;
-	int follows = proto_refused_body(line, len, &body);
-	char shown[96];
-	size_t i;
-
-	for (i = 0; i < len && i < sizeof(shown) - 1; i++)
-		shown[i] = line[i] >= 0x20 && line[i] < 0x7f ? line[i] : '?';
-	shown[i] = '\0';
-	/* A pipelined PUT's body follows its refused header: skip it, or its
-	 * bytes would be read as requests. */
-	if (follows < 0 || (follows == 1 && linebuf_discard(&s->lb, body) < 0)) {
-		why = follows < 0 ? "pipelined PUT without a readable size; closing" : why;
-		s->close = true;
-	}
-	session_send_error(s, code, why);
-	struct log_field f[] = {
-		{ "CLIENT", s->peer },
-		{ "RESULT", "refused" },
-	};
-	log_event(LOG_NOTICE, 0, LOG_MSGID_REQUEST, f, 2, "%s: bad request \"%s%s\": %d %s",
-		  s->peer, shown, len >= sizeof(shown) ? "..." : "", code, why);
-}
-
 static void session_greet(struct session *s)
 {
-	uint8_t raw[16];
-	char nonce[33], line[128];
-	int n;
+	char line[256];
+	int n = proto_format_greeting(line, sizeof(line), "tcpfiled/" TCPFILED_VERSION, NULL);
 
-	if (getrandom(raw, sizeof(raw), 0) != sizeof(raw)) {
-		session_send_error(s, PROTO_ERR_SHUTTING_DOWN, "cannot serve: no randomness");
+	if (n < 0)
 		s->close = true;
-		return;
+	else
+		session_send(s, line, (size_t)n, false);
+}
+
+/* Reads and answers the client's HELLO.  Returns 0 when the session may
+ * go on; otherwise the refusal is sent and logged and the caller closes. */
+static int session_hello(struct session *s)
+{
+	uint64_t deadline = monotonic_ms() + s->ctx->conf->handshake_timeout_ms;
+	struct proto_hello h;
+	const char *why;
+	char *line;
+	size_t len;
+	int r, code;
+
+	r = session_wait_line(s, deadline, &line, &len);
+	if (r == -ETIMEDOUT) {
+		session_send_error(s, PROTO_ERR_TIMEOUT, "no HELLO in time");
+		log_info("%s: no HELLO within %" PRIu64 " ms; closing", s->peer,
+			 s->ctx->conf->handshake_timeout_ms);
+		return -ETIMEDOUT;
 	}
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(nonce + 2 * i, 3, "%02x", raw[i]);
-	n = proto_format_greeting(line, sizeof(line), nonce);
-	if (n < 0 || write_full(s->fd, line, (size_t)n) < 0)
-		s->close = true;
+	if (r == -EMSGSIZE) {
+		session_send_error(s, PROTO_ERR_BAD_REQUEST,
+				   "expected HELLO; this is a tcpfile protocol 2 server");
+		log_notice("%s: first line longer than %d bytes; closing", s->peer,
+			   PROTO_MAX_LINE);
+		return r;
+	}
+	if (r <= 0) {
+		log_debug("%s: closed before HELLO", s->peer);
+		return r < 0 ? r : -EPIPE;
+	}
+	code = proto_parse_hello(line, len, &h, &why);
+	if (code) {
+		/* Nothing of a peer that does not speak the protocol is
+		 * executed: one answer, then the connection ends. */
+		session_send_error(s, code, why);
+		session_log_refused_line(s, line, len, code, why);
+		return -EPROTO;
+	}
+	char agent[64];
+	size_t alen = h.agent_len < sizeof(agent) - 1 ? h.agent_len : sizeof(agent) - 1;
+	if (h.agent)
+		memcpy(agent, h.agent, alen);
+	agent[h.agent ? alen : 0] = '\0';
+	if (!h.agent)
+		snprintf(agent, sizeof(agent), "-");
+	/* The agent is the client's text: escaped by the line parser's
+	 * printable-ASCII rule already. */
+	log_debug("%s: HELLO %u from %s", s->peer, h.version, agent);
+	session_reply(s, "OK version=%d\n", PROTO_VERSION);
+	return s->close ? -EPIPE : 0;
 }
 
 static void session_dispatch(struct session *s, struct proto_request *req)
 {
 	switch (req->verb) {
 	case PROTO_PUT:
-		session_put(s, req);
+		upload_run(s, req);
 		break;
 	case PROTO_GET:
-		session_get(s, req);
+		download_run(s, req);
 		break;
 	case PROTO_STAT:
 		session_stat(s, req);
@@ -672,47 +632,94 @@ static void session_dispatch(struct session *s, struct proto_request *req)
 	case PROTO_DEL:
 		session_del(s, req);
 		break;
+	case PROTO_NOOP:
+		session_reply(s, "OK\n");
+		break;
 	case PROTO_QUIT:
-		session_send(s, "OK bye\n");
+		session_reply(s, "OK bye\n");
 		s->close = true;
 		break;
 	}
 }
 
+/* A request line the parser refused.  Not a request of this protocol:
+ * answered once and the connection ends, so bytes of another protocol
+ * never get a second line executed.  A bad argument: answered, and a
+ * PUT's body skipped. */
+static void session_refuse(struct session *s, struct proto_request *req,
+			   const char *line, size_t len, int code, const char *why)
+{
+	static const char *const ops[] = {
+		[PROTO_PUT] = "put", [PROTO_GET] = "get", [PROTO_STAT] = "stat",
+		[PROTO_LIST] = "list", [PROTO_DEL] = "del", [PROTO_NOOP] = "noop",
+		[PROTO_QUIT] = "quit",
+	};
+	struct outcome o = { .op = ops[req->verb], .req = req,
+			     .start_ms = monotonic_ms(), .result = "refused" };
+
+	session_log_refused_line(s, line, len, code, why);
+	if (code == PROTO_ERR_BAD_REQUEST) {
+		session_send_error(s, code, why);
+		s->close = true;
+		return;
+	}
+	/* The line itself is logged above; o only counts a skipped body. */
+	session_fail(s, &o, code, why);
+	if (req->verb == PROTO_PUT)
+		upload_skip_body(s, &o);
+}
+
 void session_run(const struct session_ctx *ctx, int fd,
 		 const struct sockaddr_storage *peer)
 {
-	struct session s = { .ctx = ctx, .fd = fd };
+	struct session s = { .ctx = ctx };
 	struct proto_request *req = NULL;
+	const struct config *conf = ctx->conf;
+	uint64_t body_wait_ms = conf->min_rate ? conf->min_rate_window_ms : conf->idle_timeout_ms;
 	const char *why;
 	char *line;
 	size_t len;
 	int one = 1, code;
 
+	conn_init_plain(&s.conn, fd);
+	log_ratelimit_init(&s.refusals, 5, 0, LOG_NOTICE, "refused requests");
 	listener_format_sockaddr((const struct sockaddr *)peer, s.peer, sizeof(s.peer));
 	snprintf(s.pid, sizeof(s.pid), "%d", (int)getpid());
-	if (socket_set_timeouts(fd, ctx->conf->idle_timeout_ms) < 0 ||
+	/* Socket timeouts bound each blocking body read and write; the waits
+	 * for lines use ppoll() with their own deadlines. */
+	if (socket_set_timeouts(fd, body_wait_ms) < 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		log_warn_errno(errno, "%s: socket options", s.peer);
 	s.chunk = malloc(SESSION_CHUNK);
 	req = malloc(sizeof(*req));
-	if (!s.chunk || !req || linebuf_init(&s.lb, fd, PROTO_MAX_LINE) < 0) {
+	if (!s.chunk || !req || linebuf_init(&s.lb, &s.conn, PROTO_MAX_LINE) < 0) {
 		session_send_error(&s, PROTO_ERR_SHUTTING_DOWN, "cannot serve: out of memory");
 		goto out;
 	}
 	log_debug("%s: connected", s.peer);
+	/* The greeting goes out at once, though the client need not wait
+	 * for it: a client that waits (protocol 1, a person with nc) learns
+	 * what it reached. */
 	session_greet(&s);
-	while (!s.close && session_next_line(&s, &line, &len) == 1) {
+	if (s.close || session_hello(&s) < 0)
+		goto out_finish;
+	while (!s.close && session_next_request(&s, &line, &len) == 1) {
 		code = proto_parse_request(line, len, req, &why);
 		if (code) {
-			session_refuse(&s, line, len, code, why);
+			session_refuse(&s, req, line, len, code, why);
 			continue;
 		}
 		session_dispatch(&s, req);
+	}
+out_finish:
+	{
+		struct log_field f[] = { { "CLIENT", s.peer }, { "RESULT", "refused" } };
+
+		log_ratelimit_flush(&s.refusals, f, 2);
 	}
 	linebuf_finish(&s.lb);
 out:
 	free(req);
 	free(s.chunk);
-	close(fd);
+	conn_close(&s.conn);
 }

@@ -345,6 +345,8 @@ static int storage_emit(int dir_fd, const struct storage_names *ns,
 		e.type = storage_type(st.st_mode);
 		e.size = (uint64_t)st.st_size;
 		e.mtime_sec = (int64_t)st.st_mtim.tv_sec;
+		e.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+		e.mode = (uint32_t)(st.st_mode & 07777);
 		e.name = ns->v[i];
 		r = fn(&e, arg);
 		if (r != 0)
@@ -497,6 +499,17 @@ static bool storage_same_version(const struct stat *a, const struct stat *b)
 	       a->st_size == b->st_size &&
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
 	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+int storage_digest_cached(int fd, const struct stat *st, enum digest_alg alg,
+			  struct digest_value *out)
+{
+	return storage_xattr_load(fd, st, alg, out) ? 0 : -ENODATA;
+}
+
+void storage_digest_store(int fd, const struct stat *st, const struct digest_value *dv)
+{
+	(void)storage_xattr_store(fd, st, dv);
 }
 
 int storage_digest(int fd, const struct stat *st, enum digest_alg alg,

@@ -84,6 +84,8 @@ struct storage_entry {
 	char type;          /* 'f' file, 'd' directory, 'l' symlink, 'o' other */
 	uint64_t size;
 	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint32_t mode;      /* permission bits */
 	const char *name;
 };
 
@@ -157,6 +159,13 @@ void storage_upload_abort(struct storage_upload *up);
  * Returns 0 or -errno. */
 int storage_digest(int fd, const struct stat *st, enum digest_alg alg,
 		   struct digest_value *out);
+
+/* The cached digest of an open regular file when its xattr still matches
+ * st's size, mtime and inode: 0, or -ENODATA (never computes). */
+int storage_digest_cached(int fd, const struct stat *st, enum digest_alg alg,
+			  struct digest_value *out);
+/* Caches dv for the file as st describes it (best effort). */
+void storage_digest_store(int fd, const struct stat *st, const struct digest_value *dv);
 
 /* Removes the temporary names STORAGE_STATE_DIR holds for pid's
  * interrupted replacing uploads, or everybody's when pid == 0: only

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -11,10 +12,28 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
+#include "listener.h"
 #include "log.h"
+#include "monotonic.h"
+#include "netio.h"
+#include "protocol.h"
 #include "session.h"
 #include "storage.h"
 #include "worker.h"
+
+/* Refused connections logged per worker: the first few of each minute,
+ * then a count. */
+#define WORKER_REFUSED_BURST      5
+#define WORKER_REFUSED_WINDOW_MS  (60 * 1000)
+
+/* What the accept path needs besides the session context. */
+struct worker_admission {
+	const struct config *conf;
+	struct access_table *table;
+	size_t slot_no;
+	struct log_ratelimit refusals;
+};
 
 static volatile sig_atomic_t worker_stop;
 static volatile sig_atomic_t worker_retire;
@@ -63,6 +82,8 @@ static int worker_setup_signals(sigset_t *wait_mask)
 	return 0;
 }
 
+/* A share that cannot be opened gets fd -1: its requests are refused
+ * while the other shares go on being served. */
 static int worker_open_shares(const struct config *conf, int **fds_out)
 {
 	int *fds = calloc(conf->n_shares ? conf->n_shares : 1, sizeof(*fds));
@@ -70,17 +91,10 @@ static int worker_open_shares(const struct config *conf, int **fds_out)
 	if (!fds)
 		return -ENOMEM;
 	for (size_t i = 0; i < conf->n_shares; i++) {
-		int fd = storage_open_root(conf->shares[i].path);
-
-		if (fd < 0) {
-			log_errno(fd, "share [%s]: cannot open %s", conf->shares[i].name,
-				  conf->shares[i].path);
-			while (i-- > 0)
-				close(fds[i]);
-			free(fds);
-			return fd;
-		}
-		fds[i] = fd;
+		fds[i] = storage_open_root(conf->shares[i].path);
+		if (fds[i] < 0)
+			log_errno(fds[i], "share [%s]: cannot open %s; refusing its requests "
+				  "until a reload", conf->shares[i].name, conf->shares[i].path);
 	}
 	*fds_out = fds;
 	return 0;
@@ -95,12 +109,69 @@ static void worker_accept_backoff(const sigset_t *wait_mask)
 	(void)ppoll(NULL, 0, &pause, wait_mask);
 }
 
-static void worker_accept(const struct session_ctx *ctx, int lfd,
-			  const sigset_t *wait_mask)
+/* Answers a connection we will not serve with one ERR line instead of
+ * the greeting, and closes it.  What the client already sent is read
+ * first (without waiting), so that close() does not answer it with a
+ * reset that could destroy the ERR line before the client reads it. */
+static void worker_refuse(struct worker_admission *adm, int fd, const char *peer,
+			  int code, const char *detail, const char *why)
+{
+	char line[256], drain[4096];
+	int n = proto_format_error(line, sizeof(line), code, detail);
+
+	if (n > 0)
+		(void)write_full(fd, line, (size_t)n);
+	(void)shutdown(fd, SHUT_WR);
+	/* Bounded: a client that keeps sending cannot keep us here. */
+	for (int i = 0; i < 16 && recv(fd, drain, sizeof(drain), MSG_DONTWAIT) > 0; i++)
+		;
+	close(fd);
+
+	char codebuf[8];
+	snprintf(codebuf, sizeof(codebuf), "%d", code);
+	struct log_field f[] = {
+		{ "CLIENT", peer },
+		{ "RESULT", "refused" },
+		{ "CODE", codebuf },
+	};
+	if (log_ratelimit_allow(&adm->refusals, monotonic_ms(), NULL, 0))
+		log_event(LOG_NOTICE, 0, LOG_MSGID_REQUEST, f, 3,
+			  "%s: connection refused: %s", peer, why);
+}
+
+/* Admission right after accept, before any byte is sent: address rules,
+ * then the per-address cap.  Returns true when the connection may be
+ * served (then access_leave must follow), false when it was refused and
+ * closed. */
+static bool worker_admit(struct worker_admission *adm, int fd,
+			 const struct sockaddr_storage *peer)
+{
+	const struct config *conf = adm->conf;
+	const struct sockaddr *sa = (const struct sockaddr *)peer;
+	char name[64];
+
+	if (!access_allowed(&conf->hosts_allow, &conf->hosts_deny, sa)) {
+		listener_format_sockaddr(sa, name, sizeof(name));
+		worker_refuse(adm, fd, name, PROTO_ERR_FORBIDDEN,
+			      "your address is not allowed", "address not allowed");
+		return false;
+	}
+	if (access_enter(adm->table, adm->slot_no, sa, conf->max_per_ip) == -EBUSY) {
+		listener_format_sockaddr(sa, name, sizeof(name));
+		worker_refuse(adm, fd, name, PROTO_ERR_SHUTTING_DOWN,
+			      "too many connections from your address, retry later",
+			      "max_per_ip reached");
+		return false;
+	}
+	return true;
+}
+
+static void worker_accept(const struct session_ctx *ctx, struct worker_admission *adm,
+			  int lfd, const sigset_t *wait_mask)
 {
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof(peer);
-	int fd;
+	int fd, r;
 
 	fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
 	if (fd < 0) {
@@ -113,15 +184,28 @@ static void worker_accept(const struct session_ctx *ctx, int lfd,
 		worker_accept_backoff(wait_mask);
 		return;
 	}
+	/* Dead peers are noticed even while a transfer waits on them. */
+	r = listener_set_keepalive(fd);
+	if (r < 0)
+		log_warn_errno(r, "TCP keepalive");
+	if (!worker_admit(adm, fd, &peer))
+		return;
 	scoreboard_set_state(ctx->slot, WORKER_BUSY);
 	session_run(ctx, fd, &peer);
+	access_leave(adm->table, adm->slot_no);
 	scoreboard_set_state(ctx->slot, worker_retire ? WORKER_RETIRING : WORKER_IDLE);
 }
 
 _Noreturn void worker_run(const struct config *conf,
 			  const struct listener_set *listeners,
-			  struct scoreboard_slot *slot)
+			  struct scoreboard_slot *slot, struct access_table *access,
+			  size_t slot_no)
 {
+	struct worker_admission adm = {
+		.conf = conf,
+		.table = access,
+		.slot_no = slot_no,
+	};
 	struct pollfd pfds[LISTENER_MAX];
 	sigset_t wait_mask;
 	int *share_fds = NULL;
@@ -132,9 +216,17 @@ _Noreturn void worker_run(const struct config *conf,
 		log_errno(r, "worker signal setup");
 		_exit(EX_OSERR);
 	}
-	r = worker_open_shares(conf, &share_fds);
-	if (r < 0)
+	/* Crash-loop tests need workers that die before serving anything; a
+	 * share that cannot be opened no longer does that. */
+	if (getenv("TCPFILED_TEST_WORKER_EXIT"))
 		_exit(EX_SOFTWARE);
+	r = worker_open_shares(conf, &share_fds);
+	if (r < 0) {
+		log_errno(r, "worker start");
+		_exit(EX_OSERR);
+	}
+	log_ratelimit_init(&adm.refusals, WORKER_REFUSED_BURST, WORKER_REFUSED_WINDOW_MS,
+			   LOG_NOTICE, "refused connections");
 
 	struct session_ctx ctx = {
 		.conf = conf,
@@ -157,8 +249,9 @@ _Noreturn void worker_run(const struct config *conf,
 		}
 		for (size_t i = 0; i < listeners->n && !worker_stop && !worker_retire; i++)
 			if (pfds[i].revents & POLLIN)
-				worker_accept(&ctx, pfds[i].fd, &wait_mask);
+				worker_accept(&ctx, &adm, pfds[i].fd, &wait_mask);
 	}
+	log_ratelimit_flush(&adm.refusals, NULL, 0);
 	/* Exit without running atexit handlers or flushing inherited stdio
 	 * buffers that belong to the master. */
 	_exit(EX_OK);

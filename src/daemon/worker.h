@@ -4,13 +4,21 @@
 
 #include <signal.h>
 
+#include "access.h"
 #include "config.h"
 #include "listener.h"
 #include "scoreboard.h"
 
-/* Runs in the child after fork(); never returns.  Exit status: 0 after a
- * graceful stop or retirement, 70 (EX_SOFTWARE) when a share root cannot
- * be opened, 71 (EX_OSERR) when signal setup or ppoll() fails. */
+/* Runs in the child after fork(); never returns.  Every accepted
+ * connection first passes admission (hosts_allow / hosts_deny, then
+ * max_per_ip counted in access at index slot_no, the worker's scoreboard
+ * slot); a refused one gets one ERR line and is closed.  A share root
+ * that cannot be opened is logged and its fd passed to the session as -1;
+ * the other shares are served.  Exit status: 0 after a graceful stop or
+ * retirement, 71 (EX_OSERR) when memory, signal setup or ppoll() fails,
+ * 70 (EX_SOFTWARE) at once when $TCPFILED_TEST_WORKER_EXIT is set (for
+ * crash-loop tests only). */
 _Noreturn void worker_run(const struct config *conf,
 			  const struct listener_set *listeners,
-			  struct scoreboard_slot *slot);
+			  struct scoreboard_slot *slot, struct access_table *access,
+			  size_t slot_no);

@@ -798,6 +798,32 @@ Test(journal, refused_put)
 	journal_expect_clean();
 }
 
+/* A client's bytes reach the journal escaped: a share name with ESC and a
+ * newline, and a refused line that tries to plant fields. */
+Test(journal, hostile_bytes_are_escaped)
+{
+	char line[256];
+	const struct jrec *r;
+	int fd;
+
+	start_journaled(2);
+	fd = raw_open(&d, NULL, 0);
+	raw_cmd(fd, line, sizeof(line), "STAT %%1B[31m%%0Ax/y");
+	cr_assert(strncmp(line, "ERR 550 ", 8) == 0, "answer: %s", line);
+	raw_cmd(fd, line, sizeof(line), "BOGUS client=10.9.9.9 result=ok");
+	cr_assert(strncmp(line, "ERR 500 ", 8) == 0, "answer: %s", line);
+	close(fd);
+
+	r = journal_expect(W("MESSAGE_ID=" LOG_MSGID_REQUEST,
+			     "TCPFILED_SHARE=\\x1b[31m\\x0ax"));
+	field_is(r, "TCPFILED_RESULT", "refused");
+	field_is(r, "TCPFILED_PATH", "%1B[31m%0Ax/y");
+	/* The second refusal on the connection: the bad line. */
+	r = journal_expect_nth(W("MESSAGE_ID=" LOG_MSGID_REQUEST, "TCPFILED_RESULT=refused"), 1);
+	field_contains(r, "MESSAGE", "BOGUS client\\x3d10.9.9.9 result\\x3dok");
+	journal_expect_clean();
+}
+
 Test(journal, killed_worker)
 {
 	char want[64];

@@ -102,12 +102,20 @@ static void expect_defaults(const struct config *conf)
 	cr_assert_eq(conf->n_listen, 1);
 	cr_expect_str_eq(conf->listen[0], "127.0.0.1:5005");
 	cr_expect_eq(conf->workers, 4);
-	cr_expect_eq(conf->backlog, 128);
+	cr_expect_eq(conf->backlog, config_default_backlog());
+	cr_expect_eq(conf->defer_accept_ms, 5000);
+	cr_expect_eq(conf->hosts_allow.n, 0);
+	cr_expect_eq(conf->hosts_deny.n, 0);
+	cr_expect_eq(conf->max_per_ip, 0);
 	cr_expect_eq(conf->shutdown_timeout_ms, 30000);
 	cr_expect_eq(conf->idle_timeout_ms, 300000);
 	cr_expect_eq(conf->crash_loop_timeout_ms, 60000);
 	cr_expect_eq(conf->log_level, LOG_INFO);
 	cr_expect(conf->fsync);
+	cr_expect_null(conf->users_file);
+	cr_expect_null(conf->tls_certificate);
+	cr_expect_null(conf->tls_key);
+	cr_expect_eq(conf->tls_min_version, CONFIG_TLS_1_3);
 	cr_assert_eq(conf->n_shares, 1);
 	cr_expect_str_eq(conf->shares[0].name, "files");
 	cr_expect_str_eq(conf->shares[0].path, sharedir);
@@ -146,6 +154,10 @@ Test(config, every_key)
 		"crash_loop_timeout = 0\n"
 		"log_level = debug\n"
 		"fsync = off\n"
+		"defer_accept = 3s\n"
+		"hosts_allow = 127.0.0.0/8, ::1 192.168.0.0/16\n"
+		"hosts_deny = 192.168.7.7\n"
+		"max_per_ip = 8\n"
 		"\n"
 		"[files]\n"
 		"path = %s\n"
@@ -170,17 +182,22 @@ Test(config, every_key)
 	cr_expect_eq(conf->crash_loop_timeout_ms, 0);
 	cr_expect_eq(conf->log_level, LOG_DEBUG);
 	cr_expect(!conf->fsync);
+	cr_expect_eq(conf->defer_accept_ms, 3000);
+	cr_expect_eq(conf->hosts_allow.n, 3);
+	cr_expect_eq(conf->hosts_deny.n, 1);
+	cr_expect_eq(conf->max_per_ip, 8);
 	cr_assert_eq(conf->n_shares, 2);
 	cr_expect_str_eq(conf->shares[0].name, "files");
 	cr_expect(conf->shares[0].read_only);
 	cr_expect(!conf->shares[0].overwrite);
 	cr_expect_eq(conf->shares[0].max_file_size, 10485760);
-	cr_expect_eq(conf->shares[0].line, 14);
+	cr_expect_eq(conf->shares[0].line, 18);
+	cr_expect_eq(conf->shares[0].path_line, 19);
 	cr_expect_str_eq(conf->shares[1].name, "other.share-2_x");
 	cr_expect(!conf->shares[1].read_only);
 	cr_expect(conf->shares[1].overwrite);
 	cr_expect_eq(conf->shares[1].max_file_size, 1099511627776);
-	cr_expect_eq(conf->shares[1].line, 20);
+	cr_expect_eq(conf->shares[1].line, 24);
 	config_free(conf);
 	free(text);
 }
@@ -294,6 +311,22 @@ static const struct bad_case bad_server_values[] = {
 	{ "fsync = maybe",
 	  "t.conf:2: fsync: expected yes/no, true/false, on/off or 1/0, got \"maybe\"" },
 	{ "fsync = 2", "t.conf:2: fsync: expected yes/no, true/false, on/off or 1/0, got \"2\"" },
+	{ "hosts_allow = 10.0.0.0/33",
+	  "t.conf:2: hosts_allow: prefix length must be 0..32 for IPv4, got \"10.0.0.0/33\"" },
+	{ "hosts_deny = ::1 fe80::/129",
+	  "t.conf:2: hosts_deny: prefix length must be 0..128 for IPv6, got \"fe80::/129\"" },
+	{ "hosts_allow = 10.0.0.1/8",
+	  "t.conf:2: hosts_allow: address has bits set beyond the prefix length, "
+	  "got \"10.0.0.1/8\"" },
+	{ "hosts_deny = example.com",
+	  "t.conf:2: hosts_deny: expected an IPv4 or IPv6 address (numeric, no host names), "
+	  "got \"example.com\"" },
+	{ "hosts_deny = ,",
+	  "t.conf:2: hosts_deny: expected addresses such as 127.0.0.0/8 ::1, got \",\"" },
+	{ "max_per_ip = 65536",
+	  "t.conf:2: max_per_ip: must be between 0 and 65535, got \"65536\"" },
+	{ "defer_accept = 11m",
+	  "t.conf:2: defer_accept: must be between 0 and 10m, got \"11m\"" },
 	{ "fsync =", "t.conf:2: fsync: expected yes/no, true/false, on/off or 1/0, got \"\"" },
 	{ "listen = 127.0.0.1", "t.conf:2: listen: expected HOST:PORT, got \"127.0.0.1\"" },
 	{ "listen = 127.0.0.1:70000",
@@ -349,6 +382,10 @@ static const struct bad_case bad_server_values[] = {
 	{ "read_only = yes",
 	  "t.conf:2: read_only: unknown key in [server] (it belongs in a share section)" },
 	{ "path = /tmp", "t.conf:2: path: unknown key in [server] (it belongs in a share section)" },
+	{ "users_file = users", "t.conf:2: users_file: must be an absolute path, got \"users\"" },
+	{ "tls_min_version = 1.1", "t.conf:2: tls_min_version: expected 1.3 or 1.2, got \"1.1\"" },
+	{ "tls_min_version = 1.3\ntls_key = /k\ntls_certificate = /c\ntls_min_version = 1.2",
+	  "t.conf:5: tls_min_version: duplicate key (first set at line 2)" },
 };
 
 Test(config, bad_server_values)
@@ -390,6 +427,29 @@ static const struct bad_case bad_share_values[] = {
 	{ "path = ~/files", "t.conf:2: path: must be an absolute path, got \"~/files\"" },
 	{ "path =", "t.conf:2: path: must be an absolute path, got \"\"" },
 };
+
+Test(config, login_and_tls_keys)
+{
+	char *share = files_share();
+	char *text = join("[server]\nusers_file = /etc/tcpfiled/users\n"
+			  "tls_certificate = /etc/tcpfiled/cert.pem\ntls_key = /etc/tcpfiled/key.pem\n"
+			  "tls_min_version = 1.2\n", share, "");
+	struct config *conf = load_ok(text);
+
+	cr_expect_str_eq(conf->users_file, "/etc/tcpfiled/users");
+	cr_expect_str_eq(conf->tls_certificate, "/etc/tcpfiled/cert.pem");
+	cr_expect_str_eq(conf->tls_key, "/etc/tcpfiled/key.pem");
+	cr_expect_eq(conf->tls_min_version, CONFIG_TLS_1_2);
+	config_free(conf);
+	free(text);
+	text = join("[server]\ntls_certificate = /c.pem\n", share, "");
+	expect_error(text, "t.conf: tls_key: missing (tls_certificate and tls_key go together)");
+	free(text);
+	text = join("[server]\ntls_key = /k.pem\n", share, "");
+	expect_error(text, "t.conf: tls_certificate: missing (tls_certificate and tls_key go together)");
+	free(text);
+	free(share);
+}
 
 Test(config, bad_share_values)
 {
@@ -601,7 +661,7 @@ Test(config, path_does_not_exist)
 	char *want = NULL;
 
 	cr_assert_neq(asprintf(&text, "[files]\npath = %s/nope\n", tmpdir), -1);
-	cr_assert_neq(asprintf(&want, "t.conf: [files] path: \"%s/nope\": No such file or directory",
+	cr_assert_neq(asprintf(&want, "t.conf:2: [files] path: \"%s/nope\": No such file or directory",
 			       tmpdir), -1);
 	expect_error(text, want);
 	free(want);
@@ -617,7 +677,7 @@ Test(config, path_not_a_directory)
 	snprintf(file, sizeof(file), "%s/plain", tmpdir);
 	write_file(file, "x", 1);
 	cr_assert_neq(asprintf(&text, "[files]\npath = %s\n", file), -1);
-	cr_assert_neq(asprintf(&want, "t.conf: [files] path: \"%s\" is not a directory", file), -1);
+	cr_assert_neq(asprintf(&want, "t.conf:2: [files] path: \"%s\" is not a directory", file), -1);
 	expect_error(text, want);
 	free(want);
 	free(text);

@@ -1,0 +1,104 @@
+/* session_internal: what session.c shares with the request handlers that
+ * move bodies (upload.c, download.c): the connection, its replies, its
+ * deadlines and its log record. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+#include "netio.h"
+#include "protocol.h"
+#include "session.h"
+
+/* Body bytes move through a buffer this large: hashed and written in one
+ * pass. */
+#define SESSION_CHUNK (256 * 1024)
+
+struct session {
+	const struct session_ctx *ctx;
+	struct conn conn;
+	struct linebuf lb;
+	char peer[64];
+	char pid[16];         /* this worker's, for log records */
+	char *chunk;          /* SESSION_CHUNK bytes */
+	struct log_ratelimit refusals;   /* bad request lines logged */
+	bool close;           /* stop after this request: framing lost, QUIT, I/O error */
+};
+
+/* A request's path resolved to a share and a path beneath its root. */
+struct target {
+	const struct share_conf *share;
+	int root_fd;
+	const char *rel;
+	size_t rel_len;
+};
+
+/* What one request did, for its log record. */
+struct outcome {
+	const char *op;
+	const struct proto_request *req;
+	uint64_t start_ms;
+	uint64_t bytes;       /* body bytes moved, discarded ones included */
+	int code;             /* 0 = OK */
+	const char *result;   /* ok, refused, aborted, error */
+	const char *detail;
+	const struct digest_value *digest;
+};
+
+/* Keeps a body moving: at least min_rate bytes per window, else the
+ * transfer is cut.  The worker it would otherwise hold belongs to the
+ * pool. */
+struct session_pace {
+	uint64_t min_rate;         /* bytes/s, 0 = no check */
+	uint64_t window_ms;
+	uint64_t window_start_ms;
+	uint64_t window_bytes;
+};
+
+void session_pace_start(const struct session *s, struct session_pace *p);
+/* Counts bytes moved; returns -ETIMEDOUT when a full window moved fewer
+ * than min_rate * window bytes. */
+int session_pace_account(struct session_pace *p, uint64_t bytes);
+
+/* Sends one preformatted line or frame header (more: body bytes follow at
+ * once).  A failed write marks the session for closing. */
+void session_send(struct session *s, const char *buf, size_t len, bool more);
+/* printf-style reply line; the format includes the LF. */
+void session_reply(struct session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Sends "ERR <code> <text>: why" and records it in o (when o is not NULL). */
+void session_fail(struct session *s, struct outcome *o, int code, const char *why);
+
+/* Maps a storage errno to the status a client should see, with the
+ * errno's text as the detail. */
+int session_status_from_errno(int err, const char **why);
+
+/* Splits SHARE[/REL] and checks REL (allow_root: the share root itself is
+ * acceptable).  Returns 0 or a status code with *why set. */
+int session_resolve(struct session *s, struct proto_request *req,
+		    bool allow_root, struct target *t, const char **why);
+
+/* The request's log record: one per request, refusals included. */
+void session_log(struct session *s, const struct outcome *o);
+
+/* Waits for the next line of a body until deadline_ms (monotonic), letting
+ * the worker's signals in.  Returns 1 with the line, 0 on EOF, -ETIMEDOUT,
+ * -EMSGSIZE (no LF within a line's length) or -errno.  Sends nothing. */
+int session_wait_line(struct session *s, uint64_t deadline_ms, char **line,
+		      size_t *len);
+
+/* Reads exactly len body bytes into buf (len <= SESSION_CHUNK), counting
+ * them against pace.  Returns 0, -EPIPE (EOF), -ETIMEDOUT (too slow) or
+ * -errno. */
+int session_read_body(struct session *s, void *buf, size_t len,
+		      struct session_pace *pace);
+
+/* The request handlers with a body. */
+void upload_run(struct session *s, struct proto_request *req);
+/* Skips the body frames of a PUT whose header was refused at parsing,
+ * counting the bytes into o.  Marks the session for closing when the
+ * frames cannot be followed. */
+void upload_skip_body(struct session *s, struct outcome *o);
+void download_run(struct session *s, struct proto_request *req);
