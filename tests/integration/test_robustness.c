@@ -351,7 +351,7 @@ static const struct bad_case corpus[] = {
 	{ LIT(" STAT files/exists\n"), 500, 500 },
 	{ LIT("STAT\tfiles/exists\n"), 500, 500 },
 	{ LIT("GET\n"), 500, 501 },
-	{ LIT("PUT\n"), 500, 501 },
+	{ LIT("PUT\nEND\n"), 500, 501 },
 	{ LIT("QUIT now\n"), 500, 501 },
 	{ LIT("NOOP x=1\n"), 500, 501 },
 	{ LIT("PUT files/x size=-1\nEND\n"), 501, 501 },
@@ -828,7 +828,11 @@ Test(robust, directory_paths_with_slashes, .init = setup, .fini = teardown)
 Test(robust, stalled_body_timeout, .init = setup_local, .fini = teardown,
      .timeout = 60)
 {
-	struct daemon_opts opts = { .server_extra = "idle_timeout = 1s\n" };
+	/* A body is bounded by min_rate over min_rate_window (a stall: one
+	 * window), not by idle_timeout. */
+	struct daemon_opts opts = {
+		.server_extra = "idle_timeout = 1s\nmin_rate_window = 1s\n",
+	};
 	char line[LINE_MAX_LEN];
 	int fd;
 
