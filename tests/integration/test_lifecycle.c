@@ -159,7 +159,7 @@ static void idle_connection_gets_421(int sig)
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
 	/* A request served proves this worker owns the connection. */
 	cr_assert_eq(proto_send_line(fd, "STAT files"), 0);
-	expect_line(fd, "OK d ", line, sizeof(line));
+	expect_line(fd, "OK type=d ", line, sizeof(line));
 
 	cr_assert_eq(kill(d.pid, sig), 0);
 	expect_line(fd, "ERR 421", line, sizeof(line));

@@ -255,7 +255,7 @@ Test(reload, invalid_config_keeps_the_old_one)
 	fd = daemon_connect_hello(&d);
 	cr_assert_geq(fd, 0, "still serving: %s", strerror(-fd));
 	cr_assert_eq(proto_send_line(fd, "STAT files"), 0);
-	expect_line(fd, "OK d ", line, sizeof(line));
+	expect_line(fd, "OK type=d ", line, sizeof(line));
 	close(fd);
 }
 
@@ -357,13 +357,13 @@ Test(reload, shares_added_and_removed)
 
 	reload_and_settle(&with, 2);
 	stat_share("extra", line, sizeof(line));
-	cr_assert(strncmp(line, "OK d ", 5) == 0, "added share: %s", line);
+	cr_assert(strncmp(line, "OK type=d ", 10) == 0, "added share: %s", line);
 
 	reload_and_settle(&without, 2);
 	stat_share("extra", line, sizeof(line));
 	cr_assert(strncmp(line, "ERR 550", 7) == 0, "removed share: %s", line);
 	stat_share("files", line, sizeof(line));
-	cr_assert(strncmp(line, "OK d ", 5) == 0, "kept share: %s", line);
+	cr_assert(strncmp(line, "OK type=d ", 10) == 0, "kept share: %s", line);
 }
 
 Test(reload, changed_listen_needs_a_restart)

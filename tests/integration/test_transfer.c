@@ -544,9 +544,9 @@ Test(transfer, del_files_and_dirs)
 	int fd = raw_connect();
 
 	raw_put_buf(fd, "files/del/a", "abc", 3, NULL, line, sizeof(line));
-	cr_assert(strncmp(line, "OK 3 ", 5) == 0, "%s", line);
+	cr_assert(strncmp(line, "OK size=3 ", 10) == 0, "%s", line);
 	raw_put_buf(fd, "files/del/sub/x", "x", 1, NULL, line, sizeof(line));
-	cr_assert(strncmp(line, "OK 1 ", 5) == 0, "%s", line);
+	cr_assert(strncmp(line, "OK size=1 ", 10) == 0, "%s", line);
 
 	raw_cmd(fd, line, sizeof(line), "DEL files/del/a");
 	cr_assert_str_eq(line, "OK");
@@ -598,7 +598,7 @@ Test(transfer, nested_dirs_beneath_root)
 	cr_assert_eq(count_entries(d.dir, ""), before + 4);
 	cr_assert_eq(count_entries(d.share_dir, ""), 4);
 	raw_cmd(fd, line, sizeof(line), "STAT files/n1/n2/n3/leaf.bin");
-	cr_assert(strncmp(line, "OK f 4096 ", 10) == 0, "%s", line);
+	cr_assert(strncmp(line, "OK type=f size=4096 ", 20) == 0, "%s", line);
 	test_free(p);
 	close(fd);
 }
