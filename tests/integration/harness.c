@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <openssl/evp.h>
 #include <xxhash.h>
 
 #include "netio.h"
@@ -672,24 +674,28 @@ static void harness_child_exec(const char *const *argv, char **envp,
 	_exit(127);
 }
 
-/* Forks and execs argv with stdin from /dev/null, stdout+stderr on out_fd
+/* Forks and execs argv with stdin from in_fd (-1: /dev/null), stdout+stderr on out_fd
  * and, for a daemon d with a listener, that listener as fd 3.  0 or
  * -errno; *pid set on success. */
 static int harness_fork_exec(const char *const *argv, const struct daemon *d,
-			     const char *const *env, int out_fd, pid_t *pid)
+			     const char *const *env, int in_fd, int out_fd,
+			     pid_t *pid)
 {
 	int pass_fd = d != NULL ? d->listen_fd : -1;
 	struct harness_env he = { 0 };
 	pid_t parent = getpid();
-	int null_fd, r;
+	int null_fd = -1, r;
 
 	r = harness_env_build(&he, d, pass_fd >= 0, env);
 	if (r < 0)
 		return r;
-	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null_fd < 0) {
-		r = -errno;
-		goto err_free_env;
+	if (in_fd < 0) {
+		null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (null_fd < 0) {
+			r = -errno;
+			goto err_free_env;
+		}
+		in_fd = null_fd;
 	}
 	*pid = fork();
 	if (*pid < 0) {
@@ -697,12 +703,13 @@ static int harness_fork_exec(const char *const *argv, const struct daemon *d,
 		goto err_close_null;
 	}
 	if (*pid == 0)
-		harness_child_exec(argv, he.envp, he.listen_pid, null_fd, out_fd,
+		harness_child_exec(argv, he.envp, he.listen_pid, in_fd, out_fd,
 				   pass_fd, parent);
 	r = 0;
 
 err_close_null:
-	close(null_fd);
+	if (null_fd >= 0)
+		close(null_fd);
 err_free_env:
 	free(he.envp);
 	return r;
@@ -726,7 +733,7 @@ int daemon_spawn(struct daemon *d, const char *const *argv,
 		r = -errno;
 		goto err_close_log;
 	}
-	r = harness_fork_exec(argv, d, env, log_fd, &pid);
+	r = harness_fork_exec(argv, d, env, -1, log_fd, &pid);
 	if (r < 0)
 		goto err_close_log;
 	d->pid = pid;
@@ -758,16 +765,11 @@ static bool harness_master_exited(struct daemon *d)
 static bool harness_greeting_cond(void *arg)
 {
 	struct daemon *d = arg;
-	char line[256];
-	bool ok;
-	int fd = daemon_connect(d);
+	int fd = daemon_connect_hello(d);
 
-	if (fd < 0)
-		return harness_master_exited(d);
-	ok = proto_recv_line(fd, line, sizeof(line)) > 0 &&
-	     strncmp(line, "TCPFILE ", 8) == 0;
-	close(fd);
-	return ok || harness_master_exited(d);
+	if (fd >= 0)
+		close(fd);
+	return fd >= 0 || harness_master_exited(d);
 }
 
 static bool harness_notify_has_line(const char *msg, const char *prefix)
@@ -1344,11 +1346,17 @@ static int harness_capture(int fd, char *out, size_t cap, int64_t deadline)
 int harness_spawn(const char *const *argv, const char *const *env,
 		  struct harness_proc *p)
 {
+	return harness_spawn_in(argv, env, -1, p);
+}
+
+int harness_spawn_in(const char *const *argv, const char *const *env,
+		     int in_fd, struct harness_proc *p)
+{
 	int pipefd[2], r;
 
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return -errno;
-	r = harness_fork_exec(argv, NULL, env, pipefd[1], &p->pid);
+	r = harness_fork_exec(argv, NULL, env, in_fd, pipefd[1], &p->pid);
 	close(pipefd[1]);
 	if (r < 0) {
 		close(pipefd[0]);
@@ -1401,19 +1409,26 @@ int harness_run(const char *const *argv, char *out, size_t cap)
 int tcpfile_spawnv(struct daemon *d, const char *const argv[],
 		   const char *server_env, struct harness_proc *p)
 {
-	const char *bin = harness_bin("TCPFILE_BIN");
 	char server_var[sizeof("TCPFILE_SERVER=") + 256];
 	const char *env[] = { server_var, NULL };
+
+	if (server_env != NULL &&
+	    (size_t)snprintf(server_var, sizeof(server_var), "TCPFILE_SERVER=%s",
+			     server_env) >= sizeof(server_var))
+		return -ENAMETOOLONG;
+	return tcpfile_spawn_env(d, argv, server_env != NULL ? env : NULL, -1, p);
+}
+
+int tcpfile_spawn_env(struct daemon *d, const char *const argv[],
+		      const char *const *env, int in_fd, struct harness_proc *p)
+{
+	const char *bin = harness_bin("TCPFILE_BIN");
 	const char **full;
 	size_t nargs = 0, n = 0;
 	int r;
 
 	if (bin == NULL)
 		return -ENOENT;
-	if (server_env != NULL &&
-	    (size_t)snprintf(server_var, sizeof(server_var), "TCPFILE_SERVER=%s",
-			     server_env) >= sizeof(server_var))
-		return -ENAMETOOLONG;
 	while (argv[nargs] != NULL)
 		nargs++;
 	full = calloc(nargs + 4, sizeof(*full));
@@ -1427,7 +1442,7 @@ int tcpfile_spawnv(struct daemon *d, const char *const argv[],
 	for (size_t i = 0; i < nargs; i++)
 		full[n++] = argv[i];
 	full[n] = NULL;
-	r = harness_spawn(full, server_env != NULL ? env : NULL, p);
+	r = harness_spawn_in(full, env, in_fd, p);
 	free(full);
 	return r;
 }
@@ -1662,24 +1677,134 @@ int daemon_wait_workers(struct daemon *d, size_t n, pid_t *pids, size_t cap,
 	return wait_until(harness_workers_cond, &w, timeout_ms) ? 0 : -ETIMEDOUT;
 }
 
-int daemon_connect_greeted(struct daemon *d)
+bool greeting_is_v2(const char *line)
 {
-	char line[256];
+	const char *v, *end;
+
+	if (strncmp(line, "TCPFILE ", 8) != 0)
+		return false;
+	v = line + 8;
+	end = v + strcspn(v, " ");
+	/* <versions> is a comma-separated list: "2", "2,3", "1,2". */
+	while (v < end) {
+		size_t len = strcspn(v, ", ");
+
+		if (len == 1 && v[0] == '2')
+			return true;
+		v += len;
+		if (*v == ',')
+			v++;
+	}
+	return false;
+}
+
+static bool harness_hello_ok(const char *line)
+{
+	char version[16];
+
+	return strncmp(line, "OK ", 3) == 0 &&
+	       reply_token(line, "version", version, sizeof(version)) &&
+	       strcmp(version, "2") == 0;
+}
+
+int daemon_connect_hello(struct daemon *d)
+{
+	char line[HARNESS_LINE_CAP];
 	ssize_t n;
 	int fd = daemon_connect(d);
+	int r;
 
 	if (fd < 0)
 		return fd;
+	r = proto_send_line(fd, HARNESS_HELLO);
+	if (r < 0)
+		goto err_close_fd;
 	n = proto_recv_line(fd, line, sizeof(line));
 	if (n < 0) {
-		close(fd);
-		return (int)n;
+		r = (int)n;
+		goto err_close_fd;
 	}
-	if (strncmp(line, "TCPFILE 1 ", 10) != 0) {
-		close(fd);
-		return -EPROTO;
+	r = -EPROTO;
+	if (!greeting_is_v2(line))
+		goto err_close_fd;
+	n = proto_recv_line(fd, line, sizeof(line));
+	if (n < 0) {
+		r = (int)n;
+		goto err_close_fd;
 	}
+	if (!harness_hello_ok(line))
+		goto err_close_fd;
 	return fd;
+
+err_close_fd:
+	close(fd);
+	return r;
+}
+
+bool reply_token(const char *line, const char *name, char *out, size_t cap)
+{
+	size_t nlen = strlen(name);
+	const char *p = line;
+
+	while (*p != '\0') {
+		size_t len = strcspn(p, " ");
+
+		if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+			size_t vlen = len - nlen - 1;
+
+			if (vlen + 1 > cap)
+				return false;
+			memcpy(out, p + nlen + 1, vlen);
+			out[vlen] = '\0';
+			return true;
+		}
+		if (len == nlen && strncmp(p, name, nlen) == 0) {
+			if (cap == 0)
+				return false;
+			out[0] = '\0';
+			return true;
+		}
+		p += len;
+		while (*p == ' ')
+			p++;
+	}
+	return false;
+}
+
+int daemon_log_op_bytes(struct daemon *d, const char *op, const char *path,
+			uint64_t *bytes, char *line, size_t cap)
+{
+	char *log = daemon_log_read(d), *found = NULL, *p;
+	char head[PROTO_MAX_LINE];
+	int r = -ENOENT;
+
+	if (log == NULL)
+		return -EIO;
+	snprintf(head, sizeof(head), "%s %s from ", op, path);
+	for (p = strstr(log, head); p != NULL; p = strstr(p + 1, head))
+		found = p;
+	if (found != NULL) {
+		size_t len = strcspn(found, "\n");
+		char *rec = strndup(found, len);
+		char *tail = rec != NULL ? strstr(rec, " bytes in ") : NULL;
+		char *num = tail;
+
+		/* ", N bytes in M ms": N is the word before " bytes in ". */
+		while (num != NULL && num > rec && num[-1] >= '0' && num[-1] <= '9')
+			num--;
+		if (tail != NULL && num < tail) {
+			*tail = '\0';
+			r = parse_u64(num, bytes) < 0 ? -EPROTO : 0;
+			*tail = ' ';
+		} else {
+			r = rec == NULL ? -ENOMEM : -EPROTO;
+		}
+		if (r == 0 && line != NULL && cap > 0)
+			snprintf(line, cap, "%s", rec);
+		free(rec);
+	}
+	free(log);
+	return r;
 }
 
 void xxh128_hex(const void *buf, size_t len, char out[33])
@@ -1752,8 +1877,8 @@ bool pid_in(pid_t pid, const pid_t *set, size_t n)
  * test; test_release_all() empties them for a test that failed early. */
 
 struct raw_conn {
-	int fd;
 	bool live;
+	struct conn conn;       /* the socket; netio's conn_close closes it */
 	struct linebuf lb;
 };
 
@@ -1796,7 +1921,7 @@ void test_release_all(void)
 {
 	for (size_t i = 0; i < TEST_MAX_CONNS; i++)
 		if (test_conns[i].live)
-			conn_close(&test_conns[i]);
+			raw_conn_close(&test_conns[i]);
 	for (size_t i = 0; i < TEST_MAX_OWNED; i++) {
 		free(test_owned[i]);
 		test_owned[i] = NULL;
@@ -1874,10 +1999,15 @@ void expect_line(int fd, const char *prefix, char *line, size_t cap)
 
 static void test_check_greeting(const char *line, char *greeting, size_t cap)
 {
-	cr_assert(strncmp(line, "TCPFILE 1 ", 10) == 0, "greeting: %s", line);
+	cr_assert(greeting_is_v2(line), "greeting: %s", line);
 	if (greeting != NULL)
 		cr_assert_lt((size_t)snprintf(greeting, cap, "%s", line), cap,
 			     "greeting too long: %s", line);
+}
+
+static void test_check_hello_ok(const char *line)
+{
+	cr_assert(harness_hello_ok(line), "answer to the hello: %s", line);
 }
 
 int raw_open(struct daemon *d, char *greeting, size_t cap)
@@ -1887,9 +2017,13 @@ int raw_open(struct daemon *d, char *greeting, size_t cap)
 	ssize_t n;
 
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+	cr_assert_eq(proto_send_line(fd, HARNESS_HELLO), 0, "sending the hello");
 	n = proto_recv_line(fd, line, sizeof(line));
 	cr_assert_geq(n, 0, "greeting: %s", strerror((int)-n));
 	test_check_greeting(line, greeting, cap);
+	n = proto_recv_line(fd, line, sizeof(line));
+	cr_assert_geq(n, 0, "answer to the hello: %s", strerror((int)-n));
+	test_check_hello_ok(line);
 	return fd;
 }
 
@@ -1923,49 +2057,188 @@ void raw_cmd(int fd, char *out, size_t cap, const char *fmt, ...)
 	raw_recv(fd, out, cap);
 }
 
-void raw_put_buf(int fd, const char *remote, const void *p, size_t n,
-		 const char *opts, char *final, size_t cap)
+void raw_send_data(int fd, const void *p, size_t n, size_t chunk)
 {
-	raw_cmd(fd, final, cap, "PUT %s %zu%s%s", remote, n,
-		opts ? " " : "", opts ? opts : "");
-	if (strcmp(final, "OK") != 0)
-		return;
-	cr_assert_eq(write_full(fd, p, n), 0, "sending the body of %s", remote);
+	static char frame[32 + 1024 * 1024];
+	const unsigned char *b = p;
+
+	if (chunk == 0 || chunk > PROTO_MAX_CHUNK)
+		chunk = PROTO_MAX_CHUNK;
+	while (n > 0) {
+		size_t len = n < chunk ? n : chunk;
+		int hl = snprintf(frame, 32, "DATA %zu\n", len);
+
+		/* Header and bytes in one write where they fit: no frame
+		 * header waits alone for a delayed ACK. */
+		if (len <= sizeof(frame) - (size_t)hl) {
+			memcpy(frame + hl, b, len);
+			cr_assert_eq(write_full(fd, frame, (size_t)hl + len), 0,
+				     "sending a DATA frame");
+		} else {
+			cr_assert_eq(write_full(fd, frame, (size_t)hl), 0);
+			cr_assert_eq(write_full(fd, b, len), 0, "sending DATA bytes");
+		}
+		b += len;
+		n -= len;
+	}
+}
+
+void raw_send_body(int fd, const void *p, size_t n, size_t chunk,
+		   const char *end_tokens)
+{
+	raw_send_data(fd, p, n, chunk);
+	if (end_tokens != NULL && end_tokens[0] != '\0')
+		cr_assert_eq(proto_send_line(fd, "END %s", end_tokens), 0);
+	else
+		cr_assert_eq(proto_send_line(fd, "END"), 0);
+}
+
+void raw_put_end(int fd, const char *remote, const void *p, size_t n,
+		 const char *opts, const char *end_tokens, char *final, size_t cap)
+{
+	char req[PROTO_MAX_LINE];
+	int len = snprintf(req, sizeof(req), "PUT %s size=%zu%s%s", remote, n,
+			   opts ? " " : "", opts ? opts : "");
+
+	cr_assert(len > 0 && (size_t)len < sizeof(req));
+	cr_assert_eq(proto_send_line(fd, "%s", req), 0, "send %s", req);
+	raw_send_body(fd, p, n, 0, end_tokens);
 	raw_recv(fd, final, cap);
 }
 
-struct raw_conn *conn_open(struct daemon *d, int io_timeout_ms, char *greeting,
-			   size_t cap)
+void raw_put_buf(int fd, const char *remote, const void *p, size_t n,
+		 const char *opts, char *final, size_t cap)
+{
+	raw_put_end(fd, remote, p, n, opts, NULL, final, cap);
+}
+
+/* ---- Digests ---- */
+
+static void harness_hex(const unsigned char *b, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+}
+
+void hasher_init(struct hasher *h, bool with_sha256)
+{
+	h->xxh = XXH3_createState();
+	h->sha = with_sha256 ? EVP_MD_CTX_new() : NULL;
+	cr_assert(h->xxh != NULL && (h->sha != NULL || !with_sha256), "out of memory");
+	cr_assert_eq(XXH3_128bits_reset(h->xxh), XXH_OK);
+	if (h->sha != NULL)
+		cr_assert_eq(EVP_DigestInit_ex(h->sha, EVP_sha256(), NULL), 1);
+}
+
+void hasher_update(struct hasher *h, const void *p, size_t n)
+{
+	cr_assert_eq(XXH3_128bits_update(h->xxh, p, n), XXH_OK);
+	if (h->sha != NULL)
+		cr_assert_eq(EVP_DigestUpdate(h->sha, p, n), 1);
+}
+
+void hasher_final(struct hasher *h, char *xxh, char *sha)
+{
+	XXH128_canonical_t canon;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+
+	XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(h->xxh));
+	strcpy(xxh, "xxh3-128:");
+	harness_hex(canon.digest, sizeof(canon.digest), xxh + strlen(xxh));
+	XXH3_freeState(h->xxh);
+	h->xxh = NULL;
+	if (sha != NULL)
+		sha[0] = '\0';
+	if (h->sha == NULL)
+		return;
+	cr_assert_eq(EVP_DigestFinal_ex(h->sha, md, &mdlen), 1);
+	cr_assert_eq(mdlen, 32u);
+	if (sha != NULL) {
+		strcpy(sha, "sha256:");
+		harness_hex(md, mdlen, sha + strlen(sha));
+	}
+	EVP_MD_CTX_free(h->sha);
+	h->sha = NULL;
+}
+
+void digest_buf(const void *p, size_t n, char *xxh, char *sha)
+{
+	struct hasher h;
+
+	hasher_init(&h, sha != NULL);
+	hasher_update(&h, p, n);
+	hasher_final(&h, xxh, sha);
+}
+
+void digest_file(const char *path, char *xxh, char *sha)
+{
+	static char chunk[1024 * 1024];
+	struct hasher h;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	hasher_init(&h, sha != NULL);
+	while ((n = read_full(fd, chunk, sizeof(chunk))) > 0)
+		hasher_update(&h, chunk, (size_t)n);
+	cr_assert_geq(n, 0, "read %s: %s", path, strerror((int)-n));
+	close(fd);
+	hasher_final(&h, xxh, sha);
+}
+
+/* ---- Connections with bodies ---- */
+
+struct raw_conn *raw_conn_open(struct daemon *d, int io_timeout_ms,
+			       char *greeting, size_t cap)
 {
 	char line[PROTO_MAX_LINE];
 	struct raw_conn *c = NULL;
+	int fd;
 
 	for (size_t i = 0; i < TEST_MAX_CONNS && c == NULL; i++)
 		if (!test_conns[i].live)
 			c = &test_conns[i];
 	cr_assert_not_null(c, "more than %d connections", TEST_MAX_CONNS);
 
-	c->fd = daemon_connect(d);
-	cr_assert_geq(c->fd, 0, "connect: %s", strerror(-c->fd));
-	if (socket_set_timeouts(c->fd, (uint64_t)io_timeout_ms) < 0 ||
-	    linebuf_init(&c->lb, c->fd, PROTO_MAX_LINE) < 0) {
-		close(c->fd);
+	fd = daemon_connect(d);
+	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+	if (socket_set_timeouts(fd, (uint64_t)io_timeout_ms) < 0) {
+		close(fd);
+		cr_assert_fail("setting the socket timeouts failed");
+	}
+	conn_init_plain(&c->conn, fd);
+	if (linebuf_init(&c->lb, &c->conn, PROTO_MAX_LINE) < 0) {
+		conn_close(&c->conn);
 		cr_assert_fail("setting up the connection failed");
 	}
 	c->live = true;
-	conn_line(c, line, sizeof(line));
+	cr_assert_eq(proto_send_line(fd, HARNESS_HELLO), 0, "sending the hello");
+	raw_conn_line(c, line, sizeof(line));
 	test_check_greeting(line, greeting, cap);
+	raw_conn_line(c, line, sizeof(line));
+	test_check_hello_ok(line);
 	return c;
 }
 
-void conn_close(struct raw_conn *c)
+void raw_conn_close(struct raw_conn *c)
 {
 	linebuf_finish(&c->lb);
-	close(c->fd);
+	conn_close(&c->conn);
 	c->live = false;
 }
 
-void conn_line(struct raw_conn *c, char *out, size_t cap)
+int raw_conn_fd(const struct raw_conn *c)
+{
+	return c->conn.fd;
+}
+
+void raw_conn_line(struct raw_conn *c, char *out, size_t cap)
 {
 	char *line;
 	size_t len;
@@ -1976,7 +2249,7 @@ void conn_line(struct raw_conn *c, char *out, size_t cap)
 	memcpy(out, line, len + 1);
 }
 
-void conn_cmd(struct raw_conn *c, char *status, size_t cap, const char *fmt, ...)
+void raw_conn_cmd(struct raw_conn *c, char *status, size_t cap, const char *fmt, ...)
 {
 	char req[PROTO_MAX_LINE];
 	va_list ap;
@@ -1984,38 +2257,155 @@ void conn_cmd(struct raw_conn *c, char *status, size_t cap, const char *fmt, ...
 	va_start(ap, fmt);
 	test_format_request(req, sizeof(req), fmt, ap);
 	va_end(ap);
-	cr_assert_eq(proto_send_line(c->fd, "%s", req), 0, "send %s", req);
-	conn_line(c, status, cap);
+	cr_assert_eq(proto_send_line(c->conn.fd, "%s", req), 0, "send %s", req);
+	raw_conn_line(c, status, cap);
 }
 
-unsigned char *conn_body(struct raw_conn *c, uint64_t n)
+void raw_conn_read(struct raw_conn *c, void *p, size_t n)
 {
-	unsigned char *p = test_alloc((size_t)n);
-	uint64_t done = 0;
+	unsigned char *b = p;
+	size_t done = 0;
 
 	while (done < n) {
-		ssize_t r = linebuf_read(&c->lb, p + done, (size_t)(n - done));
+		ssize_t r = linebuf_read(&c->lb, b + done, n - done);
 
-		cr_assert_gt(r, 0, "body ended after %" PRIu64 " of %" PRIu64 " bytes: %zd",
-			     done, n, r);
-		done += (uint64_t)r;
+		cr_assert_gt(r, 0, "stream ended after %zu of %zu bytes: %zd", done, n, r);
+		done += (size_t)r;
 	}
+}
+
+/* Parses "DATA <n>" strictly (decimal, 1..PROTO_MAX_CHUNK). */
+static bool harness_data_len(const char *line, uint64_t *n)
+{
+	if (strncmp(line, "DATA ", 5) != 0 || line[5] == '\0' ||
+	    strspn(line + 5, "0123456789") != strlen(line + 5))
+		return false;
+	return parse_u64(line + 5, n) == 0 && *n >= 1 && *n <= PROTO_MAX_CHUNK;
+}
+
+/* Where a body comes from: a raw_conn's buffer, or a plain fd whose lines
+ * proto_recv_line reads byte by byte (so nothing is read ahead). */
+struct body_src {
+	struct raw_conn *c;
+	int fd;
+};
+
+static void body_src_line(const struct body_src *src, char *out, size_t cap)
+{
+	if (src->c != NULL)
+		raw_conn_line(src->c, out, cap);
+	else
+		raw_recv(src->fd, out, cap);
+}
+
+static void body_src_read(const struct body_src *src, void *p, size_t n)
+{
+	ssize_t got;
+
+	if (src->c != NULL) {
+		raw_conn_read(src->c, p, n);
+		return;
+	}
+	got = read_full(src->fd, p, n);
+	cr_assert_eq(got, (ssize_t)n, "stream ended inside a DATA frame: %zd of %zu",
+		     got, n);
+}
+
+static void body_read(const struct body_src *src, int out_fd, void *buf,
+		      size_t cap, struct body_info *bi)
+{
+	static unsigned char chunk[1024 * 1024];
+	char line[PROTO_MAX_LINE];
+	char xxh[DIGEST_TEXT_LEN], sha[DIGEST_TEXT_LEN];
+	struct hasher h;
+	bool want_sha = false;
+
+	memset(bi, 0, sizeof(*bi));
+	/* END names the algorithm only after the bytes: hash both ways while
+	 * they pass. */
+	hasher_init(&h, true);
+	for (;;) {
+		uint64_t n;
+
+		body_src_line(src, line, sizeof(line));
+		if (!harness_data_len(line, &n))
+			break;
+		bi->frames++;
+		while (n > 0) {
+			/* The very first byte alone, so its arrival is timed. */
+			size_t want = bi->len == 0 ? 1 : n < sizeof(chunk) ? (size_t)n
+									   : sizeof(chunk);
+
+			body_src_read(src, chunk, want);
+			if (bi->len == 0)
+				bi->first_byte_ms = harness_now_ms();
+			hasher_update(&h, chunk, want);
+			if (out_fd >= 0)
+				cr_assert_eq(write_full(out_fd, chunk, want), 0,
+					     "writing the body out");
+			if (buf != NULL) {
+				cr_assert_leq(bi->len + want, cap, "body longer than %zu", cap);
+				memcpy((unsigned char *)buf + bi->len, chunk, want);
+			}
+			bi->len += want;
+			n -= want;
+		}
+	}
+	hasher_final(&h, xxh, sha);
+	snprintf(bi->last, sizeof(bi->last), "%s", line);
+	if (strcmp(line, "ABORT") == 0 || strncmp(line, "ABORT ", 6) == 0) {
+		bi->aborted = true;
+		return;
+	}
+	cr_assert(strcmp(line, "END") == 0 || strncmp(line, "END ", 4) == 0,
+		  "framing error in a body: \"%s\"", line);
+	if (reply_token(line, "digest", bi->digest, sizeof(bi->digest)))
+		want_sha = strncasecmp(bi->digest, "sha256:", 7) == 0;
+	snprintf(bi->computed, sizeof(bi->computed), "%s", want_sha ? sha : xxh);
+}
+
+void raw_conn_read_body(struct raw_conn *c, int out_fd, void *buf, size_t cap,
+			struct body_info *bi)
+{
+	struct body_src src = { .c = c, .fd = -1 };
+
+	body_read(&src, out_fd, buf, cap, bi);
+}
+
+void raw_recv_body(int fd, void *buf, size_t cap, struct body_info *bi)
+{
+	struct body_src src = { .c = NULL, .fd = fd };
+
+	body_read(&src, -1, buf, cap, bi);
+}
+
+void body_check(const struct body_info *bi, uint64_t n)
+{
+	cr_assert_not(bi->aborted, "body aborted after %" PRIu64 " bytes: %s",
+		      bi->len, bi->last);
+	cr_assert_eq(bi->len, n, "body of %" PRIu64 " bytes, wanted %" PRIu64, bi->len, n);
+	cr_assert_neq(bi->digest[0], '\0', "END without digest=: %s", bi->last);
+	cr_assert(strcasecmp(bi->digest, bi->computed) == 0,
+		  "END says %s, the bytes are %s", bi->digest, bi->computed);
+}
+
+unsigned char *raw_conn_body(struct raw_conn *c, uint64_t n)
+{
+	unsigned char *p = test_alloc((size_t)n);
+	struct body_info bi;
+
+	raw_conn_read_body(c, -1, p, (size_t)n, &bi);
+	body_check(&bi, n);
 	return p;
 }
 
-void conn_body_to_file(struct raw_conn *c, uint64_t n, const char *path)
+void raw_conn_body_to_file(struct raw_conn *c, uint64_t n, const char *path)
 {
-	static char chunk[1024 * 1024];
+	struct body_info bi;
 	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
 	cr_assert_geq(out, 0, "open %s: %s", path, strerror(errno));
-	while (n > 0) {
-		size_t want = n < sizeof(chunk) ? (size_t)n : sizeof(chunk);
-		ssize_t r = linebuf_read(&c->lb, chunk, want);
-
-		cr_assert_gt(r, 0, "body ended early (%" PRIu64 " bytes missing)", n);
-		cr_assert_eq(write_full(out, chunk, (size_t)r), 0);
-		n -= (uint64_t)r;
-	}
+	raw_conn_read_body(c, out, NULL, 0, &bi);
 	cr_assert_eq(close(out), 0);
+	body_check(&bi, n);
 }

@@ -10,6 +10,8 @@
 #include <sys/types.h>
 
 #define HARNESS_TIMEOUT_MS 10000
+/* Longest protocol line including its LF (PROTO_MAX_LINE). */
+#define HARNESS_LINE_CAP 8192
 
 struct daemon_opts {
 	unsigned workers;             /* 0 → 2 */
@@ -175,6 +177,14 @@ int harness_proc_wait(struct harness_proc *p, char *out, size_t cap,
  * (a test can then play the server's part). */
 int tcpfile_spawnv(struct daemon *d, const char *const argv[],
 		   const char *server_env, struct harness_proc *p);
+/* harness_spawn with stdin from in_fd (-1: /dev/null; not taken over). */
+int harness_spawn_in(const char *const *argv, const char *const *env,
+		     int in_fd, struct harness_proc *p);
+/* tcpfile_spawnv without TCPFILE_SERVER, with env ("NAME=value",
+ * NULL-terminated, may be NULL) added and stdin from in_fd (-1:
+ * /dev/null). */
+int tcpfile_spawn_env(struct daemon *d, const char *const argv[],
+		      const char *const *env, int in_fd, struct harness_proc *p);
 
 /* Removes path and everything beneath it (directories without permissions
  * are made accessible first).  Best effort: problems go to stderr, so a
@@ -210,9 +220,30 @@ bool daemon_notify_seen(struct daemon *d, const char *prefix);
 int daemon_wait_workers(struct daemon *d, size_t n, pid_t *pids, size_t cap,
 			int timeout_ms);
 
-/* daemon_connect plus the greeting ("TCPFILE 1 ..."): fd, or -errno
- * (-EPROTO for another first line, e.g. ERR 421). */
-int daemon_connect_greeted(struct daemon *d);
+/* The hello every harness client sends right after connecting: the
+ * listener has TCP_DEFER_ACCEPT, so a client that waits for the greeting
+ * before speaking is not even accepted for seconds. */
+#define HARNESS_HELLO "HELLO 2 client=itest/1"
+
+/* daemon_connect, then HARNESS_HELLO at once, then the greeting (a
+ * "TCPFILE " line listing version 2) and "OK version=2...": the fd, or
+ * -errno (-EPROTO for any other line, e.g. ERR 421). */
+int daemon_connect_hello(struct daemon *d);
+
+/* True when line is a greeting that lists protocol version 2. */
+bool greeting_is_v2(const char *line);
+
+/* The value of token name in a reply's space-separated tokens (an OK, END
+ * or ENTRY line; the first word is skipped when it is no token) copied
+ * into out; false when absent (or it does not fit).  Parsed here, not by
+ * src/common/protocol.c, so the tests check the codec independently. */
+bool reply_token(const char *line, const char *name, char *out, size_t cap);
+
+/* Finds the daemon's last log record "<op> <path> from ...: <result>...,
+ * N bytes in M ms" and returns N in *bytes and the record in line (may be
+ * NULL).  0, or -ENOENT while there is none. */
+int daemon_log_op_bytes(struct daemon *d, const char *op, const char *path,
+			uint64_t *bytes, char *line, size_t cap);
 
 /* XXH3-128 as lower-case hex, computed with libxxhash directly (not the
  * project's digest module), for "xxh3-128:<hex>" comparisons. */
@@ -269,37 +300,93 @@ void scratch_remove(char *dir);
 /* Reads one line from fd; fails unless it starts with prefix. */
 void expect_line(int fd, const char *prefix, char *line, size_t cap);
 
-/* A plain connection: daemon_connect, then the greeting, which must start
- * "TCPFILE 1 " (copied into greeting when that is non-NULL).  Returns the
- * fd; the caller closes it. */
+/* A plain connection: daemon_connect, HARNESS_HELLO, the greeting (must
+ * list version 2; copied into greeting when that is non-NULL) and
+ * "OK version=2".  Returns the fd; the caller closes it. */
 int raw_open(struct daemon *d, char *greeting, size_t cap);
 /* One answer line. */
 void raw_recv(int fd, char *out, size_t cap);
 /* Sends one request line and reads one answer line. */
 void raw_cmd(int fd, char *out, size_t cap, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-/* PUT in the normal form: header, go-ahead, body, final answer.  When the
- * header is refused, final holds that ERR line and no body is sent.  opts
- * (may be NULL) is appended to the header. */
+/* Sends p[0..n) as DATA frames of at most chunk bytes (0: the protocol's
+ * largest), each header and its bytes in one write. */
+void raw_send_data(int fd, const void *p, size_t n, size_t chunk);
+/* raw_send_data, then "END" with end_tokens (may be NULL) appended. */
+void raw_send_body(int fd, const void *p, size_t n, size_t chunk,
+		   const char *end_tokens);
+/* PUT in the pipelined form: "PUT remote size=n[ opts]", the body frames
+ * and END at once, then the one final answer into final (a refusal at the
+ * header arrives as that answer too; the server skips the frames). */
 void raw_put_buf(int fd, const char *remote, const void *p, size_t n,
 		 const char *opts, char *final, size_t cap);
+/* raw_put_buf with end_tokens (e.g. "digest=sha256:...", may be NULL)
+ * on the END line. */
+void raw_put_end(int fd, const char *remote, const void *p, size_t n,
+		 const char *opts, const char *end_tokens, char *final, size_t cap);
+
+/* Digest texts computed here with libxxhash and OpenSSL, independently of
+ * src/common/digest.c: "xxh3-128:<32 hex>" and "sha256:<64 hex>". */
+#define DIGEST_TEXT_LEN 80
+struct hasher {
+	void *xxh;      /* XXH3_state_t */
+	void *sha;      /* EVP_MD_CTX, NULL when only xxh3-128 is wanted */
+};
+/* with_sha256 false: only the xxh3-128 text is produced (faster). */
+void hasher_init(struct hasher *h, bool with_sha256);
+void hasher_update(struct hasher *h, const void *p, size_t n);
+/* Writes the texts (sha may be NULL; "" without sha256) and frees the
+ * state. */
+void hasher_final(struct hasher *h, char *xxh, char *sha);
+void digest_buf(const void *p, size_t n, char *xxh, char *sha);
+void digest_file(const char *path, char *xxh, char *sha);
 
 /* A connection whose answers may carry a body: status lines and body bytes
  * come through one buffer in step, so no byte read ahead of a body is
  * lost.  At most TEST_MAX_CONNS open at a time. */
 struct raw_conn;
 
-/* Connects with SO_RCVTIMEO/SO_SNDTIMEO of io_timeout_ms and reads the
- * greeting as raw_open does. */
-struct raw_conn *conn_open(struct daemon *d, int io_timeout_ms, char *greeting,
-			   size_t cap);
-void conn_close(struct raw_conn *c);
-/* One status line. */
-void conn_line(struct raw_conn *c, char *out, size_t cap);
+/* Connects with SO_RCVTIMEO/SO_SNDTIMEO of io_timeout_ms and says hello
+ * as raw_open does. */
+struct raw_conn *raw_conn_open(struct daemon *d, int io_timeout_ms,
+			       char *greeting, size_t cap);
+void raw_conn_close(struct raw_conn *c);
+int raw_conn_fd(const struct raw_conn *c);
+/* One line (status, frame header, ENTRY). */
+void raw_conn_line(struct raw_conn *c, char *out, size_t cap);
 /* Sends one request line and reads the status line into status. */
-void conn_cmd(struct raw_conn *c, char *status, size_t cap, const char *fmt, ...)
+void raw_conn_cmd(struct raw_conn *c, char *status, size_t cap, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-/* Exactly n body bytes, in a test_alloc block. */
-unsigned char *conn_body(struct raw_conn *c, uint64_t n);
-/* Exactly n body bytes, streamed into path (created or truncated). */
-void conn_body_to_file(struct raw_conn *c, uint64_t n, const char *path);
+/* Exactly n raw bytes (buffered ones first). */
+void raw_conn_read(struct raw_conn *c, void *p, size_t n);
+
+/* A body as it arrived: DATA frames up to END or ABORT. */
+struct body_info {
+	uint64_t len;                   /* body bytes received */
+	uint64_t frames;                /* DATA frames */
+	int64_t first_byte_ms;          /* harness_now_ms() when the first
+					   body byte was in; 0 for none */
+	bool aborted;                   /* ended by ABORT */
+	char last[HARNESS_LINE_CAP];    /* the END or ABORT line */
+	char digest[DIGEST_TEXT_LEN];   /* END's digest= ("" if none) */
+	char computed[DIGEST_TEXT_LEN]; /* the received bytes' digest, in
+					   the algorithm digest= named
+					   (xxh3-128 without one) */
+};
+/* Reads one body.  The bytes go to out_fd when >= 0, and into buf when not
+ * NULL (more than cap bytes fail the test).  Framing errors fail the
+ * test. */
+void raw_conn_read_body(struct raw_conn *c, int out_fd, void *buf, size_t cap,
+			struct body_info *bi);
+/* raw_conn_read_body on a plain fd (from raw_open or
+ * daemon_connect_hello), into buf only. */
+void raw_recv_body(int fd, void *buf, size_t cap, struct body_info *bi);
+/* Fails the test unless the body has n bytes and ended with an END whose
+ * digest= matches them. */
+void body_check(const struct body_info *bi, uint64_t n);
+/* Exactly n body bytes ended by an END whose digest= matches them, in a
+ * test_alloc block. */
+unsigned char *raw_conn_body(struct raw_conn *c, uint64_t n);
+/* Exactly n body bytes as above, streamed into path (created or
+ * truncated). */
+void raw_conn_body_to_file(struct raw_conn *c, uint64_t n, const char *path);

@@ -69,8 +69,8 @@ static bool activate_listening(void *arg)
 /* Starts tcpfiled under systemd-socket-activate on d.port.  The config
  * names 127.0.0.1:1, which must be ignored in favour of the inherited
  * socket.  systemd-socket-activate only execs its command once a client
- * knocks, so this connects once; returns that connection (the daemon
- * greets it when it is up).  Consumes no notify datagram. */
+ * knocks, so this connects once and says hello; returns that connection
+ * (the daemon greets it when it is up).  Consumes no notify datagram. */
 static int start_activated(unsigned workers)
 {
 	char listen_arg[64], notify_arg[PATH_MAX + 32];
@@ -98,6 +98,9 @@ static int start_activated(unsigned workers)
 		  "systemd-socket-activate listens");
 	r = daemon_connect(&d);
 	cr_assert_geq(r, 0, "connect: %s", strerror(-r));
+	/* Speak first, as every client does: a listener with
+	 * TCP_DEFER_ACCEPT would not hand a silent connection over. */
+	cr_assert_eq(proto_send_line(r, HARNESS_HELLO), 0);
 	return r;
 }
 
@@ -115,27 +118,27 @@ static int connect_port(uint16_t port)
 /* Upload then download one file over one connection; checks every byte. */
 static void roundtrip(const char *name, size_t size)
 {
-	char line[512], want[128], hex[33];
+	char line[512], want[128], hex[33], remote[PATH_MAX];
 	char *body = malloc(size), *back = malloc(size);
+	struct body_info *bi = malloc(sizeof(*bi));
 	int fd;
 
-	cr_assert(body != NULL && back != NULL);
+	cr_assert(body != NULL && back != NULL && bi != NULL);
 	cr_assert_eq(getrandom(body, size, 0), (ssize_t)size);
 	xxh128_hex(body, size, hex);
-	snprintf(want, sizeof(want), "OK %zu xxh3-128:%s", size, hex);
+	snprintf(want, sizeof(want), "OK size=%zu digest=xxh3-128:%s", size, hex);
+	snprintf(remote, sizeof(remote), "files/%s", name);
 
-	fd = daemon_connect_greeted(&d);
+	fd = daemon_connect_hello(&d);
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
-	cr_assert_eq(proto_send_line(fd, "PUT files/%s %zu", name, size), 0);
-	expect_line(fd, "OK", line, sizeof(line));
-	cr_assert_eq(write_full(fd, body, size), 0);
-	expect_line(fd, "OK ", line, sizeof(line));
+	raw_put_buf(fd, remote, body, size, NULL, line, sizeof(line));
 	cr_assert_str_eq(line, want);
-	cr_assert_eq(proto_send_line(fd, "GET files/%s", name), 0);
+	cr_assert_eq(proto_send_line(fd, "GET %s", remote), 0);
 	expect_line(fd, "OK ", line, sizeof(line));
-	cr_assert_str_eq(line, want);
-	cr_assert_eq(read_full(fd, back, size), (ssize_t)size);
+	raw_recv_body(fd, back, size, bi);
+	body_check(bi, size);
 	cr_assert_eq(memcmp(body, back, size), 0, "downloaded bytes match");
+	free(bi);
 	cr_assert_eq(proto_send_line(fd, "QUIT"), 0);
 	expect_line(fd, "OK bye", line, sizeof(line));
 	close(fd);
@@ -153,7 +156,9 @@ Test(activation, serves_on_the_inherited_socket)
 	if (r < 0)
 		daemon_dump_log(&d);
 	cr_assert_eq(r, 0, "READY=1: %s", strerror(-r));
-	expect_line(knock, "TCPFILE 1 ", line, sizeof(line));
+	expect_line(knock, "TCPFILE ", line, sizeof(line));
+	cr_assert(greeting_is_v2(line), "greeting: %s", line);
+	expect_line(knock, "OK ", line, sizeof(line));
 	close(knock);
 	roundtrip("activated.bin", 300000);
 	fd = connect_port(1);
@@ -274,7 +279,7 @@ Test(activation, foreign_listen_pid_is_ignored)
 		daemon_dump_log(&d);
 	cr_assert_eq(r, 0, "READY=1: %s", strerror(-r));
 
-	fd = daemon_connect_greeted(&d);
+	fd = daemon_connect_hello(&d);
 	if (fd < 0)
 		daemon_dump_log(&d);
 	cr_assert_geq(fd, 0, "served on the configured listen address: %s",

@@ -112,7 +112,7 @@ Test(lifecycle, killed_worker_is_replaced)
 /* Sends the body of src in two halves with a SIGTERM in between. */
 Test(lifecycle, sigterm_lets_upload_finish)
 {
-	char src[PATH_MAX], dst[PATH_MAX], line[512], want[64], hex[33];
+	char src[PATH_MAX], dst[PATH_MAX], line[512], want[128], hex[33];
 	static char body[BIG_SIZE];
 	int fd, status;
 
@@ -126,19 +126,19 @@ Test(lifecycle, sigterm_lets_upload_finish)
 	close(fd);
 	xxh128_hex(body, BIG_SIZE, hex);
 
-	fd = daemon_connect_greeted(&d);
+	fd = daemon_connect_hello(&d);
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
-	cr_assert_eq(proto_send_line(fd, "PUT files/big.bin %u", BIG_SIZE), 0);
-	expect_line(fd, "OK", line, sizeof(line));
-	cr_assert_str_eq(line, "OK", "go-ahead is a bare OK");
-	cr_assert_eq(write_full(fd, body, BIG_SIZE / 2), 0);
+	cr_assert_eq(proto_send_line(fd, "PUT files/big.bin size=%u continue=1", BIG_SIZE), 0);
+	expect_line(fd, "CONTINUE", line, sizeof(line));
+	cr_assert_str_eq(line, "CONTINUE", "the go-ahead is a bare CONTINUE");
+	raw_send_data(fd, body, BIG_SIZE / 2, 1024 * 1024);
 
 	cr_assert_eq(kill(d.pid, SIGTERM), 0);
 	cr_assert_eq(daemon_wait_notify(&d, "STOPPING=1", HARNESS_TIMEOUT_MS, NULL, 0), 0,
 		     "STOPPING=1 after SIGTERM");
 
-	cr_assert_eq(write_full(fd, body + BIG_SIZE / 2, BIG_SIZE - BIG_SIZE / 2), 0);
-	snprintf(want, sizeof(want), "OK %u xxh3-128:%s", BIG_SIZE, hex);
+	raw_send_body(fd, body + BIG_SIZE / 2, BIG_SIZE - BIG_SIZE / 2, 1024 * 1024, NULL);
+	snprintf(want, sizeof(want), "OK size=%u digest=xxh3-128:%s", BIG_SIZE, hex);
 	expect_line(fd, "OK", line, sizeof(line));
 	cr_assert_str_eq(line, want);
 	close(fd);
@@ -155,11 +155,11 @@ static void idle_connection_gets_421(int sig)
 	int fd, status;
 
 	start_daemon(&d, &(struct daemon_opts){ .workers = 2 });
-	fd = daemon_connect_greeted(&d);
+	fd = daemon_connect_hello(&d);
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
 	/* A request served proves this worker owns the connection. */
 	cr_assert_eq(proto_send_line(fd, "STAT files"), 0);
-	expect_line(fd, "OK d ", line, sizeof(line));
+	expect_line(fd, "OK type=d ", line, sizeof(line));
 
 	cr_assert_eq(kill(d.pid, sig), 0);
 	expect_line(fd, "ERR 421", line, sizeof(line));
@@ -190,10 +190,12 @@ Test(lifecycle, stalled_upload_is_killed_after_shutdown_timeout)
 
 	start_daemon(&d, &(struct daemon_opts){ .workers = 2,
 						.server_extra = "shutdown_timeout = 1s" });
-	fd = daemon_connect_greeted(&d);
+	fd = daemon_connect_hello(&d);
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
-	cr_assert_eq(proto_send_line(fd, "PUT files/stall.bin 1048576"), 0);
-	expect_line(fd, "OK", line, sizeof(line));
+	cr_assert_eq(proto_send_line(fd, "PUT files/stall.bin size=1048576 continue=1"), 0);
+	expect_line(fd, "CONTINUE", line, sizeof(line));
+	/* Stalled inside a frame: 4 KiB of a 1 MiB DATA frame. */
+	cr_assert_eq(proto_send_line(fd, "DATA 1048576"), 0);
 	cr_assert_eq(getrandom(part, sizeof(part), 0), (ssize_t)sizeof(part));
 	cr_assert_eq(write_full(fd, part, sizeof(part)), 0);
 
@@ -341,9 +343,13 @@ Test(lifecycle, self_bind_listens_and_serves)
 	cr_assert_eq(d.listen_fd, -1);
 	fd = daemon_connect(&d);
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
-	expect_line(fd, "TCPFILE 1 ", line, sizeof(line));
-	cr_assert_eq(strlen(line), strlen("TCPFILE 1 ") + 32, "nonce: %s", line);
-	cr_assert_eq(strspn(line + 10, "0123456789abcdef"), 32, "hex nonce: %s", line);
+	cr_assert_eq(proto_send_line(fd, HARNESS_HELLO), 0);
+	expect_line(fd, "TCPFILE ", line, sizeof(line));
+	cr_assert(greeting_is_v2(line), "greeting: %s", line);
+	cr_assert(strstr(line, " server=tcpfiled/") != NULL, "greeting names the server: %s",
+		  line);
+	expect_line(fd, "OK ", line, sizeof(line));
+	cr_assert(strstr(line, "version=2") != NULL, "hello answer: %s", line);
 	cr_assert_eq(proto_send_line(fd, "QUIT"), 0);
 	expect_line(fd, "OK bye", line, sizeof(line));
 	close(fd);
@@ -352,21 +358,22 @@ Test(lifecycle, self_bind_listens_and_serves)
 }
 
 /* One short conversation.  Those without quit just hang up, some with
- * unread answer bytes (LIST, GET) still in flight. */
+ * unread answer bytes (LIST, GET) still in flight; FOO is closed by the
+ * server. */
 static void poke(int i)
 {
 	static const struct {
-		const char *req;    /* NULL: hang up right after the greeting */
+		const char *req;    /* NULL: hang up right after the hello */
 		bool quit;
 	} convs[] = {
-		{ "QUIT", false },              { "FOO bar", true },
-		{ "GET files/missing", false }, { "PUT ro/x 10", true },
+		{ "QUIT", false },              { "FOO bar", false },
+		{ "GET files/missing", false }, { "PUT ro/x size=10\nABORT", true },
 		{ "STAT files", true },         { "LIST files", false },
 		{ "GET files/small.txt", false }, { NULL, false },
 	};
 	const char *req = convs[i % 8].req;
 	char line[512];
-	int fd = daemon_connect_greeted(&d);
+	int fd = daemon_connect_hello(&d);
 
 	cr_assert_geq(fd, 0, "connection %d: %s", i, strerror(-fd));
 	if (req != NULL) {

@@ -87,11 +87,11 @@ struct hammer_result {
 	int first_error;    /* errno of the first failure */
 };
 
-/* Greeting, QUIT, "OK bye": 0 or -errno. */
+/* Hello, greeting, QUIT, "OK bye": 0 or -errno. */
 static int hammer_once(void)
 {
 	char line[256];
-	int r, fd = daemon_connect_greeted(&d);
+	int r, fd = daemon_connect_hello(&d);
 
 	if (fd < 0)
 		return fd;
@@ -252,10 +252,10 @@ Test(reload, invalid_config_keeps_the_old_one)
 	cr_assert_eq(daemon_wait_workers(&d, 2, after, 4, HARNESS_TIMEOUT_MS), 0);
 	cr_assert(pid_in(after[0], before, 2) && pid_in(after[1], before, 2),
 		  "the old workers keep running");
-	fd = daemon_connect_greeted(&d);
+	fd = daemon_connect_hello(&d);
 	cr_assert_geq(fd, 0, "still serving: %s", strerror(-fd));
 	cr_assert_eq(proto_send_line(fd, "STAT files"), 0);
-	expect_line(fd, "OK d ", line, sizeof(line));
+	expect_line(fd, "OK type=d ", line, sizeof(line));
 	close(fd);
 }
 
@@ -274,13 +274,14 @@ static bool three_children(void *arg)
 Test(reload, open_connection_survives_reload)
 {
 	static char body[100000], back[100000];
-	char line[512], want[128], hex[33];
+	char line[512], want[128], hex[33], size[64];
+	struct body_info bi;
 	pid_t old;
 	int fd;
 
 	start_daemon(&d, &(struct daemon_opts){ .workers = 1 });
 	cr_assert_eq(daemon_wait_workers(&d, 1, &old, 1, HARNESS_TIMEOUT_MS), 0);
-	fd = daemon_connect_greeted(&d);
+	fd = daemon_connect_hello(&d);
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
 
 	reload(&(struct daemon_opts){ .workers = 2 }, NULL, 0);
@@ -290,17 +291,19 @@ Test(reload, open_connection_survives_reload)
 
 	cr_assert_eq(getrandom(body, sizeof(body), 0), (ssize_t)sizeof(body));
 	xxh128_hex(body, sizeof(body), hex);
-	snprintf(want, sizeof(want), "OK %zu xxh3-128:%s", sizeof(body), hex);
-	cr_assert_eq(proto_send_line(fd, "PUT files/across.bin %zu", sizeof(body)), 0);
-	expect_line(fd, "OK", line, sizeof(line));
-	cr_assert_eq(write_full(fd, body, sizeof(body)), 0);
-	expect_line(fd, "OK ", line, sizeof(line));
+	snprintf(want, sizeof(want), "OK size=%zu digest=xxh3-128:%s", sizeof(body), hex);
+	raw_put_buf(fd, "files/across.bin", body, sizeof(body), NULL, line, sizeof(line));
 	cr_assert_str_eq(line, want);
 	cr_assert_eq(proto_send_line(fd, "GET files/across.bin"), 0);
 	expect_line(fd, "OK ", line, sizeof(line));
-	cr_assert_str_eq(line, want);
-	cr_assert_eq(read_full(fd, back, sizeof(back)), (ssize_t)sizeof(back));
+	snprintf(want, sizeof(want), "%zu", sizeof(body));
+	cr_assert(reply_token(line, "size", size, sizeof(size)) && strcmp(size, want) == 0,
+		  "GET answer: %s", line);
+	raw_recv_body(fd, back, sizeof(back), &bi);
+	body_check(&bi, sizeof(body));
 	cr_assert_eq(memcmp(body, back, sizeof(body)), 0);
+	snprintf(want, sizeof(want), "xxh3-128:%s", hex);
+	cr_assert_str_eq(bi.digest, want);
 	cr_assert(proc_is_alive(old));
 
 	cr_assert_eq(proto_send_line(fd, "QUIT"), 0);
@@ -315,7 +318,7 @@ Test(reload, open_connection_survives_reload)
 /* STAT SHARE over a fresh connection; returns the status line. */
 static void stat_share(const char *share, char *line, size_t cap)
 {
-	int fd = daemon_connect_greeted(&d);
+	int fd = daemon_connect_hello(&d);
 
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
 	cr_assert_eq(proto_send_line(fd, "STAT %s", share), 0);
@@ -354,13 +357,13 @@ Test(reload, shares_added_and_removed)
 
 	reload_and_settle(&with, 2);
 	stat_share("extra", line, sizeof(line));
-	cr_assert(strncmp(line, "OK d ", 5) == 0, "added share: %s", line);
+	cr_assert(strncmp(line, "OK type=d ", 10) == 0, "added share: %s", line);
 
 	reload_and_settle(&without, 2);
 	stat_share("extra", line, sizeof(line));
 	cr_assert(strncmp(line, "ERR 550", 7) == 0, "removed share: %s", line);
 	stat_share("files", line, sizeof(line));
-	cr_assert(strncmp(line, "OK d ", 5) == 0, "kept share: %s", line);
+	cr_assert(strncmp(line, "OK type=d ", 10) == 0, "kept share: %s", line);
 }
 
 Test(reload, changed_listen_needs_a_restart)
@@ -375,7 +378,7 @@ Test(reload, changed_listen_needs_a_restart)
 	reload_and_settle(&(struct daemon_opts){ .workers = 2, .server_extra = listen }, 2);
 	cr_assert(daemon_log_contains(&d, "needs a restart"));
 
-	fd = daemon_connect_greeted(&d);
+	fd = daemon_connect_hello(&d);
 	cr_assert_geq(fd, 0, "the old address still serves: %s", strerror(-fd));
 	close(fd);
 	{

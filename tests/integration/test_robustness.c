@@ -56,7 +56,7 @@ static void put_ok(const char *remote, const void *p, size_t n)
 	int fd = raw_open(&d, NULL, 0);
 
 	raw_put_buf(fd, remote, p, n, NULL, line, sizeof(line));
-	cr_assert(strncmp(line, "OK ", 3) == 0, "PUT %s: %s", remote, line);
+	cr_assert(strncmp(line, "OK size=", 8) == 0, "PUT %s: %s", remote, line);
 	close(fd);
 }
 
@@ -123,16 +123,18 @@ static bool wait_readable(int fd, int timeout_ms)
 static unsigned char *get_body(const char *remote, size_t *len,
 			       char *status, size_t cap)
 {
-	struct raw_conn *c = conn_open(&d, IO_TIMEOUT_MS, NULL, 0);
+	struct raw_conn *c = raw_conn_open(&d, IO_TIMEOUT_MS, NULL, 0);
 	unsigned char *p = NULL;
+	char v[32];
 	size_t size = 0;
 
-	conn_cmd(c, status, cap, "GET %s", remote);
+	raw_conn_cmd(c, status, cap, "GET %s", remote);
 	if (strncmp(status, "OK ", 3) == 0) {
-		cr_assert_eq(sscanf(status, "OK %zu ", &size), 1, "GET answer: %s", status);
-		p = conn_body(c, size);
+		cr_assert(reply_token(status, "size", v, sizeof(v)) &&
+			  sscanf(v, "%zu", &size) == 1, "GET answer: %s", status);
+		p = raw_conn_body(c, size);
 	}
-	conn_close(c);
+	raw_conn_close(c);
 	*len = size;
 	return p;
 }
@@ -227,9 +229,9 @@ Test(robust, sigkill_worker_mid_upload, .init = setup_local, .fini = teardown,
 	worker = only_worker();
 
 	fd = raw_open(&d, NULL, 0);
-	raw_cmd(fd, line, sizeof(line), "PUT files/victim %zu", n_new);
-	cr_assert_str_eq(line, "OK");
-	cr_assert_eq(write_full(fd, v2, MIB), 0);
+	raw_cmd(fd, line, sizeof(line), "PUT files/victim size=%zu continue=1", n_new);
+	cr_assert_str_eq(line, "CONTINUE");
+	raw_send_data(fd, v2, MIB, 256 * KIB);
 	/* The single worker is the one serving us: kill it mid-body. */
 	cr_assert_eq(kill(worker, SIGKILL), 0);
 	cr_assert(wait_closed(fd, HARNESS_TIMEOUT_MS), "connection not closed");
@@ -257,8 +259,10 @@ Test(robust, client_disconnect_mid_body, .init = setup, .fini = teardown,
 	char line[LINE_MAX_LEN];
 	int fd = raw_open(&d, NULL, 0);
 
-	raw_cmd(fd, line, sizeof(line), "PUT files/gone %u", MIB);
-	cr_assert_str_eq(line, "OK");
+	raw_cmd(fd, line, sizeof(line), "PUT files/gone size=%u continue=1", MIB);
+	cr_assert_str_eq(line, "CONTINUE");
+	/* Gone inside the bytes of a DATA frame. */
+	cr_assert_eq(proto_send_line(fd, "DATA %u", MIB), 0);
 	cr_assert_eq(write_full(fd, p, 1000), 0);
 	close(fd);
 
@@ -277,29 +281,40 @@ Test(robust, client_disconnect_mid_body, .init = setup, .fini = teardown,
 Test(robust, short_body_then_eof, .init = setup, .fini = teardown, .timeout = 60)
 {
 	unsigned char *p = random_buf(1000);
-	char line[LINE_MAX_LEN], hdr[64];
-	int fd, n;
+	char line[LINE_MAX_LEN];
+	int fd;
 
-	/* Normal form: one byte missing, then our side of the stream ends. */
+	/* continue=1 form: one byte of the frame missing, then our side of
+	 * the stream ends. */
 	fd = raw_open(&d, NULL, 0);
-	raw_cmd(fd, line, sizeof(line), "PUT files/short 1000");
-	cr_assert_str_eq(line, "OK");
+	raw_cmd(fd, line, sizeof(line), "PUT files/short size=1000 continue=1");
+	cr_assert_str_eq(line, "CONTINUE");
+	cr_assert_eq(proto_send_line(fd, "DATA 1000"), 0);
 	cr_assert_eq(write_full(fd, p, 999), 0);
 	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
 	cr_assert(wait_closed(fd, HARNESS_TIMEOUT_MS), "server kept the connection");
 	close(fd);
 
-	/* Pipelined form: header and half a body. */
+	/* Pipelined form: header and half a frame. */
 	fd = raw_open(&d, NULL, 0);
-	n = snprintf(hdr, sizeof(hdr), "PUT files/short2 1000 pipelined=1\n");
-	cr_assert_eq(write_full(fd, hdr, (size_t)n), 0);
+	cr_assert_eq(proto_send_line(fd, "PUT files/short2 size=1000"), 0);
+	cr_assert_eq(proto_send_line(fd, "DATA 1000"), 0);
 	cr_assert_eq(write_full(fd, p, 500), 0);
+	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+	cr_assert(wait_closed(fd, HARNESS_TIMEOUT_MS), "server kept the connection");
+	close(fd);
+
+	/* Every byte sent, but no END: a body is complete only with it. */
+	fd = raw_open(&d, NULL, 0);
+	cr_assert_eq(proto_send_line(fd, "PUT files/short3 size=1000"), 0);
+	raw_send_data(fd, p, 1000, 0);
 	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
 	cr_assert(wait_closed(fd, HARNESS_TIMEOUT_MS), "server kept the connection");
 	close(fd);
 
 	wait_log("files/short ", "aborted");
 	wait_log("files/short2", "aborted");
+	wait_log("files/short3", "aborted");
 	cr_assert_eq(count_entries(d.share_dir, ""), 0, "a short file was committed");
 	test_free(p);
 }
@@ -314,37 +329,55 @@ struct bad_case {
 	int code, alt;     /* the ERR code expected, or alt where the spec allows both */
 };
 
+/* Sent after a good hello.  ERR 500 must close the connection; any other
+ * code must leave it in step (a refused PUT carries its END along). */
 static const struct bad_case corpus[] = {
 	{ LIT("garbage\n"), 500, 500 },
 	{ LIT("\n"), 500, 500 },
 	{ LIT("\r\n"), 500, 500 },
 	{ LIT("\x01\x00\xff\xfe\x7f junk\x00\n"), 500, 500 },
 	{ LIT("get files/exists\n"), 500, 500 },
-	{ LIT("Put files/x 1\n"), 500, 500 },
-	{ LIT("STAT  files/exists\n"), 500, 500 },
-	{ LIT("STAT files/exists \n"), 500, 500 },
+	{ LIT("Put files/x size=1\n"), 500, 500 },
+	{ LIT("FOO files/exists\n"), 500, 500 },
+	{ LIT("HELLO 2 client=again/1\n"), 500, 500 },
+	{ LIT("CONTINUE\n"), 500, 500 },
+	{ LIT("DATA 3\nabc"), 500, 500 },
+	{ LIT("END\n"), 500, 500 },
+	{ LIT("ABORT\n"), 500, 500 },
+	{ LIT("OK\n"), 500, 500 },
+	{ LIT("TCPFILE 2\n"), 500, 500 },
+	{ LIT("STAT  files/exists\n"), 500, 501 },
+	{ LIT("STAT files/exists \n"), 500, 501 },
 	{ LIT(" STAT files/exists\n"), 500, 500 },
+	{ LIT("STAT\tfiles/exists\n"), 500, 500 },
 	{ LIT("GET\n"), 500, 501 },
-	{ LIT("PUT files/x\n"), 500, 501 },
+	{ LIT("PUT\nEND\n"), 500, 501 },
 	{ LIT("QUIT now\n"), 500, 501 },
-	{ LIT("PUT files/x -1\n"), 501, 501 },
-	{ LIT("PUT files/x +1\n"), 501, 501 },
-	{ LIT("PUT files/x 18446744073709551616\n"), 501, 501 },
-	{ LIT("PUT files/x 99999999999999999999999999\n"), 501, 501 },
-	{ LIT("PUT files/x 12abc\n"), 501, 501 },
-	{ LIT("PUT files/x 0x10\n"), 501, 501 },
-	{ LIT("PUT files/x 1 frob=1\n"), 501, 501 },
-	{ LIT("PUT files/x 1 mode=0644 mode=0600\n"), 501, 501 },
-	{ LIT("PUT files/x 1 mode=8\n"), 501, 501 },
-	{ LIT("PUT files/x 1 mode=17777\n"), 501, 501 },
-	{ LIT("PUT files/x 1 mtime=1.1234567890\n"), 501, 501 },
-	{ LIT("PUT files/x 1 mtime=-5\n"), 501, 501 },
-	{ LIT("PUT files/x 1 mtime=1.\n"), 501, 501 },
-	{ LIT("PUT files/x 1 overwrite=2\n"), 501, 501 },
-	{ LIT("PUT files/x 1 offset=0\n"), 501, 501 },
-	{ LIT("PUT files/x 1 digest=md5:00\n"), 501, 501 },
-	{ LIT("PUT files/x 1 digest=xxh3-128:zz\n"), 501, 501 },
-	{ LIT("PUT files/x 1 alg=crc32\n"), 501, 501 },
+	{ LIT("NOOP x=1\n"), 500, 501 },
+	{ LIT("PUT files/x size=-1\nEND\n"), 501, 501 },
+	{ LIT("PUT files/x size=+1\nEND\n"), 501, 501 },
+	{ LIT("PUT files/x size=18446744073709551616\nEND\n"), 501, 501 },
+	{ LIT("PUT files/x size=99999999999999999999999999\nEND\n"), 501, 501 },
+	{ LIT("PUT files/x size=12abc\nEND\n"), 501, 501 },
+	{ LIT("PUT files/x size=0x10\nEND\n"), 501, 501 },
+	{ LIT("PUT files/x size=1 frob=1\nDATA 1\nxEND\n"), 501, 501 },
+	{ LIT("PUT files/x size=1 mode=0644 mode=0600\nDATA 1\nxEND\n"), 501, 501 },
+	{ LIT("PUT files/x size=1 mode=8\nDATA 1\nxEND\n"), 501, 501 },
+	{ LIT("PUT files/x size=1 mode=17777\nDATA 1\nxEND\n"), 501, 501 },
+	{ LIT("PUT files/x size=1 mtime=1.1234567890\nDATA 1\nxEND\n"), 501, 501 },
+	{ LIT("PUT files/x size=1 mtime=-5\nDATA 1\nxEND\n"), 501, 501 },
+	{ LIT("PUT files/x size=1 mtime=1.\nDATA 1\nxEND\n"), 501, 501 },
+	{ LIT("PUT files/x size=1 overwrite=2\nDATA 1\nxEND\n"), 501, 501 },
+	{ LIT("PUT files/x size=1 offset=0\nDATA 1\nxEND\n"), 501, 501 },
+	{ LIT("PUT files/x size=1 alg=crc32\nDATA 1\nxEND\n"), 501, 501 },
+	/* A bad digest= value on END: 501 by the token rule, or a framing
+	 * error (500, closes) as the codec reads it; either stores nothing. */
+	{ LIT("PUT files/x size=1\nDATA 1\nxEND digest=md5:00\n"), 501, 500 },
+	{ LIT("PUT files/x size=1\nDATA 1\nxEND digest=xxh3-128:zz\n"), 501, 500 },
+	{ LIT("PUT files/x size=1\nDATA 1\nxEND frob=1\n"), 501, 501 },
+	{ LIT("PUT files/x size=2\nDATA 1\nxEND\n"), 501, 501 },
+	{ LIT("PUT files/x size=1\nDATA 2\nxyEND\n"), 501, 552 },
+	{ LIT("PUT files/dir size=1\nDATA 1\nxEND\n"), 556, 556 },
 	{ LIT("GET files/exists offset=x\n"), 501, 501 },
 	{ LIT("GET files/exists offset=4\n"), 501, 501 },
 	{ LIT("GET files/exists alg=md5\n"), 501, 501 },
@@ -359,10 +392,10 @@ static const struct bad_case corpus[] = {
 	{ LIT("GET nosuchshare/x\n"), 550, 553 },
 };
 
-/* One case on a fresh connection: the right ERR, then the stream is still
- * in sync (or, for closes, the server hangs up). */
+/* One case on a fresh connection: the right ERR, then (500) the server
+ * hangs up, or (any other code) the stream is still in step. */
 static void run_bad_case(const void *bytes, size_t len, int want, int alt,
-			 bool closes, const char *label)
+			 const char *label)
 {
 	char line[LINE_MAX_LEN];
 	int fd = raw_open(&d, NULL, 0);
@@ -373,11 +406,11 @@ static void run_bad_case(const void *bytes, size_t len, int want, int alt,
 	code = err_code(line);
 	cr_assert(code == want || code == alt, "%s: expected ERR %d (or %d), got \"%s\"",
 		  label, want, alt, line);
-	if (closes) {
+	if (code == 500) {
 		cr_assert(wait_closed(fd, HARNESS_TIMEOUT_MS), "%s: not closed", label);
 	} else {
 		raw_cmd(fd, line, sizeof(line), "STAT files/exists");
-		cr_assert(strncmp(line, "OK f 3 ", 7) == 0, "%s: out of sync: %s",
+		cr_assert(strncmp(line, "OK type=f size=3 ", 17) == 0, "%s: out of step: %s",
 			  label, line);
 	}
 	close(fd);
@@ -417,13 +450,15 @@ Test(robust, malformed_corpus, .init = setup_local, .fini = teardown,
 	assert_get_is("files/exists", "abc", 3);
 	fd = raw_open(&d, NULL, 0);
 	raw_cmd(fd, line, sizeof(line), "LIST files");
-	cr_assert_str_eq(line, "OK 3");
-	raw_recv(fd, line, sizeof(line));
-	raw_recv(fd, line, sizeof(line));
-	raw_recv(fd, line, sizeof(line));
+	cr_assert_str_eq(line, "OK");
+	for (int i = 0; i < 3; i++)
+		expect_line(fd, "ENTRY ", line, sizeof(line));
+	expect_line(fd, "END count=3", line, sizeof(line));
 	raw_cmd(fd, line, sizeof(line), "STAT files/dir");
-	cr_assert(strncmp(line, "OK d ", 5) == 0, "%s", line);
+	cr_assert(strncmp(line, "OK type=d ", 10) == 0, "%s", line);
 	raw_cmd(fd, line, sizeof(line), "DEL files/tmp");
+	cr_assert_str_eq(line, "OK");
+	raw_cmd(fd, line, sizeof(line), "NOOP");
 	cr_assert_str_eq(line, "OK");
 	raw_cmd(fd, line, sizeof(line), "QUIT");
 	cr_assert_str_eq(line, "OK bye");
@@ -436,43 +471,45 @@ Test(robust, malformed_corpus, .init = setup_local, .fini = teardown,
 	for (size_t i = 0; i < sizeof(corpus) / sizeof(corpus[0]); i++) {
 		printable(label, sizeof(label), corpus[i].bytes, corpus[i].len);
 		run_bad_case(corpus[i].bytes, corpus[i].len, corpus[i].code,
-			     corpus[i].alt, false, label);
+			     corpus[i].alt, label);
 	}
 
-	/* Exactly PROTO_MAX_LINE bytes with the LF is still a line ... */
+	/* Exactly PROTO_MAX_LINE bytes with the LF is still a line (not a
+	 * request: 500) ... */
 	memset(longline, 'X', big);
 	longline[PROTO_MAX_LINE - 1] = '\n';
-	run_bad_case(longline, PROTO_MAX_LINE, 500, 500, false, "8192-byte line");
-	/* ... one more is not: framing is lost and the server hangs up. */
+	run_bad_case(longline, PROTO_MAX_LINE, 500, 500, "8192-byte line");
+	/* ... one more is not. */
 	memset(longline, 'X', big);
 	longline[PROTO_MAX_LINE] = '\n';
-	run_bad_case(longline, PROTO_MAX_LINE + 1, 500, 500, true, "8193-byte line");
+	run_bad_case(longline, PROTO_MAX_LINE + 1, 500, 500, "8193-byte line");
 	memset(longline, 'Y', big);
 	memcpy(longline, "GET files/", 10);
 	longline[big - 1] = '\n';
-	run_bad_case(longline, big, 500, 500, true, "9000-byte GET");
+	run_bad_case(longline, big, 500, 500, "9000-byte GET");
 	/* A path longer than PROTO_MAX_PATH inside a legal line. */
 	memset(longline, 'a', big);
 	memcpy(longline, "STAT files/", 11);
 	longline[6000] = '\n';
-	run_bad_case(longline, 6001, 501, 553, false, "6000-byte path");
+	run_bad_case(longline, 6001, 501, 553, "6000-byte path");
 	/* A component longer than NAME_MAX. */
 	memset(longline, 'b', big);
 	memcpy(longline, "STAT files/", 11);
 	longline[11 + 300] = '\n';
-	run_bad_case(longline, 11 + 301, 501, 553, false, "300-byte component");
+	run_bad_case(longline, 11 + 301, 501, 553, "300-byte component");
 
 	/* A truncated body, then the client goes away. */
 	fd = raw_open(&d, NULL, 0);
-	raw_cmd(fd, line, sizeof(line), "PUT files/trunc 100");
-	cr_assert_str_eq(line, "OK");
-	cr_assert_eq(write_full(fd, "0123456789", 10), 0);
+	raw_cmd(fd, line, sizeof(line), "PUT files/trunc size=100 continue=1");
+	cr_assert_str_eq(line, "CONTINUE");
+	cr_assert_eq(write_full(fd, "DATA 100\n0123456789", 19), 0);
 	close(fd);
 	wait_log("files/trunc", "aborted");
 	path_join(path, sizeof(path), d.share_dir, "trunc");
 	cr_assert(!path_exists(path), "truncated upload committed");
 
-	/* Same worker, same descriptors, still serving. */
+	/* Same worker, same descriptors, still serving; none of the refused
+	 * PUTs left anything. */
 	wait_worker_idle(worker);
 	cr_assert_eq(only_worker(), worker, "the worker was replaced");
 	cr_assert_eq(proc_count_fds(worker), fds_before, "descriptor leak");
@@ -483,29 +520,39 @@ Test(robust, malformed_corpus, .init = setup_local, .fini = teardown,
 
 /* ---- share policies ----------------------------------------------------- */
 
+/* A PUT refused at its header, continue=1 form: the final ERR comes
+ * instead of CONTINUE; the client ABORTs the body it never sent and the
+ * connection goes on. */
+static void put_refused_at_header(int fd, const char *remote, size_t n,
+				  const char *opts, int code)
+{
+	char line[LINE_MAX_LEN];
+
+	raw_cmd(fd, line, sizeof(line), "PUT %s size=%zu continue=1%s%s", remote, n,
+		opts ? " " : "", opts ? opts : "");
+	assert_err(line, code);
+	cr_assert_eq(proto_send_line(fd, "ABORT"), 0);
+}
+
 Test(robust, read_only_share, .init = setup, .fini = teardown, .timeout = 60)
 {
-	char line[LINE_MAX_LEN], path[PATH_MAX], hdr[64];
-	int fd, n;
+	char line[LINE_MAX_LEN], path[PATH_MAX];
+	int fd;
 
 	path_join(path, sizeof(path), d.ro_dir, "keep");
 	write_file(path, "keep me", 7);
 	assert_get_is("ro/keep", "keep me", 7);
 
 	fd = raw_open(&d, NULL, 0);
-	raw_cmd(fd, line, sizeof(line), "PUT ro/new 5");
-	assert_err(line, 553);
-	raw_cmd(fd, line, sizeof(line), "PUT ro/keep 5");
-	assert_err(line, 553);
+	put_refused_at_header(fd, "ro/new", 5, NULL, 553);
+	put_refused_at_header(fd, "ro/keep", 5, NULL, 553);
 	raw_cmd(fd, line, sizeof(line), "DEL ro/keep");
 	assert_err(line, 553);
-	/* Pipelined: the body is swallowed and the stream stays in sync. */
-	n = snprintf(hdr, sizeof(hdr), "PUT ro/new2 5 pipelined=1\nhelloSTAT ro/keep\n");
-	cr_assert_eq(write_full(fd, hdr, (size_t)n), 0);
-	raw_recv(fd, line, sizeof(line));
+	/* Pipelined: the frames are skipped and the stream stays in step. */
+	raw_put_buf(fd, "ro/new2", "hello", 5, NULL, line, sizeof(line));
 	assert_err(line, 553);
-	raw_recv(fd, line, sizeof(line));
-	cr_assert(strncmp(line, "OK f 7 ", 7) == 0, "STAT: %s", line);
+	raw_cmd(fd, line, sizeof(line), "STAT ro/keep");
+	cr_assert(strncmp(line, "OK type=f size=7 ", 17) == 0, "STAT: %s", line);
 	close(fd);
 
 	cr_assert(file_is(path, "keep me", 7));
@@ -517,7 +564,7 @@ Test(robust, overwrite_disabled, .init = setup_local, .fini = teardown,
 {
 	char dir[PATH_MAX], extra[PATH_MAX + 64], line[LINE_MAX_LEN], path[PATH_MAX];
 	struct daemon_opts opts = { 0 };
-	int fd, n;
+	int fd;
 
 	path_join(dir, sizeof(dir), local, "noover");
 	cr_assert_eq(mkdir(dir, 0755), 0);
@@ -527,17 +574,13 @@ Test(robust, overwrite_disabled, .init = setup_local, .fini = teardown,
 
 	put_ok("noover/a", "first", 5);
 	fd = raw_open(&d, NULL, 0);
-	raw_cmd(fd, line, sizeof(line), "PUT noover/a 6");
-	assert_err(line, 554);
+	put_refused_at_header(fd, "noover/a", 6, NULL, 554);
 	/* overwrite=1 cannot override the share. */
-	raw_cmd(fd, line, sizeof(line), "PUT noover/a 6 overwrite=1");
+	put_refused_at_header(fd, "noover/a", 6, "overwrite=1", 554);
+	raw_put_buf(fd, "noover/a", "second", 6, NULL, line, sizeof(line));
 	assert_err(line, 554);
-	n = snprintf(line, sizeof(line), "PUT noover/a 6 pipelined=1\nsecondSTAT noover/a\n");
-	cr_assert_eq(write_full(fd, line, (size_t)n), 0);
-	raw_recv(fd, line, sizeof(line));
-	assert_err(line, 554);
-	raw_recv(fd, line, sizeof(line));
-	cr_assert(strncmp(line, "OK f 5 ", 7) == 0, "STAT: %s", line);
+	raw_cmd(fd, line, sizeof(line), "STAT noover/a");
+	cr_assert(strncmp(line, "OK type=f size=5 ", 17) == 0, "STAT: %s", line);
 	close(fd);
 	path_join(path, sizeof(path), dir, "a");
 	cr_assert(file_is(path, "first", 5), "refused PUT changed the file");
@@ -546,7 +589,8 @@ Test(robust, overwrite_disabled, .init = setup_local, .fini = teardown,
 	put_ok("noover/b", "bee", 3);
 	put_ok("files/o", "one", 3);
 	fd = raw_open(&d, NULL, 0);
-	raw_cmd(fd, line, sizeof(line), "PUT files/o 3 overwrite=0");
+	put_refused_at_header(fd, "files/o", 3, "overwrite=0", 554);
+	raw_put_buf(fd, "files/o", "two", 3, "overwrite=0", line, sizeof(line));
 	assert_err(line, 554);
 	close(fd);
 	assert_get_is("files/o", "one", 3);
@@ -568,19 +612,19 @@ Test(robust, max_file_size, .init = setup_local, .fini = teardown, .timeout = 60
 
 	/* Refused at the header: the answer arrives without any body byte. */
 	fd = raw_open(&d, NULL, 0);
-	raw_cmd(fd, line, sizeof(line), "PUT small/big 1025");
-	assert_err(line, 552);
+	put_refused_at_header(fd, "small/big", 1025, NULL, 552);
 	raw_put_buf(fd, "small/fits", p, KIB, NULL, line, sizeof(line));
-	cr_assert(strncmp(line, "OK 1024 ", 8) == 0, "PUT at the limit: %s", line);
-	/* Pipelined: the oversized body is discarded, the stream stays in sync. */
-	snprintf(line, sizeof(line), "PUT small/big2 1025 pipelined=1\n");
-	cr_assert_eq(write_full(fd, line, strlen(line)), 0);
-	cr_assert_eq(write_full(fd, p, 1025), 0);
-	cr_assert_eq(proto_send_line(fd, "STAT small/fits"), 0);
+	cr_assert(strncmp(line, "OK size=1024 ", 13) == 0, "PUT at the limit: %s", line);
+	/* Pipelined: the oversized body is skipped, the stream stays in step. */
+	raw_put_buf(fd, "small/big2", p, 1025, NULL, line, sizeof(line));
+	assert_err(line, 552);
+	/* Without size=, the limit is checked as the bytes arrive. */
+	cr_assert_eq(proto_send_line(fd, "PUT small/stream"), 0);
+	raw_send_body(fd, p, 2 * KIB, 512, NULL);
 	raw_recv(fd, line, sizeof(line));
 	assert_err(line, 552);
-	raw_recv(fd, line, sizeof(line));
-	cr_assert(strncmp(line, "OK f 1024 ", 10) == 0, "STAT: %s", line);
+	raw_cmd(fd, line, sizeof(line), "STAT small/fits");
+	cr_assert(strncmp(line, "OK type=f size=1024 ", 20) == 0, "STAT: %s", line);
 	close(fd);
 	cr_assert_eq(count_entries(dir, ""), 1);
 
@@ -664,7 +708,7 @@ Test(robust, traversal_refused, .init = setup, .fini = teardown, .timeout = 60)
 
 		raw_cmd(fd, line, sizeof(line), "GET %s", p);
 		cr_assert(is_refusal(line), "GET %s: %s", p, line);
-		raw_cmd(fd, line, sizeof(line), "PUT %s 4", p);
+		raw_put_buf(fd, p, "evil", 4, NULL, line, sizeof(line));
 		cr_assert(is_refusal(line), "PUT %s: %s", p, line);
 		raw_cmd(fd, line, sizeof(line), "DEL %s", p);
 		cr_assert(is_refusal(line), "DEL %s: %s", p, line);
@@ -678,20 +722,21 @@ Test(robust, traversal_refused, .init = setup, .fini = teardown, .timeout = 60)
 		assert_err(line, 553);
 		if (strcmp(p, "files/flink") == 0)
 			continue;  /* replacing or removing the link itself is no escape */
-		raw_cmd(fd, line, sizeof(line), "PUT %s 4", p);
+		raw_put_buf(fd, p, "evil", 4, NULL, line, sizeof(line));
 		assert_err(line, 553);
 		raw_cmd(fd, line, sizeof(line), "DEL %s", p);
 		assert_err(line, 553);
 	}
 	raw_cmd(fd, line, sizeof(line), "LIST files/dlink");
 	assert_err(line, 553);
-	/* Pipelined escape: refused, body discarded, still in sync. */
-	snprintf(line, sizeof(line), "PUT files/dlink/pipe 4 pipelined=1\nevilSTAT files/sub\n");
+	/* Pipelined escape: refused, body skipped, still in step. */
+	snprintf(line, sizeof(line),
+		 "PUT files/dlink/pipe size=4\nDATA 4\nevilEND\nSTAT files/sub\n");
 	cr_assert_eq(write_full(fd, line, strlen(line)), 0);
 	raw_recv(fd, line, sizeof(line));
 	assert_err(line, 553);
 	raw_recv(fd, line, sizeof(line));
-	cr_assert(strncmp(line, "OK d ", 5) == 0, "STAT: %s", line);
+	cr_assert(strncmp(line, "OK type=d ", 10) == 0, "STAT: %s", line);
 	close(fd);
 
 	cr_assert(file_is(secret, "s3cret", 6), "the outside file changed");
@@ -726,7 +771,7 @@ Test(robust, idle_timeout, .init = setup_local, .fini = teardown, .timeout = 60)
 	t0 = harness_now_ms();
 	while (harness_now_ms() - t0 < 1500) {
 		raw_cmd(busy, line, sizeof(line), "STAT files");
-		cr_assert(strncmp(line, "OK d ", 5) == 0, "%s", line);
+		cr_assert(strncmp(line, "OK type=d ", 10) == 0, "%s", line);
 		cr_assert(!wait_readable(busy, 200), "unexpected data or close");
 	}
 	close(busy);
@@ -767,10 +812,11 @@ Test(robust, directory_paths_with_slashes, .init = setup, .fini = teardown)
 	put_ok("files/dir/x", "x", 1);
 	fd = raw_open(&d, NULL, 0);
 	raw_cmd(fd, line, sizeof(line), "STAT files/dir/");
-	cr_assert(strncmp(line, "OK d ", 5) == 0, "STAT files/dir/: %s", line);
+	cr_assert(strncmp(line, "OK type=d ", 10) == 0, "STAT files/dir/: %s", line);
 	raw_cmd(fd, line, sizeof(line), "LIST files/");
-	cr_assert_str_eq(line, "OK 1");
-	raw_recv(fd, line, sizeof(line));
+	cr_assert_str_eq(line, "OK");
+	expect_line(fd, "ENTRY dir ", line, sizeof(line));
+	expect_line(fd, "END count=1", line, sizeof(line));
 	raw_cmd(fd, line, sizeof(line), "LIST files//");
 	assert_err(line, 553);
 	raw_cmd(fd, line, sizeof(line), "STAT files/dir//");
@@ -782,24 +828,39 @@ Test(robust, directory_paths_with_slashes, .init = setup, .fini = teardown)
 Test(robust, stalled_body_timeout, .init = setup_local, .fini = teardown,
      .timeout = 60)
 {
-	struct daemon_opts opts = { .server_extra = "idle_timeout = 1s\n" };
+	/* A body is bounded by min_rate over min_rate_window (a stall: one
+	 * window), not by idle_timeout. */
+	struct daemon_opts opts = {
+		.server_extra = "idle_timeout = 1s\nmin_rate_window = 1s\n",
+	};
 	char line[LINE_MAX_LEN];
 	int fd;
 
 	start_daemon(&d, &opts);
 	put_ok("files/stall", "old", 3);
 
-	/* A stalled body is bounded by the idle timeout; nothing committed. */
+	/* A stalled body is bounded by the idle timeout; nothing committed:
+	 * stalled inside the bytes of a frame, and inside a frame header. */
 	fd = raw_open(&d, NULL, 0);
-	raw_cmd(fd, line, sizeof(line), "PUT files/stall 100");
-	cr_assert_str_eq(line, "OK");
-	cr_assert_eq(write_full(fd, "0123456789", 10), 0);
+	raw_cmd(fd, line, sizeof(line), "PUT files/stall size=100 continue=1");
+	cr_assert_str_eq(line, "CONTINUE");
+	cr_assert_eq(write_full(fd, "DATA 100\n0123456789", 19), 0);
 	cr_assert(wait_readable(fd, 5000), "no timeout for a stalled body");
 	raw_recv(fd, line, sizeof(line));
 	assert_err(line, 426);
 	cr_assert(wait_closed(fd, 5000), "not closed after a stalled body");
 	close(fd);
 	wait_log("files/stall", "aborted");
+
+	fd = raw_open(&d, NULL, 0);
+	cr_assert_eq(proto_send_line(fd, "PUT files/stall2 size=100"), 0);
+	cr_assert_eq(write_full(fd, "DATA 10\n0123456789DA", 20), 0);
+	cr_assert(wait_readable(fd, 5000), "no timeout inside a frame header");
+	raw_recv(fd, line, sizeof(line));
+	assert_err(line, 426);
+	cr_assert(wait_closed(fd, 5000), "not closed after a stalled frame header");
+	close(fd);
+	wait_log("files/stall2", "aborted");
 	assert_get_is("files/stall", "old", 3);
 	cr_assert_eq(count_entries(d.share_dir, ""), 1);
 }
@@ -808,7 +869,10 @@ Test(robust, stalled_body_timeout, .init = setup_local, .fini = teardown,
 
 Test(robust, connection_churn, .init = setup, .fini = teardown, .timeout = 60)
 {
-	static const char *const partial[] = { "", "PUT fil", "STAT files", "GET files/x\r" };
+	static const char *const partial[] = {
+		"", "HEL", "HELLO 2 client=churn/1\nSTAT files",
+		"HELLO 2\nGET files/x\r",
+	};
 	pid_t before[2], after[2];
 	long fds[2];
 
@@ -817,7 +881,8 @@ Test(robust, connection_churn, .init = setup, .fini = teardown, .timeout = 60)
 	fds[1] = proc_count_fds(before[1]);
 	cr_assert(fds[0] > 0 && fds[1] > 0);
 
-	/* Connect and hang up at once, or mid-line, 200 times. */
+	/* Connect and hang up at once, inside the hello, or mid-line after
+	 * it, 200 times. */
 	for (int i = 0; i < 200; i++) {
 		const char *junk = partial[i % 4];
 		int fd = daemon_connect(&d);
