@@ -66,6 +66,7 @@ struct master {
 	struct listener_set listeners;
 	struct scoreboard *sb;
 	struct access_table *access;  /* connections per client address */
+	struct confboard *board;      /* the reloaded configuration, for workers */
 	char *status_path;            /* board file, NULL: anonymous */
 	int sfd;
 	pid_t pid;
@@ -224,8 +225,16 @@ static int master_spawn(struct master *m)
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != m->pid)
 			_exit(EX_OSERR);
 		close(m->sfd);
-		worker_run(m->conf, &m->listeners, scoreboard_slot(m->sb, slot),
-			   m->access, (size_t)slot);
+		struct worker_args args = {
+			.conf = m->conf,
+			.listeners = &m->listeners,
+			.slot = scoreboard_slot(m->sb, slot),
+			.access = m->access,
+			.slot_no = (size_t)slot,
+			.board = m->board,
+			.generation = m->generation,
+		};
+		worker_run(&args);
 	}
 
 	scoreboard_set_pid(m->sb, slot, pid);
@@ -623,13 +632,21 @@ static void master_reset_pool(struct master *m)
 
 static void master_reload(struct master *m)
 {
-	char err[CONFIG_ERROR_MAX];
+	char err[CONFIG_ERROR_MAX], *text = NULL;
 	struct config *fresh = NULL;
+	size_t len = 0;
 	int r;
 
 	notify_reloading();
 	log_event(LOG_NOTICE, 0, LOG_MSGID_RELOAD, NULL, 0, "reloading %s", m->config_path);
-	r = config_load(m->config_path, &fresh, err, sizeof(err));
+	/* Parsed from the text we publish, so workers apply exactly what was
+	 * validated here, whatever happens to the file meanwhile. */
+	r = confboard_read_file(m->config_path, &text, &len);
+	if (r < 0)
+		snprintf(err, sizeof(err), "%s: %s", m->config_path,
+			 r == -EFBIG ? "file too large" : strerror(-r));
+	else
+		r = config_load_string(text, m->config_path, &fresh, err, sizeof(err));
 	if (r == 0 && (r = sharecheck_config(fresh, err, sizeof(err))) < 0)
 		config_free(fresh);
 	if (r < 0) {
@@ -638,6 +655,7 @@ static void master_reload(struct master *m)
 		snprintf(m->status_note, sizeof(m->status_note), "; reload failed: %s", err);
 		master_update_status(m, true);
 		notify_ready();
+		free(text);
 		return;
 	}
 	if (!config_listen_equal(m->conf, fresh))
@@ -662,6 +680,9 @@ static void master_reload(struct master *m)
 	m->conf = fresh;
 	log_set_level(fresh->log_level);
 	m->generation++;
+	if (m->board && confboard_publish(m->board, m->generation, text, len) < 0)
+		log_warn("%s is too large to publish: connections in flight keep their "
+			 "settings until they end", m->config_path);
 	master_reset_pool(m);
 	master_fill(m);
 	master_signal_workers(m, SIGUSR1, true);
@@ -671,6 +692,7 @@ static void master_reload(struct master *m)
 	m->status_note[0] = '\0';
 	master_update_status(m, true);
 	notify_ready();
+	free(text);
 }
 
 static int master_read_signals(struct master *m)
@@ -1019,6 +1041,11 @@ int master_run(struct config *conf, const char *config_path)
 		log_errno(errno, "per-address connection table");
 		goto err_free_scoreboard;
 	}
+	/* Without it a reload still works; connections in flight then keep
+	 * their settings until they end. */
+	m.board = confboard_new();
+	if (!m.board)
+		log_warn_errno(errno, "configuration board");
 	m.workers = calloc(SCOREBOARD_SLOTS, sizeof(*m.workers));
 	m.vacancy_due = calloc(CONFIG_WORKERS_MAX, sizeof(*m.vacancy_due));
 	if (!m.workers || !m.vacancy_due) {
@@ -1058,6 +1085,7 @@ err_free_workers:
 	free(m.vacancy_due);
 	free(m.workers);
 	access_table_free(m.access);
+	confboard_free(m.board);
 err_free_scoreboard:
 	scoreboard_free(m.sb, m.status_path);
 	free(m.status_path);

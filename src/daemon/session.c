@@ -790,7 +790,7 @@ static void session_refuse(struct session *s, struct proto_request *req,
 		upload_skip_body(s, &o);
 }
 
-void session_run(const struct session_ctx *ctx, int fd,
+void session_run(struct session_ctx *ctx, int fd,
 		 const struct sockaddr_storage *peer)
 {
 	struct session s = { .ctx = ctx };
@@ -829,6 +829,9 @@ void session_run(const struct session_ctx *ctx, int fd,
 	if (s.close || session_hello(&s) < 0)
 		goto out_finish;
 	while (!s.close && session_next_request(&s, &line, &len) == 1) {
+		/* A reload since the last request applies from this one on. */
+		if (ctx->refresh)
+			ctx->refresh(ctx, ctx->refresh_arg);
 		code = proto_parse_request(line, len, req, &why);
 		if (code) {
 			session_refuse(&s, req, line, len, code, why);

@@ -25,9 +25,14 @@ struct session_ctx {
 	 * judged early. */
 	bool (*pressure)(void *arg, bool at_once);
 	void *pressure_arg;
+	/* Called before each request (NULL: never): may replace conf and
+	 * share_fds with a reloaded configuration, which the connection then
+	 * follows from that request on. */
+	void (*refresh)(struct session_ctx *ctx, void *arg);
+	void *refresh_arg;
 };
 
 /* Serves the connection fd (taken over and closed) from peer until the
  * client quits, idles out, breaks framing, or *stop is raised. */
-void session_run(const struct session_ctx *ctx, int fd,
+void session_run(struct session_ctx *ctx, int fd,
 		 const struct sockaddr_storage *peer);

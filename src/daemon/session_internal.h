@@ -29,7 +29,7 @@
 #define SESSION_BODY_TICK_MS 1000
 
 struct session {
-	const struct session_ctx *ctx;
+	struct session_ctx *ctx;
 	struct conn conn;
 	struct linebuf lb;
 	char peer[64];

@@ -170,7 +170,7 @@ static bool worker_admit(struct worker_admission *adm, int fd,
 }
 
 /* Returns true when a connection was served. */
-static bool worker_accept(const struct session_ctx *ctx, struct worker_admission *adm,
+static bool worker_accept(struct session_ctx *ctx, struct worker_admission *adm,
 			  int lfd, const sigset_t *wait_mask)
 {
 	struct sockaddr_storage peer;
@@ -247,15 +247,75 @@ static uint64_t worker_request_limit(const struct config *conf)
 	return conf->max_requests + rnd % ((uint64_t)conf->max_requests_jitter + 1);
 }
 
-_Noreturn void worker_run(const struct config *conf,
-			  const struct listener_set *listeners,
-			  struct scoreboard_slot *slot, struct access_table *access,
-			  size_t slot_no)
+/* The configuration a worker serves with; a reload replaces it. */
+struct worker_conf {
+	const struct confboard *board;
+	unsigned generation;
+	struct config *owned;        /* a reloaded one, NULL: the inherited one */
+	int *share_fds;              /* owned */
+	struct worker_admission *adm;
+};
+
+/* session_ctx.refresh: takes a configuration the master published since
+ * this worker was started (it is then of an old generation, retiring
+ * after this connection), so a reload reaches connections in flight at
+ * their next request: share policy, limits, timeouts. */
+static void worker_refresh(struct session_ctx *ctx, void *arg)
 {
+	struct worker_conf *wc = arg;
+	char err[CONFIG_ERROR_MAX], *text = NULL;
+	struct config *fresh = NULL;
+	int *fds = NULL;
+	unsigned gen;
+	int r;
+
+	if (!wc->board)
+		return;
+	gen = confboard_generation(wc->board);
+	/* 0: no reload published since the master started. */
+	if (gen == 0 || gen == wc->generation)
+		return;
+	r = confboard_read(wc->board, &text, &gen);
+	if (r == 0)
+		r = config_load_string(text, ctx->conf->file, &fresh, err, sizeof(err));
+	free(text);
+	if (r == 0)
+		r = worker_open_shares(fresh, &fds);
+	if (r < 0) {
+		/* The master validated it; only memory can fail here. */
+		log_warn_errno(r, "applying the reloaded configuration");
+		config_free(fresh);
+		wc->generation = gen;
+		return;
+	}
+	for (size_t i = 0; i < ctx->conf->n_shares; i++)
+		if (wc->share_fds[i] >= 0)
+			close(wc->share_fds[i]);
+	free(wc->share_fds);
+	config_free(wc->owned);
+	wc->owned = fresh;
+	wc->share_fds = fds;
+	wc->generation = gen;
+	wc->adm->conf = fresh;
+	ctx->conf = fresh;
+	ctx->share_fds = fds;
+	log_info("connection in flight follows the reloaded configuration (generation %u)", gen);
+}
+
+_Noreturn void worker_run(const struct worker_args *a)
+{
+	const struct config *conf = a->conf;
+	const struct listener_set *listeners = a->listeners;
+	struct scoreboard_slot *slot = a->slot;
 	struct worker_admission adm = {
 		.conf = conf,
-		.table = access,
-		.slot_no = slot_no,
+		.table = a->access,
+		.slot_no = a->slot_no,
+	};
+	struct worker_conf wc = {
+		.board = a->board,
+		.generation = a->generation,
+		.adm = &adm,
 	};
 	struct pollfd pfds[LISTENER_MAX];
 	sigset_t wait_mask;
@@ -280,6 +340,7 @@ _Noreturn void worker_run(const struct config *conf,
 	log_ratelimit_init(&adm.refusals, WORKER_REFUSED_BURST, WORKER_REFUSED_WINDOW_MS,
 			   LOG_NOTICE, "refused connections");
 	limit = worker_request_limit(conf);
+	wc.share_fds = share_fds;
 
 	struct worker_queue queue = { .listeners = listeners };
 	struct session_ctx ctx = {
@@ -290,6 +351,8 @@ _Noreturn void worker_run(const struct config *conf,
 		.wait_mask = &wait_mask,
 		.pressure = worker_queue_pressure,
 		.pressure_arg = &queue,
+		.refresh = worker_refresh,
+		.refresh_arg = &wc,
 	};
 	for (size_t i = 0; i < listeners->n; i++)
 		pfds[i] = (struct pollfd){ .fd = listeners->fds[i], .events = POLLIN };

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include "access.h"
+#include "confboard.h"
 #include "config.h"
 #include "listener.h"
 #include "scoreboard.h"
@@ -18,8 +19,16 @@
  * retirement, 71 (EX_OSERR) when memory, signal setup or ppoll() fails,
  * 70 (EX_SOFTWARE) at once when $TCPFILED_TEST_WORKER_EXIT is set (for
  * crash-loop tests only).  After max_requests connections (plus jitter)
- * it retires with status 0. */
-_Noreturn void worker_run(const struct config *conf,
-			  const struct listener_set *listeners,
-			  struct scoreboard_slot *slot, struct access_table *access,
-			  size_t slot_no);
+ * it retires with status 0.  When the master publishes a reloaded
+ * configuration on board, the connection in flight follows it from its
+ * next request on. */
+struct worker_args {
+	const struct config *conf;
+	const struct listener_set *listeners;
+	struct scoreboard_slot *slot;
+	struct access_table *access;
+	size_t slot_no;                  /* the slot's index, for access */
+	const struct confboard *board;
+	unsigned generation;             /* conf's generation */
+};
+_Noreturn void worker_run(const struct worker_args *a);
