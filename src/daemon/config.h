@@ -11,12 +11,21 @@
 #define CONFIG_LISTEN_MAX    LISTENER_MAX  /* one socket per address */
 #define CONFIG_ERROR_MAX     512
 
+/* Space to keep free: a byte count or a percentage of the file system
+ * (exactly one of them non-zero, or both zero for none). */
+struct config_margin {
+	uint64_t bytes;
+	unsigned percent;       /* 0..100 */
+};
+
 struct share_conf {
 	char *name;             /* section name: first path component on the wire */
 	char *path;             /* absolute directory */
 	bool read_only;         /* default no */
 	bool overwrite;         /* default yes */
 	uint64_t max_file_size; /* bytes, 0 = unlimited (default) */
+	struct config_margin min_free; /* default 1% */
+	unsigned umask;         /* octal 0..0777, default 022 */
 	unsigned line;          /* line of the [section] header */
 };
 

@@ -251,7 +251,7 @@ static void session_put(struct session *s, struct proto_request *req)
 {
 	struct outcome o = { .op = "put", .req = req, .start_ms = monotonic_ms(),
 			     .result = "refused" };
-	struct storage_upload up = { .fd = -1, .dir_fd = -1 };
+	struct storage_upload up = { .fd = -1, .dir_fd = -1, .tmp_dir_fd = -1 };
 	struct digest_ctx dc = { 0 };
 	struct digest_value dv;
 	struct target t;
@@ -271,8 +271,17 @@ static void session_put(struct session *s, struct proto_request *req)
 	/* overwrite=1 cannot override a share with overwrite = no. */
 	overwrite = t.share && t.share->overwrite && req->overwrite != 0;
 	if (!code) {
+		struct storage_limits lim = {
+			.max_file_size = t.share->max_file_size,
+			.min_free_bytes = t.share->min_free.bytes,
+			.min_free_percent = t.share->min_free.percent,
+			.umask = t.share->umask,
+			.read_only = t.share->read_only,
+		};
+
 		r = storage_upload_begin(t.root_fd, t.rel, req->size,
-					 req->has_mode ? req->mode : 0644, overwrite, &up);
+					 req->has_mode ? req->mode : 0644, overwrite,
+					 &lim, &up);
 		if (r < 0) {
 			code = session_status_from_errno(r, &why);
 		}
@@ -382,6 +391,9 @@ static void session_get(struct session *s, struct proto_request *req)
 	}
 	if (!code) {
 		r = storage_digest(fd, &st, req->alg, &dv);
+		/* A read-only share is never written to, not even a cache. */
+		if (r == 1 && !t.share->read_only)
+			(void)storage_digest_store(fd, &st, &dv);
 		if (r < 0) {
 			code = PROTO_ERR_INTERNAL;
 			why = strerror(-r);
