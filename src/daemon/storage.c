@@ -27,13 +27,13 @@
 #define STORAGE_XATTR_VALUE_MAX (DIGEST_TEXT_MAX + 80)
 #define STORAGE_XATTR_NAME_MAX 64
 
-void (*storage_fault_hook)(void);
+void (*storage_fault_hook)(const char *step);
 
 /* A point where a crash test may stop the commit path. */
-static void storage_step(void)
+static void storage_step(const char *step)
 {
 	if (storage_fault_hook)
-		storage_fault_hook();
+		storage_fault_hook(step);
 }
 
 /* A directory path held in its own buffer so it can be NUL-terminated. */
@@ -561,7 +561,8 @@ static bool storage_state_unusable(int r)
 }
 
 /* Refuses what the name must not be before any body byte is read; the
- * final rename decides again, atomically. */
+ * final rename decides again, atomically.  1 when a file is there to be
+ * replaced, 0 when the name is free. */
 static int storage_check_target(int dir_fd, const char *name, bool overwrite)
 {
 	struct stat st;
@@ -574,7 +575,7 @@ static int storage_check_target(int dir_fd, const char *name, bool overwrite)
 		return -ELOOP;
 	if (!S_ISREG(st.st_mode))
 		return -EPERM;
-	return overwrite ? 0 : -EEXIST;
+	return overwrite ? 1 : -EEXIST;
 }
 
 /* Opens the deepest existing directory of dir (which is modified in
@@ -667,9 +668,11 @@ static int storage_fallocate(int fd, uint64_t off, uint64_t len)
 static int storage_reserve_to(struct storage_upload *up, uint64_t end)
 {
 	while (up->reserved < end) {
-		uint64_t step = STORAGE_RESERVE_STEP;
-		bool prealloc = up->size != STORAGE_SIZE_UNKNOWN &&
-				up->size >= STORAGE_PREALLOC_MIN;
+		bool unknown = up->size == STORAGE_SIZE_UNKNOWN;
+		/* Checking costs one statfs: a stream without a reservation
+		 * is checked every MiB. */
+		uint64_t step = unknown ? STORAGE_PREALLOC_MIN : STORAGE_RESERVE_STEP;
+		bool prealloc = !unknown && up->size >= STORAGE_PREALLOC_MIN;
 		int r;
 
 		if (up->size != STORAGE_SIZE_UNKNOWN && step > up->size - up->reserved)
@@ -708,7 +711,8 @@ static mode_t storage_process_umask(void)
 /* Creates the temporary file: named in the state directory when the target
  * lies on its file system, else unnamed in the target's deepest existing
  * directory (base_fd). */
-static int storage_create_tmp(struct storage_upload *up, int base_fd)
+static int storage_create_tmp(struct storage_upload *up, int base_fd,
+			      bool replacing)
 {
 	char prefix[24];
 	struct stat base_st, state_st;
@@ -732,6 +736,18 @@ static int storage_create_tmp(struct storage_upload *up, int base_fd)
 				(mode_t)up->mode);
 		return up->fd < 0 ? -errno : 0;
 	}
+	/* Measured on ext4: a new name costs least as O_TMPFILE + linkat,
+	 * a replacement as a named file + one rename (linkat cannot
+	 * replace, so an unnamed file needs a link and a rename). */
+	if (!replacing) {
+		up->fd = openat(up->tmp_dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC,
+				(mode_t)up->mode);
+		if (up->fd >= 0)
+			return 0;
+		/* Only a file system without O_TMPFILE gets a named file. */
+		if (errno != EOPNOTSUPP && errno != EISDIR)
+			return -errno;
+	}
 	snprintf(prefix, sizeof(prefix), "%d.", (int)pid);
 	do {
 		r = storage_random_name(prefix, pid, up->tmp, sizeof(up->tmp));
@@ -751,10 +767,12 @@ static int storage_create_tmp(struct storage_upload *up, int base_fd)
 /* The checks of storage_upload_begin that need the directory of the name
  * (or, when it does not exist yet, its deepest existing ancestor). */
 static int storage_begin_target(struct storage_upload *up, struct storage_split *sp,
-				bool overwrite, int *base_fd, bool *whole)
+				bool overwrite, int *base_fd, bool *whole,
+				bool *replacing)
 {
 	int r;
 
+	*replacing = false;
 	*base_fd = storage_open_existing(up->root_fd, sp->dir, whole);
 	if (*base_fd < 0)
 		return *base_fd;
@@ -762,6 +780,7 @@ static int storage_begin_target(struct storage_upload *up, struct storage_split 
 		r = storage_check_target(*base_fd, sp->name, overwrite);
 		if (r < 0)
 			return r;
+		*replacing = r == 1;
 	}
 	r = storage_space_check(*base_fd, &up->lim,
 				up->size == STORAGE_SIZE_UNKNOWN ? 0 : up->size, true);
@@ -777,7 +796,7 @@ int storage_upload_begin(int root_fd, const char *rel, uint64_t size,
 {
 	struct storage_split sp;
 	int r, base_fd = -1;
-	bool whole;
+	bool whole, replacing;
 
 	*up = (struct storage_upload){ .root_fd = root_fd, .dir_fd = -1,
 				       .tmp_dir_fd = -1, .fd = -1, .size = size,
@@ -796,10 +815,10 @@ int storage_upload_begin(int root_fd, const char *rel, uint64_t size,
 	if (!up->rel)
 		return -ENOMEM;
 	storage_split(up->rel, &sp);
-	r = storage_begin_target(up, &sp, overwrite, &base_fd, &whole);
+	r = storage_begin_target(up, &sp, overwrite, &base_fd, &whole, &replacing);
 	if (r < 0)
 		goto err_release;
-	r = storage_create_tmp(up, base_fd);
+	r = storage_create_tmp(up, base_fd, replacing);
 	/* The target's own directory is kept for the commit. */
 	if (whole)
 		up->dir_fd = base_fd;
@@ -918,14 +937,26 @@ static int storage_make_parents(struct storage_upload *up)
 		comp[end - start] = '\0';
 		fd = storage_open_subdir(base, comp);
 		if (fd == -ENOENT) {
-			if (mkdirat(base, comp, 0755 & ~up->lim.umask) == 0) {
+			mode_t mode = 0755 & ~(mode_t)up->lim.umask;
+			bool made = false;
+
+			if (mkdirat(base, comp, mode) == 0) {
 				up->created[up->n_created++] = end;
-				storage_step();
+				made = true;
+				storage_step("mkdir");
 			} else if (errno != EEXIST) {
 				fd = -errno;
 			}
 			if (fd == -ENOENT)
 				fd = storage_open_subdir(base, comp);
+			/* The share's umask decides, not the process's. */
+			if (made && fd >= 0 && (mode & storage_process_umask()) &&
+			    fchmod(fd, mode) < 0) {
+				int err = -errno;
+
+				close(fd);
+				fd = err;
+			}
 		}
 		if (cur >= 0)
 			close(cur);
@@ -967,21 +998,29 @@ static int storage_rename_over(struct storage_upload *up, int from_fd,
  * name and renamed over. */
 static int storage_name_unnamed(struct storage_upload *up, bool overwrite)
 {
-	char tmp[sizeof(STORAGE_TMP_PREFIX) + 16];
+	char tmp[sizeof(STORAGE_TMP_PREFIX) + 24], prefix[sizeof(STORAGE_TMP_PREFIX)];
+	int via = up->tmp_dir_fd >= 0 ? up->tmp_dir_fd : up->dir_fd;
+	pid_t pid = getpid();
 	int r, tries = 0;
 
 	r = storage_link_unnamed(up, up->dir_fd, up->name);
 	if (r != -EEXIST || !overwrite)
 		return r;
+	/* In the state directory the name carries our pid, so that when we
+	 * die between link and rename storage_sweep() finds it. */
+	if (up->tmp_dir_fd >= 0)
+		snprintf(prefix, sizeof(prefix), "%d.", (int)pid);
+	else
+		snprintf(prefix, sizeof(prefix), "%s", STORAGE_TMP_PREFIX);
 	do {
-		r = storage_random_name(STORAGE_TMP_PREFIX, getpid(), tmp, sizeof(tmp));
+		r = storage_random_name(prefix, pid, tmp, sizeof(tmp));
 		if (r == 0)
-			r = storage_link_unnamed(up, up->dir_fd, tmp);
+			r = storage_link_unnamed(up, via, tmp);
 	} while (r == -EEXIST && ++tries < 4);
 	if (r < 0)
 		return r;
-	storage_step();
-	return storage_rename_over(up, up->dir_fd, tmp);
+	storage_step("link-tmp");
+	return storage_rename_over(up, via, tmp);
 }
 
 /* The state-directory path: one rename gives the file its name. */
@@ -1004,7 +1043,7 @@ static int storage_name_tmp(struct storage_upload *up, bool overwrite)
 		return r;
 	if (linkat(up->tmp_dir_fd, up->tmp, up->dir_fd, up->name, 0) < 0)
 		return -errno;
-	storage_step();
+	storage_step("link");
 	(void)unlinkat(up->tmp_dir_fd, up->tmp, 0);
 	up->tmp[0] = '\0';
 	return 0;
@@ -1046,7 +1085,7 @@ static int storage_finish_data(struct storage_upload *up,
 		if (r < 0)
 			return r;
 	}
-	storage_step();
+	storage_step("data");
 	return 0;
 }
 
@@ -1063,11 +1102,11 @@ static int storage_name(struct storage_upload *up, bool overwrite)
 			goto err_remove;
 		}
 	}
-	r = up->tmp_dir_fd >= 0 ? storage_name_tmp(up, overwrite)
-				: storage_name_unnamed(up, overwrite);
+	r = up->tmp[0] ? storage_name_tmp(up, overwrite)
+		       : storage_name_unnamed(up, overwrite);
 	if (r < 0)
 		goto err_remove;
-	storage_step();
+	storage_step("name");
 	return 0;
 
 err_remove:
@@ -1103,7 +1142,10 @@ static int storage_fsync_dir(int fd, struct storage_synced *ss)
 		return -errno;
 	if (!storage_synced_add(ss, &st))
 		return 0;
-	return fsync(fd) < 0 ? -errno : 0;
+	if (fsync(fd) < 0)
+		return -errno;
+	storage_step("dir-sync");
+	return 0;
 }
 
 /* fsyncs the target's directory and every directory above it up to the
@@ -1148,7 +1190,7 @@ static void storage_commit_all(struct storage_pending *v, size_t n, bool durable
 		if (v[i].result == 0 && fsync(v[i].up.fd) < 0)
 			v[i].result = -errno;
 		if (v[i].result == 0)
-			storage_step();
+			storage_step("data-sync");
 	}
 	for (size_t i = 0; i < n; i++)
 		if (v[i].result == 0)
@@ -1157,7 +1199,7 @@ static void storage_commit_all(struct storage_pending *v, size_t n, bool durable
 		if (v[i].result == 0) {
 			v[i].result = storage_sync_chain(&v[i].up, &ss);
 			if (v[i].result == 0)
-				storage_step();
+				storage_step("synced");
 		}
 	}
 	/* A failed naming removed its directories already; a named file's

@@ -177,9 +177,11 @@ int storage_upload_begin(int root_fd, const char *rel, uint64_t size,
 			 const struct storage_limits *lim,
 			 struct storage_upload *up);
 
-/* Appends body bytes (pwrite at up->written).  Checks free space against
- * the margin again before each further STORAGE_RESERVE_STEP (reserving it
- * for large known sizes).  0 or -errno: -EFBIG (past the announced size,
+/* Appends body bytes (pwrite at up->written).  Checks free space again
+ * before each further STORAGE_RESERVE_STEP of a known size (that step plus
+ * the margin must be free; sizes of at least STORAGE_PREALLOC_MIN reserve
+ * it), and before each further STORAGE_PREALLOC_MIN of an unknown size
+ * (the margin must still be free).  0 or -errno: -EFBIG (past the announced size,
  * or past max_file_size when the size is unknown), -ENOSPC/-EDQUOT, -EBADF
  * on an inactive upload.  After an error the upload stays active: abort
  * it. */
@@ -278,10 +280,11 @@ int storage_digest_store(int fd, const struct stat *st,
 int storage_digest(int fd, const struct stat *st, enum digest_alg alg,
 		   struct digest_value *out);
 
-/* Test-only fault injection: when non-NULL, called at each step of the
- * commit path (after each change on disk), so that a test can _exit()
- * there.  Never set in the daemon. */
-extern void (*storage_fault_hook)(void);
+/* Test-only fault injection: when non-NULL, called with the step's name
+ * after each change on disk of the commit path ("data", "data-sync",
+ * "mkdir", "link-tmp", "link", "name", "dir-sync", "synced"), so that a
+ * test can _exit() there or count the steps.  Never set in the daemon. */
+extern void (*storage_fault_hook)(const char *step);
 
 /* Removes the temporary names STORAGE_STATE_DIR holds for pid's
  * interrupted uploads, or everybody's when pid == 0: only

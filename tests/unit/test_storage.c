@@ -16,6 +16,9 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -1694,4 +1697,477 @@ Test(sweep, state_dir_hidden_from_list, .init = setup, .fini = teardown)
 	for (int i = 0; i < c.n; i++)
 		cr_expect_str_neq(c.names[i], ".tcpfiled");
 	cr_expect_eq(storage_open_dir(root_fd, ".tcpfiled"), -EINVAL);
+}
+
+/* --- protocol 2 storage: limits, contracts, group commit, crashes ---------- */
+
+/* Runs fn in a child with its own mount namespace and a fresh tmpfs
+ * (mount options opts) at base/tmpfs; fn fills up to 8 results.  Skips the
+ * test where mounting is not permitted.  No cr_assert in fn. */
+struct tmpfs_res {
+	int skipped;
+	long v[8];
+};
+
+static struct tmpfs_res run_in_tmpfs(const char *opts,
+				     void (*fn)(const char *mnt, long *v))
+{
+	struct tmpfs_res res = { 0 };
+	char mnt[PATH_MAX];
+	int pfd[2], status;
+	pid_t pid;
+
+	xpath(mnt, sizeof(mnt), base, "tmpfs");
+	cr_assert_eq(mkdir(mnt, 0700), 0);
+	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		if (unshare(CLONE_NEWNS) < 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+			res.skipped = errno;
+		else
+			fn(mnt, res.v);
+		if (write(pfd[1], &res, sizeof(res)) != sizeof(res))
+			_exit(1);
+		_exit(0);
+	}
+	close(pfd[1]);
+	read_exact(pfd[0], &res, sizeof(res));
+	close(pfd[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (res.skipped)
+		cr_skip_test("cannot mount a tmpfs here: %s", strerror(res.skipped));
+	return res;
+}
+
+Test(check_path, reserved_names_ignore_case)
+{
+	static const char *const bad[] = {
+		".TCPFILED", ".Tcpfiled", "a/.tcpFILED", ".TCPFILED.tmp.x",
+		"d/.TcpFiled.anything",
+	};
+	const char *why;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_expect_eq(storage_check_path(bad[i], strlen(bad[i]), false, &why),
+			     -EINVAL, "%s accepted", bad[i]);
+		cr_expect_str_eq(why ? why : "", "reserved name in path");
+	}
+}
+
+/* Opening a device node or FIFO can act on it: GET looks first. */
+Test(open, special_files_never_opened, .init = setup, .fini = teardown)
+{
+	char fifo[PATH_MAX], buf[4096];
+	struct stat st;
+	ssize_t n;
+	int ifd;
+
+	xpath(fifo, sizeof(fifo), share, "fifo");
+	ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	cr_assert(ifd >= 0);
+	cr_assert(inotify_add_watch(ifd, fifo, IN_OPEN) >= 0);
+	cr_expect_eq(storage_open_file(root_fd, "fifo", &st), -EPERM);
+	n = read(ifd, buf, sizeof(buf));
+	cr_expect(n < 0 && errno == EAGAIN, "the FIFO was opened");
+	close(ifd);
+}
+
+Test(delete, special_files_never_removed, .init = setup, .fini = teardown)
+{
+	char p[PATH_MAX];
+
+	cr_expect_eq(storage_delete(root_fd, "fifo", false), -EPERM);
+	cr_expect(exists("fifo"));
+	xpath(p, sizeof(p), share, "null");
+	if (mknod(p, S_IFCHR | 0600, makedev(1, 3)) == 0) {
+		cr_expect_eq(storage_delete(root_fd, "null", false), -EPERM);
+		cr_expect(exists("null"));
+		cr_expect_eq(storage_open_file(root_fd, "null", &(struct stat){ 0 }), -EPERM);
+	}
+	cr_expect_eq(storage_delete(root_fd, "a/f", false), 0);
+}
+
+/* storage_digest never writes: a read-only share keeps its xattrs and
+ * ctime; the session stores only where allowed. */
+Test(digest, compute_alone_writes_nothing, .init = setup, .fini = teardown)
+{
+	struct digest_value d;
+	struct stat st, after;
+	char p[PATH_MAX], v[256];
+	int fd;
+
+	set_mtime("a/f", 1000000000, 5);
+	fd = storage_open_file(root_fd, "a/f", &st);
+	cr_assert(fd >= 0);
+	cr_expect_eq(storage_digest_cached(fd, &st, DIGEST_SHA256, &d), -ENODATA);
+	cr_expect_eq(storage_digest(fd, &st, DIGEST_SHA256, &d), 1);
+	expect_digest(&d, DIGEST_SHA256, SHA256_ABC);
+	xpath(p, sizeof(p), share, "a/f");
+	cr_expect_eq(lgetxattr(p, "user.tcpfiled.sha256", v, sizeof(v)), -1);
+	cr_assert_eq(fstat(fd, &after), 0);
+	cr_expect_eq(after.st_ctim.tv_sec, st.st_ctim.tv_sec);
+	cr_expect_eq(after.st_ctim.tv_nsec, st.st_ctim.tv_nsec, "ctime changed");
+	cr_expect_eq(storage_digest_store(fd, &st, &d), 0);
+	cr_expect_eq(storage_digest_cached(fd, &st, DIGEST_SHA256, &d), 0);
+	cr_expect_eq(storage_digest(fd, &st, DIGEST_SHA256, &d), 0, "a cache hit");
+	close(fd);
+}
+
+Test(upload, read_only_limits_refuse_before_anything, .init = setup,
+     .fini = teardown)
+{
+	struct storage_limits ro = { .read_only = true };
+	struct storage_upload up;
+	char *before = snapshot(share), *after;
+
+	cr_expect_eq(storage_upload_begin(root_fd, "x/y", 1, 0644, true, &ro, &up), -EROFS);
+	after = snapshot(share);
+	cr_expect_str_eq(after, before);
+	free(before);
+	free(after);
+}
+
+/* Contract: a refused or aborted upload changes nothing, directories
+ * included. */
+Test(upload, abort_leaves_no_directory, .init = setup, .fini = teardown)
+{
+	struct storage_upload up;
+	char *before, *after;
+
+	put_state_dir();
+	before = snapshot(share);
+	cr_assert_eq(storage_upload_begin(root_fd, "n1/n2/n3/f", 3, 0644, true, &nolim,
+					  &up), 0);
+	cr_expect_not(exists("n1"), "parents are made only at commit");
+	cr_assert_eq(storage_upload_write(&up, "abc", 3), 0);
+	storage_upload_abort(&up);
+	cr_expect_eq(storage_upload_begin(root_fd, "a/n/f", 3, 0644, false, &nolim, &up), 0);
+	cr_expect_eq(storage_upload_commit(&up, false, true, NULL, NULL), -EIO);
+	after = snapshot(share);
+	cr_expect_str_eq(after, before);
+	free(before);
+	free(after);
+}
+
+Test(upload, commit_makes_parents_with_umask, .init = setup, .fini = teardown)
+{
+	struct storage_limits lim = { .umask = 027 };
+	struct storage_upload up;
+
+	umask(077);     /* the share's umask decides, not the process's */
+	cr_assert_eq(storage_upload_begin(root_fd, "p1/p2/f", 2, 0666, false, &lim, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "hi", 2), 0);
+	cr_assert_eq(storage_upload_commit(&up, false, true, NULL, NULL), 0);
+	cr_expect_eq(stat_share("p1/p2/f").st_mode & 07777, 0640);
+	cr_expect_eq(stat_share("p1").st_mode & 07777, 0750);
+	cr_expect_eq(stat_share("p1/p2").st_mode & 07777, 0750);
+	cr_assert_eq(storage_upload_begin(root_fd, "a/f", 2, 04777, true, &lim, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "hi", 2), 0);
+	cr_assert_eq(storage_upload_commit(&up, true, false, NULL, NULL), 0);
+	cr_expect_eq(stat_share("a/f").st_mode & 07777, 0750);
+	expect_content("p1/p2/f", "hi");
+	cr_expect(state_is_empty());
+}
+
+/* A failed commit removes the directories it made: here the file system
+ * runs out of inodes after the first one. */
+static void inode_child(const char *mnt, long *v)
+{
+	struct storage_upload up;
+	char p[PATH_MAX];
+	int fd, i;
+
+	fd = storage_open_root(mnt);
+	if (fd < 0) {
+		v[0] = fd;
+		return;
+	}
+	v[0] = storage_upload_begin(fd, "n1/n2/f", 1, 0644, true, &nolim, &up);
+	if (v[0] < 0)
+		return;
+	if (storage_upload_write(&up, "x", 1) < 0)
+		_exit(3);
+	/* Fill the inodes, then free one: n1 fits, n2 does not. */
+	for (i = 0;; i++) {
+		snprintf(p, sizeof(p), "%s/fill%d", mnt, i);
+		if (mknod(p, S_IFREG | 0600, 0) < 0)
+			break;
+	}
+	snprintf(p, sizeof(p), "%s/fill%d", mnt, i - 1);
+	if (i == 0 || unlink(p) < 0)
+		_exit(4);
+	v[1] = storage_upload_commit(&up, true, false, NULL, NULL);
+	snprintf(p, sizeof(p), "%s/n1", mnt);
+	v[2] = access(p, F_OK) == 0;
+	close(fd);
+}
+
+Test(upload, failed_commit_removes_its_directories, .init = setup,
+     .fini = teardown)
+{
+	struct tmpfs_res res = run_in_tmpfs("size=1m,nr_inodes=64", inode_child);
+
+	cr_assert_eq(res.v[0], 0, "begin: %ld", res.v[0]);
+	cr_expect_eq(res.v[1], -ENOSPC, "commit: %ld", res.v[1]);
+	cr_expect_eq(res.v[2], 0, "n1 left behind");
+}
+
+/* The state directory is checked before use. */
+Test(state, wrong_owner_or_mode_refused, .init = setup, .fini = teardown)
+{
+	struct storage_upload up;
+	char p[PATH_MAX];
+
+	put_state_dir();
+	xpath(p, sizeof(p), share, ".tcpfiled");
+	cr_assert_eq(chmod(p, 0755), 0);
+	cr_expect_eq(storage_upload_begin(root_fd, "new", 1, 0644, true, &nolim, &up),
+		     -EUCLEAN);
+	cr_expect_eq(storage_sweep(root_fd, 0), -EUCLEAN);
+	cr_assert_eq(chmod(p, 0700), 0);
+	if (geteuid() == 0) {
+		cr_assert_eq(chown(p, 65534, 65534), 0);
+		cr_expect_eq(storage_upload_begin(root_fd, "new", 1, 0644, true, &nolim,
+						  &up), -EUCLEAN);
+		cr_assert_eq(chown(p, 0, 0), 0);
+	}
+	cr_expect_not(exists("new"));
+	cr_expect(state_is_empty());
+	upload_and_check("new", 5);
+}
+
+/* Space: a header that does not fit beside the margin reserves nothing;
+ * large sizes are reserved one step at a time, small ones not at all;
+ * a stream of unknown size stops at the margin. */
+static void space_child(const char *mnt, long *v)
+{
+	struct storage_limits lim = { .min_free_bytes = 2 << 20 };
+	struct storage_upload up, small;
+	static char chunk[256 << 10];
+	struct statvfs before, after;
+	struct stat st;
+	int fd = storage_open_root(mnt), r;
+
+	if (fd < 0 || statvfs(mnt, &before) < 0)
+		_exit(2);
+	v[0] = storage_upload_begin(fd, "big", 7 << 20, 0644, true, &lim, &up);
+	if (statvfs(mnt, &after) < 0)
+		_exit(2);
+	v[1] = (long)before.f_bfree - (long)after.f_bfree;
+	v[2] = storage_upload_begin(fd, "mid", 3 << 20, 0644, true, &lim, &up);
+	if (v[2] == 0) {
+		v[3] = fstat(up.fd, &st) == 0 ? (long)st.st_blocks * 512 : -1;
+		storage_upload_abort(&up);
+	}
+	r = storage_upload_begin(fd, "small", 4096, 0644, true, &lim, &small);
+	v[4] = r == 0 && fstat(small.fd, &st) == 0 ? (long)st.st_blocks : -1;
+	if (r == 0)
+		storage_upload_abort(&small);
+	/* 8 MiB file system, 2 MiB margin: a stream stops well before full. */
+	v[5] = storage_upload_begin(fd, "stream", STORAGE_SIZE_UNKNOWN, 0644, true,
+				    &lim, &up);
+	r = 0;
+	while (v[5] == 0 && r == 0 && up.written < (16 << 20))
+		r = storage_upload_write(&up, chunk, sizeof(chunk));
+	v[6] = r;
+	if (statvfs(mnt, &after) < 0)
+		_exit(2);
+	v[7] = (long)(after.f_bavail * after.f_frsize);
+	storage_upload_abort(&up);
+	close(fd);
+}
+
+Test(upload, space_checked_and_reserved_in_steps, .init = setup,
+     .fini = teardown)
+{
+	struct tmpfs_res res = run_in_tmpfs("size=8m", space_child);
+
+	cr_expect_eq(res.v[0], -ENOSPC, "7 MiB + 2 MiB margin on 8 MiB: %ld", res.v[0]);
+	cr_expect_eq(res.v[1], 0, "a refused header reserved %ld blocks", res.v[1]);
+	cr_expect_eq(res.v[2], 0, "3 MiB fits: %ld", res.v[2]);
+	cr_expect_eq(res.v[3], 3 << 20, "reserved %ld bytes", res.v[3]);
+	cr_expect_eq(res.v[4], 0, "a small file is not preallocated");
+	cr_expect_eq(res.v[5], 0);
+	cr_expect_eq(res.v[6], -ENOSPC, "stream: %ld", res.v[6]);
+	cr_expect_geq(res.v[7], 1 << 20, "the stream ate the margin: %ld left", res.v[7]);
+}
+
+Test(upload, unknown_size_limits, .init = setup, .fini = teardown)
+{
+	struct storage_limits lim = { .max_file_size = 5 };
+	struct storage_upload up;
+
+	cr_expect_eq(storage_upload_begin(root_fd, "u", 6, 0644, true, &lim, &up), -EFBIG);
+	cr_assert_eq(storage_upload_begin(root_fd, "u", STORAGE_SIZE_UNKNOWN, 0644, true,
+					  &lim, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "abc", 3), 0);
+	cr_expect_eq(storage_upload_write(&up, "def", 3), -EFBIG);
+	cr_assert_eq(storage_upload_write(&up, "de", 2), 0);
+	cr_assert_eq(storage_upload_commit(&up, true, false, NULL, NULL), 0);
+	expect_content("u", "abcde");
+	cr_expect(state_is_empty());
+}
+
+/* Durable all the way up: every directory from the target's to the root
+ * is fsynced after the name is made, each once per batch. */
+static char steps[4096];
+
+static void record_step(const char *step)
+{
+	size_t len = strlen(steps);
+
+	snprintf(steps + len, sizeof(steps) - len, "%s%s", len ? "," : "", step);
+}
+
+Test(upload, durable_syncs_the_chain_to_the_root, .init = setup,
+     .fini = teardown)
+{
+	struct storage_upload up;
+
+	put_dir("a/b");
+	steps[0] = '\0';
+	storage_fault_hook = record_step;
+	cr_assert_eq(storage_upload_begin(root_fd, "a/b/c/d/f", 1, 0644, true, &nolim,
+					  &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "x", 1), 0);
+	cr_assert_eq(storage_upload_commit(&up, true, true, NULL, NULL), 0);
+	storage_fault_hook = NULL;
+	/* d, c, b, a and the root. */
+	cr_expect_str_eq(steps, "data,data-sync,mkdir,mkdir,name,"
+			 "dir-sync,dir-sync,dir-sync,dir-sync,dir-sync,synced");
+	steps[0] = '\0';
+	storage_fault_hook = record_step;
+	cr_assert_eq(storage_upload_begin(root_fd, "g", 1, 0644, true, &nolim, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "x", 1), 0);
+	cr_assert_eq(storage_upload_commit(&up, true, false, NULL, NULL), 0);
+	storage_fault_hook = NULL;
+	cr_expect_str_eq(steps, "data,name", "no sync without durable");
+}
+
+static void batch_put(struct storage_batch *b, const char *rel, const char *content,
+		      bool overwrite, int want)
+{
+	struct storage_upload up;
+	size_t n = strlen(content);
+
+	cr_assert_eq(storage_upload_begin(root_fd, rel, n, 0644, overwrite, &nolim, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, content, n), 0);
+	cr_assert_eq(storage_batch_add(b, &up, overwrite, NULL, NULL), want);
+	cr_expect_null(up.name, "the batch took the upload over");
+}
+
+Test(batch, group_commit_results_in_order, .init = setup, .fini = teardown)
+{
+	struct storage_batch b;
+	int syncs = 0;
+
+	storage_batch_init(&b);
+	batch_put(&b, "g1/x", "one", false, 0);
+	batch_put(&b, "a/f", "two", true, 1);
+	batch_put(&b, "g1/y", "three", false, 2);
+	batch_put(&b, "g1/x", "dup", false, 3);   /* loses to entry 0 */
+	cr_expect_not(exists("g1"), "nothing is named before the commit");
+	expect_content("a/f", "abc");
+	steps[0] = '\0';
+	storage_fault_hook = record_step;
+	cr_expect_eq(storage_batch_commit(&b, true), -EEXIST);
+	storage_fault_hook = NULL;
+	cr_assert_eq(storage_batch_count(&b), 4);
+	cr_expect_eq(storage_batch_result(&b, 0), 0);
+	cr_expect_eq(storage_batch_result(&b, 1), 0);
+	cr_expect_eq(storage_batch_result(&b, 2), 0);
+	cr_expect_eq(storage_batch_result(&b, 3), -EEXIST);
+	cr_expect_eq(storage_batch_result(&b, 4), -EINVAL);
+	for (const char *p = steps; (p = strstr(p, "dir-sync")); p++)
+		syncs++;
+	cr_expect_eq(syncs, 3, "g1, a and the root once each: %s", steps);
+	/* ("data" happened in storage_batch_add, before the hook.) */
+	cr_expect_eq(strncmp(steps, "data-sync,data-sync,data-sync,data-sync,", 40), 0,
+		     "all data synced before any name: %s", steps);
+	expect_content("g1/x", "one");
+	expect_content("g1/y", "three");
+	expect_content("a/f", "two");
+	storage_batch_reset(&b);
+	cr_expect(state_is_empty());
+
+	/* Full, then dropped unflushed: nothing visible, nothing left. */
+	for (int i = 0; i < STORAGE_BATCH_MAX; i++) {
+		char rel[32];
+
+		snprintf(rel, sizeof(rel), "h/%d", i);
+		batch_put(&b, rel, "z", false, i);
+	}
+	{
+		struct storage_upload up;
+
+		cr_assert_eq(storage_upload_begin(root_fd, "h/x", 1, 0644, false, &nolim,
+						  &up), 0);
+		cr_assert_eq(storage_upload_write(&up, "z", 1), 0);
+		cr_expect_eq(storage_batch_add(&b, &up, false, NULL, NULL), -ENOBUFS);
+		cr_expect_null(up.name);
+	}
+	storage_batch_finish(&b);
+	cr_expect_not(exists("h"));
+	cr_expect(state_is_empty());
+}
+
+/* LIST streams: memory does not grow with the directory. */
+#define LIST_BIG 100000
+
+static int count_big(const struct storage_entry *e, void *arg)
+{
+	uint8_t *seen = arg;
+	long i = strtol(e->name + 1, NULL, 10);
+
+	if (e->name[0] != 'f' || i < 0 || i >= LIST_BIG || seen[i])
+		return -EINVAL;
+	seen[i] = 1;
+	return 0;
+}
+
+static long maxrss_kib(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
+}
+
+static void list_child(const char *mnt, long *v)
+{
+	static uint8_t seen[LIST_BIG];
+	char p[PATH_MAX];
+	int fd, i;
+
+	for (i = 0; i < LIST_BIG; i++) {
+		snprintf(p, sizeof(p), "%s/f%d", mnt, i);
+		if (mknod(p, S_IFREG | 0600, 0) < 0)
+			_exit(2);
+	}
+	fd = storage_open_root(mnt);
+	if (fd < 0)
+		_exit(2);
+	memset(seen, 0, sizeof(seen));
+	v[0] = maxrss_kib();
+	v[1] = storage_list(storage_open_dir(fd, ""), count_big, seen);
+	v[2] = maxrss_kib();
+	v[3] = 0;
+	for (i = 0; i < LIST_BIG; i++)
+		v[3] += seen[i];
+	close(fd);
+}
+
+Test(list, large_directory_in_bounded_memory, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+	struct tmpfs_res res = run_in_tmpfs("size=64m,nr_inodes=200000", list_child);
+
+	cr_expect_eq(res.v[1], 0, "list: %ld", res.v[1]);
+	cr_expect_eq(res.v[3], LIST_BIG, "each entry once");
+	cr_expect_lt(res.v[2] - res.v[0], 512, "LIST grew the RSS by %ld KiB",
+		     res.v[2] - res.v[0]);
 }
