@@ -2171,3 +2171,107 @@ Test(list, large_directory_in_bounded_memory, .init = setup, .fini = teardown,
 	cr_expect_lt(res.v[2] - res.v[0], 512, "LIST grew the RSS by %ld KiB",
 		     res.v[2] - res.v[0]);
 }
+
+/* Crash consistency: a child is killed (_exit) at step k of a commit, for
+ * every k, on each commit path: a new name in new directories, a
+ * replacement, a group commit.  After each: nothing partial is visible,
+ * each name holds its old or its new content whole, and after
+ * storage_sweep() no temporary name is left. */
+static int crash_at, crash_seen;
+
+static void crash_step(const char *step)
+{
+	(void)step;
+	if (++crash_seen == crash_at)
+		_exit(42);
+}
+
+static void crash_upload(const char *rel, const char *content, bool overwrite,
+			 struct storage_batch *b)
+{
+	struct storage_upload up;
+	size_t n = strlen(content);
+
+	if (storage_upload_begin(root_fd, rel, n, 0644, overwrite, &nolim, &up) < 0 ||
+	    storage_upload_write(&up, content, n) < 0)
+		_exit(1);
+	if (b ? storage_batch_add(b, &up, overwrite, NULL, NULL) < 0
+	      : storage_upload_commit(&up, overwrite, true, NULL, NULL) < 0)
+		_exit(1);
+}
+
+static void crash_scenario(void)
+{
+	struct storage_batch b;
+
+	crash_upload("c1/c2/new", "NEWFILE", false, NULL);
+	crash_upload("a/f", "REPLACED", true, NULL);
+	storage_batch_init(&b);
+	crash_upload("c1/g1", "GROUP1", false, &b);
+	crash_upload("a/f", "GROUPED", true, &b);
+	if (storage_batch_commit(&b, true) < 0)
+		_exit(1);
+	storage_batch_finish(&b);
+}
+
+/* rel holds a (NULL: may be missing), b or c (NULL: not expected). */
+static void expect_one_of(const char *rel, const char *a, const char *b,
+			  const char *c, int k)
+{
+	char *got = slurp(rel, NULL);
+
+	if (!got) {
+		cr_expect(a == NULL, "k=%d: %s missing", k, rel);
+		return;
+	}
+	cr_expect(strcmp(got, a ? a : "") == 0 || strcmp(got, b) == 0 ||
+		  (c && strcmp(got, c) == 0),
+		  "k=%d: %s holds \"%s\"", k, rel, got);
+	free(got);
+}
+
+Test(crash, every_step_of_the_commit_path, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+	int k, status;
+
+	for (k = 1; k < 200; k++) {
+		pid_t pid = fork();
+
+		cr_assert(pid >= 0);
+		if (pid == 0) {
+			crash_at = k;
+			storage_fault_hook = crash_step;
+			crash_scenario();
+			_exit(0);
+		}
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFEXITED(status), "k=%d", k);
+		cr_assert(WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 42,
+			  "k=%d: the scenario failed (%d)", k, WEXITSTATUS(status));
+		expect_one_of("c1/c2/new", NULL, "NEWFILE", NULL, k);
+		expect_one_of("a/f", "abc", "REPLACED", "GROUPED", k);
+		expect_one_of("c1/g1", NULL, "GROUP1", NULL, k);
+		if (!exists("c1/c2/new"))
+			cr_expect_not(exists("c1/g1"), "k=%d: out of order", k);
+		cr_expect_geq(storage_sweep(root_fd, pid), 0);
+		cr_expect(state_is_empty(), "k=%d: litter in the state directory", k);
+		cr_expect_eq(count_entries("a"), 2, "k=%d: litter beside a/f", k);
+		if (WEXITSTATUS(status) == 0) {
+			expect_content("c1/c2/new", "NEWFILE");
+			expect_content("c1/g1", "GROUP1");
+			expect_content("a/f", "GROUPED");
+			break;
+		}
+		/* Back to the start for the next k. */
+		{
+			char p[PATH_MAX];
+
+			xpath(p, sizeof(p), share, "c1");
+			nftw(p, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+			put_file(share, "a/f", "abc");
+		}
+	}
+	cr_expect_gt(k, 10, "the hook was reached at %d steps only", k);
+	cr_expect_lt(k, 200, "the scenario never completed");
+}
