@@ -19,6 +19,7 @@
 #include "log.h"
 #include "monotonic.h"
 #include "netio.h"
+#include "parse.h"
 #include "protocol.h"
 #include "session.h"
 #include "storage.h"
@@ -492,6 +493,75 @@ static int session_list_entry(const struct storage_entry *e, void *arg)
 	return 0;
 }
 
+/* Protocol 1 promises LIST sorted bytewise by name, and storage_list
+ * yields directory order: sorts the collected lines by their name field
+ * (after the third space) into a new buffer. */
+static const char *session_list_name(const char *line)
+{
+	for (int i = 0; i < 3; i++)
+		line = strchr(line, ' ') + 1;
+	return line;
+}
+
+/* The next byte of an encoded name, %XX decoded; -1 at its end. */
+static int session_list_byte(const char **p)
+{
+	const char *c = *p;
+
+	if (*c == '\n')
+		return -1;
+	if (c[0] == '%' && parse_hex_digit(c[1]) >= 0 && parse_hex_digit(c[2]) >= 0) {
+		*p += 3;
+		return parse_hex_digit(c[1]) * 16 + parse_hex_digit(c[2]);
+	}
+	*p += 1;
+	return (unsigned char)*c;
+}
+
+static int session_list_cmp(const void *a, const void *b)
+{
+	const char *x = session_list_name(*(const char *const *)a);
+	const char *y = session_list_name(*(const char *const *)b);
+
+	for (;;) {
+		int cx = session_list_byte(&x), cy = session_list_byte(&y);
+
+		if (cx != cy || cx < 0)
+			return cx - cy;
+	}
+}
+
+static int session_list_sort(struct list_acc *acc)
+{
+	char **lines, *sorted, *p;
+	size_t n = 0;
+
+	if (acc->count < 2)
+		return 0;
+	lines = calloc(acc->count, sizeof(*lines));
+	sorted = malloc(acc->len);
+	if (!lines || !sorted) {
+		free(lines);
+		free(sorted);
+		return -ENOMEM;
+	}
+	for (p = acc->buf; p < acc->buf + acc->len; p = strchr(p, '\n') + 1)
+		lines[n++] = p;
+	qsort(lines, n, sizeof(*lines), session_list_cmp);
+	p = sorted;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = (size_t)(strchr(lines[i], '\n') + 1 - lines[i]);
+
+		memcpy(p, lines[i], len);
+		p += len;
+	}
+	free(lines);
+	free(acc->buf);
+	acc->buf = sorted;
+	acc->cap = acc->len;
+	return 0;
+}
+
 static void session_list(struct session *s, struct proto_request *req)
 {
 	struct outcome o = { .op = "list", .req = req, .start_ms = monotonic_ms(),
@@ -505,6 +575,8 @@ static void session_list(struct session *s, struct proto_request *req)
 	if (!code) {
 		dfd = storage_open_dir(t.root_fd, t.rel);
 		r = dfd < 0 ? dfd : storage_list(dfd, session_list_entry, &acc);
+		if (r == 0)
+			r = session_list_sort(&acc);
 		if (r < 0) {
 			code = session_status_from_errno(r, &why);
 		}
