@@ -44,6 +44,8 @@ enum config_type {
 	CONFIG_HOSTS,
 	CONFIG_TLS_VERSION,
 	CONFIG_OPTPATH,         /* an absolute path, or empty for none */
+	CONFIG_OCTAL,
+	CONFIG_MARGIN,          /* def: a percentage */
 };
 
 struct config_key {
@@ -111,6 +113,8 @@ static const struct config_key config_keys[] = {
 	{ CONFIG_KIND_SHARE, "overwrite", CONFIG_BOOL, 0, 1, 1, SHARE_FIELD(overwrite) },
 	{ CONFIG_KIND_SHARE, "max_file_size", CONFIG_SIZE, 0, UINT64_MAX, 0,
 	  SHARE_FIELD(max_file_size) },
+	{ CONFIG_KIND_SHARE, "min_free", CONFIG_MARGIN, 0, 100, 1, SHARE_FIELD(min_free) },
+	{ CONFIG_KIND_SHARE, "umask", CONFIG_OCTAL, 0, 0777, 022, SHARE_FIELD(umask) },
 };
 
 #define CONFIG_N_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -192,6 +196,7 @@ static void config_store_u64(void *base, const struct config_key *key, uint64_t 
 static void config_apply_defaults(void *base, enum config_kind kind)
 {
 	const struct config_key *key;
+	struct config_margin m;
 	bool b;
 	int i;
 
@@ -206,7 +211,12 @@ static void config_apply_defaults(void *base, enum config_kind kind)
 		case CONFIG_UINT:
 		case CONFIG_SIZE:
 		case CONFIG_DURATION:
+		case CONFIG_OCTAL:
 			config_store_u64(base, key, key->def);
+			break;
+		case CONFIG_MARGIN:
+			m = (struct config_margin){ .percent = (unsigned)key->def };
+			memcpy(config_field(base, key), &m, sizeof(m));
 			break;
 		case CONFIG_LOGLEVEL:
 		case CONFIG_TLS_VERSION:
@@ -231,6 +241,10 @@ static const char *config_format_bound(const struct config_key *key, uint64_t v,
 	};
 	size_t i;
 
+	if (key->type == CONFIG_OCTAL) {
+		snprintf(buf, cap, "%04" PRIo64, v);
+		return buf;
+	}
 	if (key->type == CONFIG_DURATION && v != 0) {
 		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 			if (v % units[i].ms == 0) {
@@ -245,6 +259,44 @@ static const char *config_format_bound(const struct config_key *key, uint64_t v,
 	return buf;
 }
 
+/* Octal digits only, at most 4 of them (0777 with a leading 0). */
+static int config_parse_octal(const char *s, uint64_t *out)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 4 || strspn(s, "01234567") != len)
+		return -EINVAL;
+	*out = strtoull(s, NULL, 8);
+	return 0;
+}
+
+/* "N%" (0..100) or a size. */
+static int config_set_margin(struct config_parser *p, const struct config_key *key,
+			     void *base, const char *value)
+{
+	struct config_margin m = { 0 };
+	size_t len = strlen(value);
+	uint64_t v;
+	int r;
+
+	if (len > 1 && value[len - 1] == '%') {
+		r = parse_u64_n(value, len - 1, &v);
+		if (r == 0 && v > key->max)
+			r = -ERANGE;
+		m.percent = (unsigned)v;
+	} else {
+		r = parse_size(value, &m.bytes);
+	}
+	if (r < 0) {
+		config_fail(p, -EINVAL, p->lineno,
+			    "%s: expected a size such as 512M or 2G, or a percentage from 0%% to %" PRIu64 "%%, got \"%s\"",
+			    key->name, key->max, value);
+		return -EINVAL;
+	}
+	memcpy(config_field(base, key), &m, sizeof(m));
+	return 0;
+}
+
 static int config_set_number(struct config_parser *p, const struct config_key *key,
 			     void *base, const char *value)
 {
@@ -254,6 +306,10 @@ static int config_set_number(struct config_parser *p, const struct config_key *k
 	int r;
 
 	switch (key->type) {
+	case CONFIG_OCTAL:
+		r = config_parse_octal(value, &v);
+		expected = "an octal mode such as 022 or 0027";
+		break;
 	case CONFIG_SIZE:
 		r = parse_size(value, &v);
 		expected = "a size such as 1048576, 512K, 10M or 2G";
@@ -451,7 +507,10 @@ static int config_set_value(struct config_parser *p, const struct config_key *ke
 	case CONFIG_UINT:
 	case CONFIG_SIZE:
 	case CONFIG_DURATION:
+	case CONFIG_OCTAL:
 		return config_set_number(p, key, base, value);
+	case CONFIG_MARGIN:
+		return config_set_margin(p, key, base, value);
 	case CONFIG_LOGLEVEL:
 		level = log_level_from_name(value);
 		if (level < 0) {

@@ -15,6 +15,12 @@
 /* Values of tls_min_version (the TLS wire version numbers). */
 #define CONFIG_TLS_1_2       0x0303
 #define CONFIG_TLS_1_3       0x0304
+/* Space to keep free: a byte count or a percentage of the file system
+ * (exactly one of them non-zero, or both zero for none). */
+struct config_margin {
+	uint64_t bytes;
+	unsigned percent;       /* 0..100 */
+};
 
 struct share_conf {
 	char *name;             /* section name: first path component on the wire */
@@ -22,6 +28,8 @@ struct share_conf {
 	bool read_only;         /* default no */
 	bool overwrite;         /* default yes */
 	uint64_t max_file_size; /* bytes, 0 = unlimited (default) */
+	struct config_margin min_free; /* default 1% */
+	unsigned umask;         /* octal 0..0777, default 022 */
 	unsigned line;          /* line of the [section] header */
 	unsigned path_line;     /* line of its path key */
 };

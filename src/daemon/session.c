@@ -99,6 +99,10 @@ int session_status_from_errno(int err, const char **why)
 	case EAGAIN:
 	case ETIMEDOUT:
 		return PROTO_ERR_TIMEOUT;
+	case EUCLEAN:
+		/* The share's state directory is not ours (logged). */
+		*why = "the share's state directory is unusable";
+		return PROTO_ERR_INTERNAL;
 	default:
 		return PROTO_ERR_INTERNAL;
 	}

@@ -12,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "netio.h"
 
 #define STORAGE_RESOLVE \
@@ -24,6 +26,15 @@
 /* Digest text, size, mtime and inode: see STORAGE_XATTR_PREFIX. */
 #define STORAGE_XATTR_VALUE_MAX (DIGEST_TEXT_MAX + 80)
 #define STORAGE_XATTR_NAME_MAX 64
+
+void (*storage_fault_hook)(const char *step);
+
+/* A point where a crash test may stop the commit path. */
+static void storage_step(const char *step)
+{
+	if (storage_fault_hook)
+		storage_fault_hook(step);
+}
 
 /* A directory path held in its own buffer so it can be NUL-terminated. */
 struct storage_split {
@@ -70,10 +81,12 @@ static bool storage_reserved(const char *c, size_t len)
 	static const char prefix[] = STORAGE_RESERVED_PREFIX;
 	static const char state[] = STORAGE_STATE_DIR;
 
-	if (len == sizeof(state) - 1 && memcmp(c, state, len) == 0)
+	/* Case-folding file systems (vfat, ext4 casefold) would let
+	 * ".TCPFILED" reach the state directory. */
+	if (len == sizeof(state) - 1 && strncasecmp(c, state, len) == 0)
 		return true;
 	return len >= sizeof(prefix) - 1 &&
-	       memcmp(c, prefix, sizeof(prefix) - 1) == 0;
+	       strncasecmp(c, prefix, sizeof(prefix) - 1) == 0;
 }
 
 static bool storage_component_ok(const char *c, size_t len, const char **why)
@@ -156,50 +169,6 @@ static int storage_open_subdir(int dir_fd, const char *rel)
 	return storage_openat2(dir_fd, rel, O_RDONLY | O_DIRECTORY);
 }
 
-/* Walks dir one component at a time, creating what is missing.  Each new
- * directory is opened again through openat2, so a symlink swapped in
- * between mkdirat and the open is refused rather than followed. */
-static int storage_mkdirs(int root_fd, char *dir)
-{
-	int cur = -1;
-	char *comp = dir;
-
-	for (;;) {
-		char *slash = strchr(comp, '/');
-		int base = cur >= 0 ? cur : root_fd;
-		int fd;
-
-		if (slash)
-			*slash = '\0';
-		fd = storage_open_subdir(base, comp);
-		if (fd == -ENOENT) {
-			if (mkdirat(base, comp, 0755) < 0 && errno != EEXIST)
-				fd = -errno;
-			else
-				fd = storage_open_subdir(base, comp);
-		}
-		if (slash)
-			*slash = '/';
-		if (cur >= 0)
-			close(cur);
-		if (fd < 0 || !slash)
-			return fd;
-		cur = fd;
-		comp = slash + 1;
-	}
-}
-
-/* Opens the directory holding sp->name (a real fd: fsync needs one). */
-static int storage_open_parent(int root_fd, struct storage_split *sp,
-			       bool create)
-{
-	int fd = storage_open_subdir(root_fd, sp->dir);
-
-	if (fd == -ENOENT && create)
-		fd = storage_mkdirs(root_fd, sp->dir);
-	return fd;
-}
-
 char storage_type(mode_t mode)
 {
 	if (S_ISREG(mode))
@@ -211,33 +180,54 @@ char storage_type(mode_t mode)
 	return 'o';
 }
 
+static void storage_fd_path(int fd, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "/proc/self/fd/%d", fd);
+}
+
+/* Refuses what is not a regular file, by type alone. */
+static int storage_regular_only(mode_t mode)
+{
+	if (S_ISREG(mode))
+		return 0;
+	if (S_ISDIR(mode))
+		return -EISDIR;
+	return S_ISLNK(mode) ? -ELOOP : -EPERM;
+}
+
 int storage_open_file(int root_fd, const char *rel, struct stat *st)
 {
-	int r, fd;
+	char proc[64];
+	int r, pfd, fd;
 
 	r = storage_check(rel, false);
 	if (r < 0)
 		return r;
-	/* O_NONBLOCK so that a FIFO planted in the share cannot hang us. */
-	fd = storage_openat2(root_fd, rel,
-			     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0)
-		return fd;
-	if (fstat(fd, st) < 0) {
+	/* Look before opening: opening a device node or a FIFO can have
+	 * effects of its own (a tape rewinds, a FIFO writer wakes up). */
+	pfd = storage_openat2(root_fd, rel, O_PATH | O_NOFOLLOW);
+	if (pfd < 0)
+		return pfd;
+	if (fstat(pfd, st) < 0) {
 		r = -errno;
-		goto err_close_fd;
+		goto err_close_pfd;
 	}
-	if (!S_ISREG(st->st_mode)) {
-		r = S_ISDIR(st->st_mode) ? -EISDIR : -EPERM;
-		goto err_close_fd;
-	}
-	r = fd_set_nonblock(fd, false);
+	r = storage_regular_only(st->st_mode);
 	if (r < 0)
-		goto err_close_fd;
+		goto err_close_pfd;
+	/* Reopening the O_PATH descriptor opens that very inode: a name
+	 * swapped meanwhile cannot slip a FIFO in. */
+	storage_fd_path(pfd, proc, sizeof(proc));
+	fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		goto err_close_pfd;
+	}
+	close(pfd);
 	return fd;
 
-err_close_fd:
-	close(fd);
+err_close_pfd:
+	close(pfd);
 	return r;
 }
 
@@ -267,42 +257,6 @@ int storage_stat(int root_fd, const char *rel, struct stat *st)
 	return r;
 }
 
-struct storage_names {
-	char **v;
-	size_t n;
-	size_t cap;
-};
-
-static void storage_names_free(struct storage_names *ns)
-{
-	for (size_t i = 0; i < ns->n; i++)
-		free(ns->v[i]);
-	free(ns->v);
-}
-
-static int storage_names_add(struct storage_names *ns, const char *name)
-{
-	if (ns->n == ns->cap) {
-		size_t cap = ns->cap ? ns->cap * 2 : 64;
-		char **v = reallocarray(ns->v, cap, sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		ns->v = v;
-		ns->cap = cap;
-	}
-	ns->v[ns->n] = strdup(name);
-	if (!ns->v[ns->n])
-		return -ENOMEM;
-	ns->n++;
-	return 0;
-}
-
-static int storage_names_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static bool storage_listed(const char *name)
 {
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
@@ -310,55 +264,27 @@ static bool storage_listed(const char *name)
 	return !storage_reserved(name, strlen(name));
 }
 
-static int storage_read_names(DIR *d, struct storage_names *ns)
-{
-	for (;;) {
-		struct dirent *de;
-		int r;
-
-		errno = 0;
-		de = readdir(d);
-		if (!de)
-			return errno ? -errno : 0;
-		if (!storage_listed(de->d_name))
-			continue;
-		r = storage_names_add(ns, de->d_name);
-		if (r < 0)
-			return r;
-	}
-}
-
-static int storage_emit(int dir_fd, const struct storage_names *ns,
+/* One entry as the directory yields it: nothing is kept between entries,
+ * so a directory of any size lists in the same memory. */
+static int storage_emit(DIR *d, const char *name,
 			int (*fn)(const struct storage_entry *e, void *arg),
 			void *arg)
 {
-	for (size_t i = 0; i < ns->n; i++) {
-		struct storage_entry e;
-		struct stat st;
-		int r;
+	struct storage_entry e;
+	struct stat st;
 
-		if (fstatat(dir_fd, ns->v[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (errno == ENOENT)
-				continue;
-			return -errno;
-		}
-		e.type = storage_type(st.st_mode);
-		e.size = (uint64_t)st.st_size;
-		e.mtime_sec = (int64_t)st.st_mtim.tv_sec;
-		e.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
-		e.mode = (uint32_t)(st.st_mode & 07777);
-		e.name = ns->v[i];
-		r = fn(&e, arg);
-		if (r != 0)
-			return r;
-	}
-	return 0;
+	if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	e.type = storage_type(st.st_mode);
+	e.size = (uint64_t)st.st_size;
+	e.mtime_sec = (int64_t)st.st_mtim.tv_sec;
+	e.name = name;
+	return fn(&e, arg);
 }
 
 int storage_list(int dir_fd,
 		 int (*fn)(const struct storage_entry *e, void *arg), void *arg)
 {
-	struct storage_names ns = { 0 };
 	DIR *d;
 	int r;
 
@@ -370,14 +296,21 @@ int storage_list(int dir_fd,
 		close(dir_fd);
 		return r;
 	}
-	r = storage_read_names(d, &ns);
-	if (r < 0)
-		goto out;
-	if (ns.n > 1)
-		qsort(ns.v, ns.n, sizeof(*ns.v), storage_names_cmp);
-	r = storage_emit(dirfd(d), &ns, fn, arg);
-out:
-	storage_names_free(&ns);
+	for (;;) {
+		struct dirent *de;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			r = errno ? -errno : 0;
+			break;
+		}
+		if (!storage_listed(de->d_name))
+			continue;
+		r = storage_emit(d, de->d_name, fn, arg);
+		if (r != 0)
+			break;
+	}
 	closedir(d);
 	return r;
 }
@@ -389,8 +322,13 @@ static int storage_unlink(int dir_fd, const char *name)
 
 	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	if (S_ISLNK(st.st_mode))
-		return -ELOOP;
+	/* A FIFO, socket or device node is not ours to remove. */
+	if (!S_ISDIR(st.st_mode)) {
+		int r = storage_regular_only(st.st_mode);
+
+		if (r < 0)
+			return r;
+	}
 	flags = S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0;
 	if (unlinkat(dir_fd, name, flags) < 0) {
 		/* Some file systems say EEXIST for a non-empty directory. */
@@ -412,7 +350,7 @@ int storage_delete(int root_fd, const char *rel, bool durable)
 	if (r < 0)
 		return r;
 	storage_split(rel, &sp);
-	dir_fd = storage_open_parent(root_fd, &sp, false);
+	dir_fd = storage_open_subdir(root_fd, sp.dir);
 	if (dir_fd < 0)
 		return dir_fd;
 	r = storage_unlink(dir_fd, sp.name);
@@ -469,9 +407,8 @@ static int storage_xattr_store(int fd, const struct stat *st,
 	return 0;
 }
 
-/* Returns true and fills *out when the cached value matches st. */
-static bool storage_xattr_load(int fd, const struct stat *st,
-			       enum digest_alg alg, struct digest_value *out)
+int storage_digest_cached(int fd, const struct stat *st, enum digest_alg alg,
+			  struct digest_value *out)
 {
 	char name[STORAGE_XATTR_NAME_MAX], value[STORAGE_XATTR_VALUE_MAX];
 	char tail[STORAGE_XATTR_VALUE_MAX];
@@ -480,17 +417,17 @@ static bool storage_xattr_load(int fd, const struct stat *st,
 
 	if (storage_xattr_name(alg, name, sizeof(name)) < 0 ||
 	    storage_xattr_tail(st, tail, sizeof(tail)) < 0)
-		return false;
+		return -ENODATA;
 	n = fgetxattr(fd, name, value, sizeof(value) - 1);
 	if (n <= 0)
-		return false;
+		return -ENODATA;
 	value[n] = '\0';
 	sp = memchr(value, ' ', (size_t)n);
 	if (!sp || strcmp(sp + 1, tail) != 0)
-		return false;
-	if (digest_parse(value, (size_t)(sp - value), out) < 0)
-		return false;
-	return out->alg == alg;
+		return -ENODATA;
+	if (digest_parse(value, (size_t)(sp - value), out) < 0 || out->alg != alg)
+		return -ENODATA;
+	return 0;
 }
 
 static bool storage_same_version(const struct stat *a, const struct stat *b)
@@ -501,51 +438,131 @@ static bool storage_same_version(const struct stat *a, const struct stat *b)
 	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-int storage_digest_cached(int fd, const struct stat *st, enum digest_alg alg,
-			  struct digest_value *out)
+int storage_digest_store(int fd, const struct stat *st,
+			 const struct digest_value *dv)
 {
-	return storage_xattr_load(fd, st, alg, out) ? 0 : -ENODATA;
-}
+	struct stat now;
 
-void storage_digest_store(int fd, const struct stat *st, const struct digest_value *dv)
-{
-	(void)storage_xattr_store(fd, st, dv);
+	/* A file changed while we read it must not get a cache entry that
+	 * vouches for bytes it never held. */
+	if (fstat(fd, &now) < 0)
+		return -errno;
+	if (!storage_same_version(st, &now))
+		return 0;
+	return storage_xattr_store(fd, st, dv);
 }
 
 int storage_digest(int fd, const struct stat *st, enum digest_alg alg,
 		   struct digest_value *out)
 {
-	struct stat now;
 	int r;
 
-	if (storage_xattr_load(fd, st, alg, out))
+	if (storage_digest_cached(fd, st, alg, out) == 0)
 		return 0;
 	r = digest_fd(alg, fd, out);
-	if (r < 0)
-		return r;
-	/* A file changed while we read it must not get a cache entry that
-	 * vouches for bytes it never held. */
-	if (fstat(fd, &now) == 0 && storage_same_version(st, &now))
-		(void)storage_xattr_store(fd, st, out);
+	return r < 0 ? r : 1;
+}
+
+/* --- uploads ------------------------------------------------------------ */
+
+/* prefix followed by 16 lower-case hex digits: random once per process
+ * (pid: the caller's getpid()), then counted, so that a name costs no
+ * system call of its own. */
+static int storage_random_name(const char *prefix, pid_t pid, char *buf, size_t cap)
+{
+	static uint64_t next;
+	static pid_t owner;
+	uint64_t v;
+	int len;
+
+	if (owner != pid) {
+		uint8_t rnd[8];
+		ssize_t n;
+
+		do
+			n = getrandom(rnd, sizeof(rnd), 0);
+		while (n < 0 && errno == EINTR);
+		if (n < 0)
+			return -errno;
+		if ((size_t)n != sizeof(rnd))
+			return -EIO;
+		memcpy(&next, rnd, sizeof(next));
+		owner = pid;
+	}
+	v = next++;
+	len = snprintf(buf, cap, "%s%016" PRIx64, prefix, v);
+	return len < 0 || (size_t)len >= cap ? -EINVAL : 0;
+}
+
+/* The state directory must be ours alone: a directory owned by our
+ * effective uid with mode 0700. */
+static int storage_state_check(int fd, struct stat *st)
+{
+	static uid_t euid = (uid_t)-1;
+
+	if (fstat(fd, st) < 0)
+		return -errno;
+	if (!S_ISDIR(st->st_mode))
+		return -ENOTDIR;
+	/* A process keeps its effective uid: ask once. */
+	if (euid == (uid_t)-1)
+		euid = geteuid();
+	if (st->st_uid != euid || (st->st_mode & 07777) != 0700) {
+		log_err("share state directory %s has owner %u and mode %04o, "
+			"expected owner %u and mode 0700: refusing uploads to "
+			"this share until it is fixed", STORAGE_STATE_DIR,
+			(unsigned)st->st_uid, (unsigned)(st->st_mode & 07777),
+			(unsigned)euid);
+		return -EUCLEAN;
+	}
 	return 0;
 }
 
-void storage_upload_abort(struct storage_upload *up)
+/* Opens STORAGE_STATE_DIR, creating it on first need, and checks it (its
+ * stat in *st).  Through openat2 so that a symlink planted under that name
+ * is refused, never followed. */
+static int storage_state_open(int root_fd, bool create, struct stat *st)
 {
-	if (!up->name)
-		return;
-	if (up->fd >= 0)
-		close(up->fd);
-	if (up->dir_fd >= 0)
-		close(up->dir_fd);
-	free(up->name);
-	up->name = NULL;
-	up->fd = -1;
-	up->dir_fd = -1;
+	int fd = storage_open_subdir(root_fd, STORAGE_STATE_DIR);
+	bool made = false;
+	int r;
+
+	if (fd == -ENOENT && create) {
+		if (mkdirat(root_fd, STORAGE_STATE_DIR, 0700) < 0) {
+			if (errno != EEXIST)
+				return -errno;
+		} else {
+			made = true;
+		}
+		fd = storage_open_subdir(root_fd, STORAGE_STATE_DIR);
+	}
+	if (fd < 0)
+		return fd;
+	/* A restrictive process umask must not make it unusable. */
+	if (made && fchmod(fd, 0700) < 0) {
+		r = -errno;
+		goto err_close_fd;
+	}
+	r = storage_state_check(fd, st);
+	if (r < 0)
+		goto err_close_fd;
+	return fd;
+
+err_close_fd:
+	close(fd);
+	return r;
+}
+
+/* A root where we may not create the state directory still takes uploads,
+ * through the O_TMPFILE path. */
+static bool storage_state_unusable(int r)
+{
+	return r == -EACCES || r == -EPERM || r == -EROFS;
 }
 
 /* Refuses what the name must not be before any body byte is read; the
- * final link decides again, atomically. */
+ * final rename decides again, atomically.  1 when a file is there to be
+ * replaced, 0 when the name is free. */
 static int storage_check_target(int dir_fd, const char *name, bool overwrite)
 {
 	struct stat st;
@@ -558,17 +575,87 @@ static int storage_check_target(int dir_fd, const char *name, bool overwrite)
 		return -ELOOP;
 	if (!S_ISREG(st.st_mode))
 		return -EPERM;
-	return overwrite ? 0 : -EEXIST;
+	return overwrite ? 1 : -EEXIST;
 }
 
-static int storage_reserve(int fd, uint64_t size)
+/* Opens the deepest existing directory of dir (which is modified in
+ * place and restored); *whole tells whether that is dir itself. */
+static int storage_open_existing(int root_fd, char *dir, bool *whole)
+{
+	char *end = dir + strlen(dir);
+	int fd;
+
+	*whole = true;
+	for (;;) {
+		char *slash;
+
+		fd = storage_open_subdir(root_fd, dir);
+		if (fd != -ENOENT || strcmp(dir, ".") == 0)
+			break;
+		*whole = false;
+		slash = strrchr(dir, '/');
+		if (slash) {
+			*slash = '\0';
+		} else {
+			fd = storage_open_subdir(root_fd, ".");
+			break;
+		}
+	}
+	/* Undo the cuts. */
+	for (char *p = dir; p < end; p++)
+		if (*p == '\0')
+			*p = '/';
+	return fd;
+}
+
+/* ceil(total * num / den) without overflow for file-system sized values. */
+static uint64_t storage_fraction(uint64_t total, uint64_t num, uint64_t den)
+{
+	__extension__ typedef unsigned __int128 u128;
+	u128 v = (u128)total * num;
+
+	if (den == 0)
+		return 0;
+	v = (v + den - 1) / den;
+	return v > UINT64_MAX ? UINT64_MAX : (uint64_t)v;
+}
+
+/* Checks that need more bytes (and one inode, when inode) fit beside the
+ * share's margin on the file system of fd.  0, -ENOSPC or -errno. */
+static int storage_space_check(int fd, const struct storage_limits *lim,
+			       uint64_t need, bool inode)
+{
+	struct statvfs vfs;
+	uint64_t bsize, fs_bytes, avail, margin, inode_margin;
+
+	if (fstatvfs(fd, &vfs) < 0)
+		return -errno;
+	bsize = vfs.f_frsize ? vfs.f_frsize : vfs.f_bsize;
+	fs_bytes = (uint64_t)vfs.f_blocks * bsize;
+	if (fs_bytes == 0)
+		return 0;   /* a file system that does not count its space */
+	avail = (uint64_t)vfs.f_bavail * bsize;
+	margin = storage_fraction(fs_bytes, lim->min_free_percent, 100);
+	if (lim->min_free_bytes > margin)
+		margin = lim->min_free_bytes;
+	if (avail < margin || avail - margin < need)
+		return -ENOSPC;
+	if (!inode || vfs.f_files == 0)
+		return 0;
+	/* The same fraction of the inodes as the margin is of the bytes. */
+	inode_margin = storage_fraction(vfs.f_files, margin > fs_bytes ? fs_bytes : margin,
+					fs_bytes);
+	if ((uint64_t)vfs.f_favail <= inode_margin)
+		return -ENOSPC;
+	return 0;
+}
+
+static int storage_fallocate(int fd, uint64_t off, uint64_t len)
 {
 	int r;
 
-	if (size == 0)
-		return 0;
 	do
-		r = fallocate(fd, 0, 0, (off_t)size);
+		r = fallocate(fd, 0, (off_t)off, (off_t)len);
 	while (r < 0 && errno == EINTR);
 	/* Without fallocate a full disk shows up in the body writes. */
 	if (r < 0 && errno != EOPNOTSUPP)
@@ -576,49 +663,192 @@ static int storage_reserve(int fd, uint64_t size)
 	return 0;
 }
 
+/* Covers the bytes up to at least end: checks free space for the next
+ * step and, for large known sizes, reserves it. */
+static int storage_reserve_to(struct storage_upload *up, uint64_t end)
+{
+	while (up->reserved < end) {
+		bool unknown = up->size == STORAGE_SIZE_UNKNOWN;
+		/* Checking costs one statfs: a stream without a reservation
+		 * is checked every MiB. */
+		uint64_t step = unknown ? STORAGE_PREALLOC_MIN : STORAGE_RESERVE_STEP;
+		bool prealloc = !unknown && up->size >= STORAGE_PREALLOC_MIN;
+		int r;
+
+		if (up->size != STORAGE_SIZE_UNKNOWN && step > up->size - up->reserved)
+			step = up->size - up->reserved;
+		/* A stream of unknown length has nothing reserved: it runs
+		 * while the margin stays free. */
+		r = storage_space_check(up->fd, &up->lim,
+					up->size == STORAGE_SIZE_UNKNOWN ? 0 : step, false);
+		if (r < 0)
+			return r;
+		if (prealloc) {
+			r = storage_fallocate(up->fd, up->reserved, step);
+			if (r < 0)
+				return r;
+		}
+		up->reserved += step;
+	}
+	return 0;
+}
+
+/* The process umask would clear bits the share's umask keeps: read it once
+ * (a worker is single-threaded, so the two umask() calls cannot race). */
+static mode_t storage_process_umask(void)
+{
+	static int cached = -1;
+
+	if (cached < 0) {
+		mode_t m = umask(022);
+
+		umask(m);
+		cached = (int)m;
+	}
+	return (mode_t)cached;
+}
+
+/* Creates the temporary file: named in the state directory when the target
+ * lies on its file system, else unnamed in the target's deepest existing
+ * directory (base_fd). */
+static int storage_create_tmp(struct storage_upload *up, int base_fd,
+			      bool replacing)
+{
+	char prefix[24];
+	struct stat base_st, state_st;
+	pid_t pid = getpid();
+	int r, tries = 0;
+
+	r = storage_state_open(up->root_fd, true, &state_st);
+	if (r < 0 && !storage_state_unusable(r))
+		return r;
+	up->tmp_dir_fd = r;
+	if (up->tmp_dir_fd >= 0) {
+		if (fstat(base_fd, &base_st) < 0)
+			return -errno;
+		if (base_st.st_dev != state_st.st_dev) {
+			close(up->tmp_dir_fd);
+			up->tmp_dir_fd = -1;
+		}
+	}
+	if (up->tmp_dir_fd < 0) {
+		up->fd = openat(base_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC,
+				(mode_t)up->mode);
+		return up->fd < 0 ? -errno : 0;
+	}
+	/* Measured on ext4: a new name costs least as O_TMPFILE + linkat,
+	 * a replacement as a named file + one rename (linkat cannot
+	 * replace, so an unnamed file needs a link and a rename). */
+	if (!replacing) {
+		up->fd = openat(up->tmp_dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC,
+				(mode_t)up->mode);
+		if (up->fd >= 0)
+			return 0;
+		/* Only a file system without O_TMPFILE gets a named file. */
+		if (errno != EOPNOTSUPP && errno != EISDIR)
+			return -errno;
+	}
+	snprintf(prefix, sizeof(prefix), "%d.", (int)pid);
+	do {
+		r = storage_random_name(prefix, pid, up->tmp, sizeof(up->tmp));
+		if (r < 0)
+			return r;
+		up->fd = openat(up->tmp_dir_fd, up->tmp,
+				O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+				(mode_t)up->mode);
+	} while (up->fd < 0 && errno == EEXIST && ++tries < 4);
+	if (up->fd < 0) {
+		up->tmp[0] = '\0';
+		return -errno;
+	}
+	return 0;
+}
+
+/* The checks of storage_upload_begin that need the directory of the name
+ * (or, when it does not exist yet, its deepest existing ancestor). */
+static int storage_begin_target(struct storage_upload *up, struct storage_split *sp,
+				bool overwrite, int *base_fd, bool *whole,
+				bool *replacing)
+{
+	int r;
+
+	*replacing = false;
+	*base_fd = storage_open_existing(up->root_fd, sp->dir, whole);
+	if (*base_fd < 0)
+		return *base_fd;
+	if (*whole) {
+		r = storage_check_target(*base_fd, sp->name, overwrite);
+		if (r < 0)
+			return r;
+		*replacing = r == 1;
+	}
+	r = storage_space_check(*base_fd, &up->lim,
+				up->size == STORAGE_SIZE_UNKNOWN ? 0 : up->size, true);
+	if (r < 0)
+		return r;
+	return 0;
+}
+
 int storage_upload_begin(int root_fd, const char *rel, uint64_t size,
 			 unsigned mode, bool overwrite,
+			 const struct storage_limits *lim,
 			 struct storage_upload *up)
 {
 	struct storage_split sp;
-	int r;
+	int r, base_fd = -1;
+	bool whole, replacing;
 
-	*up = (struct storage_upload){ .root_fd = root_fd, .dir_fd = -1, .fd = -1 };
+	*up = (struct storage_upload){ .root_fd = root_fd, .dir_fd = -1,
+				       .tmp_dir_fd = -1, .fd = -1, .size = size,
+				       .lim = *lim };
 	r = storage_check(rel, false);
 	if (r < 0)
 		return r;
-	if (size > (uint64_t)INT64_MAX)
+	if (lim->read_only)
+		return -EROFS;
+	if (size != STORAGE_SIZE_UNKNOWN &&
+	    (size > (uint64_t)INT64_MAX ||
+	     (lim->max_file_size && size > lim->max_file_size)))
 		return -EFBIG;
-	storage_split(rel, &sp);
-	up->dir_fd = storage_open_parent(root_fd, &sp, true);
-	if (up->dir_fd < 0)
-		return up->dir_fd;
-	r = storage_check_target(up->dir_fd, sp.name, overwrite);
+	up->mode = mode & 0777 & ~lim->umask;
+	up->rel = strdup(rel);
+	if (!up->rel)
+		return -ENOMEM;
+	storage_split(up->rel, &sp);
+	r = storage_begin_target(up, &sp, overwrite, &base_fd, &whole, &replacing);
 	if (r < 0)
-		goto err_close_dir;
-	up->fd = openat(up->dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC,
-			(mode_t)(mode & 0777));
-	if (up->fd < 0) {
+		goto err_release;
+	r = storage_create_tmp(up, base_fd, replacing);
+	/* The target's own directory is kept for the commit. */
+	if (whole)
+		up->dir_fd = base_fd;
+	else
+		close(base_fd);
+	base_fd = -1;
+	if (r < 0)
+		goto err_release;
+	/* The state copy of the name, with the process umask undone. */
+	if ((up->mode & storage_process_umask()) && fchmod(up->fd, (mode_t)up->mode) < 0) {
 		r = -errno;
-		goto err_close_dir;
+		goto err_release;
 	}
-	r = storage_reserve(up->fd, size);
-	if (r < 0)
-		goto err_close_file;
-	up->name = strdup(sp.name);
-	if (!up->name) {
-		r = -ENOMEM;
-		goto err_close_file;
+	/* Small known sizes were checked whole above; the rest is checked
+	 * (and reserved) a step at a time. */
+	if (size != STORAGE_SIZE_UNKNOWN && size < STORAGE_PREALLOC_MIN)
+		up->reserved = size;
+	else if (size != STORAGE_SIZE_UNKNOWN) {
+		r = storage_reserve_to(up, 1);
+		if (r < 0)
+			goto err_release;
 	}
-	up->size = size;
+	up->name = up->rel + (sp.name - up->rel);
 	return 0;
 
-err_close_file:
-	close(up->fd);
-	up->fd = -1;
-err_close_dir:
-	close(up->dir_fd);
-	up->dir_fd = -1;
+err_release:
+	if (base_fd >= 0)
+		close(base_fd);
+	up->name = up->rel;   /* so that abort releases it */
+	storage_upload_abort(up);
 	return r;
 }
 
@@ -628,8 +858,19 @@ int storage_upload_write(struct storage_upload *up, const void *buf, size_t len)
 
 	if (!up->name)
 		return -EBADF;
-	if (len > up->size - up->written)
+	if (up->size != STORAGE_SIZE_UNKNOWN) {
+		if (len > up->size - up->written)
+			return -EFBIG;
+	} else if ((up->lim.max_file_size &&
+		    len > up->lim.max_file_size - up->written) ||
+		   len > (uint64_t)INT64_MAX - up->written) {
 		return -EFBIG;
+	}
+	if (len == 0)
+		return 0;
+	r = storage_reserve_to(up, up->written + len);
+	if (r < 0)
+		return r;
 	r = pwrite_full(up->fd, buf, len, (off_t)up->written);
 	if (r < 0)
 		return r;
@@ -637,130 +878,175 @@ int storage_upload_write(struct storage_upload *up, const void *buf, size_t len)
 	return 0;
 }
 
-static void storage_fd_path(int fd, char *buf, size_t cap)
+/* Removes the directories this upload created that are still empty,
+ * deepest first. */
+static void storage_remove_created(struct storage_upload *up)
 {
-	snprintf(buf, cap, "/proc/self/fd/%d", fd);
+	while (up->n_created > 0) {
+		size_t end = up->created[--up->n_created];
+		char dir[PATH_MAX];
+
+		memcpy(dir, up->rel, end);
+		dir[end] = '\0';
+		if (unlinkat(up->root_fd, dir, AT_REMOVEDIR) < 0)
+			break;
+	}
+	up->n_created = 0;
+}
+
+void storage_upload_abort(struct storage_upload *up)
+{
+	if (!up->name)
+		return;
+	if (up->fd >= 0)
+		close(up->fd);
+	if (up->tmp_dir_fd >= 0) {
+		if (up->tmp[0])
+			(void)unlinkat(up->tmp_dir_fd, up->tmp, 0);
+		close(up->tmp_dir_fd);
+	}
+	if (up->dir_fd >= 0)
+		close(up->dir_fd);
+	storage_remove_created(up);
+	free(up->created);
+	free(up->rel);
+	*up = (struct storage_upload){ .dir_fd = -1, .tmp_dir_fd = -1, .fd = -1 };
+}
+
+/* Creates the missing directories of the target's path, one component at
+ * a time beneath the root, remembering which ones it made.  Each is opened
+ * again through openat2, so a symlink swapped in between mkdirat and the
+ * open is refused rather than followed. */
+static int storage_make_parents(struct storage_upload *up)
+{
+	size_t dir_len = (size_t)(up->name - up->rel);
+	int cur = -1;
+
+	if (dir_len == 0)
+		return storage_open_subdir(up->root_fd, ".");
+	up->created = calloc(dir_len / 2 + 1, sizeof(*up->created));
+	if (!up->created)
+		return -ENOMEM;
+	for (size_t start = 0; start < dir_len;) {
+		size_t end = start + strcspn(up->rel + start, "/");
+		int base = cur >= 0 ? cur : up->root_fd;
+		char comp[NAME_MAX + 1];
+		int fd;
+
+		memcpy(comp, up->rel + start, end - start);
+		comp[end - start] = '\0';
+		fd = storage_open_subdir(base, comp);
+		if (fd == -ENOENT) {
+			mode_t mode = 0755 & ~(mode_t)up->lim.umask;
+			bool made = false;
+
+			if (mkdirat(base, comp, mode) == 0) {
+				up->created[up->n_created++] = end;
+				made = true;
+				storage_step("mkdir");
+			} else if (errno != EEXIST) {
+				fd = -errno;
+			}
+			if (fd == -ENOENT)
+				fd = storage_open_subdir(base, comp);
+			/* The share's umask decides, not the process's. */
+			if (made && fd >= 0 && (mode & storage_process_umask()) &&
+			    fchmod(fd, mode) < 0) {
+				int err = -errno;
+
+				close(fd);
+				fd = err;
+			}
+		}
+		if (cur >= 0)
+			close(cur);
+		if (fd < 0)
+			return fd;
+		cur = fd;
+		start = end + 1;
+	}
+	return cur;
 }
 
 /* Fails with EEXIST, atomically, when the name exists. */
-static int storage_link_new(struct storage_upload *up)
+static int storage_link_unnamed(struct storage_upload *up, int dir_fd,
+				const char *name)
 {
 	char src[64];
 
 	storage_fd_path(up->fd, src, sizeof(src));
-	if (linkat(AT_FDCWD, src, up->dir_fd, up->name, AT_SYMLINK_FOLLOW) < 0)
+	if (linkat(AT_FDCWD, src, dir_fd, name, AT_SYMLINK_FOLLOW) < 0)
 		return -errno;
 	return 0;
 }
 
-/* prefix followed by 16 random lower-case hex digits. */
-static int storage_random_name(const char *prefix, char *buf, size_t cap)
-{
-	uint8_t rnd[8];
-	ssize_t n;
-	int len;
-
-	do
-		n = getrandom(rnd, sizeof(rnd), 0);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	if ((size_t)n != sizeof(rnd))
-		return -EIO;
-	len = snprintf(buf, cap, "%s", prefix);
-	for (size_t i = 0; i < sizeof(rnd) && len >= 0 && (size_t)len < cap; i++)
-		len += snprintf(buf + len, cap - (size_t)len, "%02x", rnd[i]);
-	return len < 0 || (size_t)len >= cap ? -EINVAL : 0;
-}
-
-/* Links the unnamed file into dir_fd under a fresh random name (in tmp). */
-static int storage_link_tmp(struct storage_upload *up, int dir_fd,
-			    const char *prefix, char *tmp, size_t cap)
-{
-	char src[64];
-	int r, tries = 0;
-
-	storage_fd_path(up->fd, src, sizeof(src));
-	do {
-		r = storage_random_name(prefix, tmp, cap);
-		if (r < 0)
-			return r;
-		r = linkat(AT_FDCWD, src, dir_fd, tmp, AT_SYMLINK_FOLLOW) < 0
-			? -errno : 0;
-	} while (r == -EEXIST && ++tries < 4);
-	return r;
-}
-
-/* Renames tmp (in dir_fd) over the final name, or drops it. */
-static int storage_rename_over(struct storage_upload *up, int dir_fd,
-			       const char *tmp)
+/* Renames from (in from_fd) over the final name, or drops it. */
+static int storage_rename_over(struct storage_upload *up, int from_fd,
+			       const char *from)
 {
 	int r;
 
-	if (renameat(dir_fd, tmp, up->dir_fd, up->name) == 0)
+	if (renameat(from_fd, from, up->dir_fd, up->name) == 0)
 		return 0;
 	r = -errno;
-	(void)unlinkat(dir_fd, tmp, 0);
+	(void)unlinkat(from_fd, from, 0);
 	return r;
 }
 
-/* Opens STORAGE_STATE_DIR, creating it on first need.  Through openat2 so
- * that a symlink planted under that name is refused, never followed. */
-static int storage_state_open(int root_fd, bool create)
+/* The O_TMPFILE path: an unnamed file cannot be renamed, and linkat cannot
+ * replace, so a replacement is linked beside the target under a temporary
+ * name and renamed over. */
+static int storage_name_unnamed(struct storage_upload *up, bool overwrite)
 {
-	int fd = storage_open_subdir(root_fd, STORAGE_STATE_DIR);
+	char tmp[sizeof(STORAGE_TMP_PREFIX) + 24], prefix[sizeof(STORAGE_TMP_PREFIX)];
+	int via = up->tmp_dir_fd >= 0 ? up->tmp_dir_fd : up->dir_fd;
+	pid_t pid = getpid();
+	int r, tries = 0;
 
-	if (fd != -ENOENT || !create)
-		return fd;
-	/* 0700: half-committed uploads are nobody else's business. */
-	if (mkdirat(root_fd, STORAGE_STATE_DIR, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return storage_open_subdir(root_fd, STORAGE_STATE_DIR);
-}
-
-/* The temporary name carries our pid, so that when we die between link
- * and rename the master can sweep exactly our names (storage_sweep). */
-static int storage_replace_via_state(struct storage_upload *up)
-{
-	char prefix[24], tmp[sizeof(prefix) + 16];
-	int r, state_fd;
-
-	state_fd = storage_state_open(up->root_fd, true);
-	if (state_fd < 0)
-		return state_fd;
-	snprintf(prefix, sizeof(prefix), "%d.", (int)getpid());
-	r = storage_link_tmp(up, state_fd, prefix, tmp, sizeof(tmp));
-	if (r == 0)
-		r = storage_rename_over(up, state_fd, tmp);
-	close(state_fd);
-	return r;
-}
-
-/* A target on another file system than the root (EXDEV), or a root where
- * we may not create the state directory, still gets its replacement. */
-static bool storage_state_unusable(int r)
-{
-	return r == -EXDEV || r == -EACCES || r == -EPERM || r == -EROFS;
-}
-
-/* An O_TMPFILE cannot be renamed, and linkat cannot replace: link it under
- * a temporary name, then rename that over the final name. */
-static int storage_link_replace(struct storage_upload *up)
-{
-	char tmp[sizeof(STORAGE_TMP_PREFIX) + 16];
-	int r;
-
-	/* Most uploads create a new name: one link does it, atomically. */
-	r = storage_link_new(up);
-	if (r != -EEXIST)
+	r = storage_link_unnamed(up, up->dir_fd, up->name);
+	if (r != -EEXIST || !overwrite)
 		return r;
-	r = storage_replace_via_state(up);
-	if (!storage_state_unusable(r))
-		return r;
-	r = storage_link_tmp(up, up->dir_fd, STORAGE_TMP_PREFIX, tmp, sizeof(tmp));
+	/* In the state directory the name carries our pid, so that when we
+	 * die between link and rename storage_sweep() finds it. */
+	if (up->tmp_dir_fd >= 0)
+		snprintf(prefix, sizeof(prefix), "%d.", (int)pid);
+	else
+		snprintf(prefix, sizeof(prefix), "%s", STORAGE_TMP_PREFIX);
+	do {
+		r = storage_random_name(prefix, pid, tmp, sizeof(tmp));
+		if (r == 0)
+			r = storage_link_unnamed(up, via, tmp);
+	} while (r == -EEXIST && ++tries < 4);
 	if (r < 0)
 		return r;
-	return storage_rename_over(up, up->dir_fd, tmp);
+	storage_step("link-tmp");
+	return storage_rename_over(up, via, tmp);
+}
+
+/* The state-directory path: one rename gives the file its name. */
+static int storage_name_tmp(struct storage_upload *up, bool overwrite)
+{
+	int r;
+
+	if (overwrite)
+		r = renameat(up->tmp_dir_fd, up->tmp, up->dir_fd, up->name);
+	else
+		r = renameat2(up->tmp_dir_fd, up->tmp, up->dir_fd, up->name,
+			      RENAME_NOREPLACE);
+	if (r == 0) {
+		up->tmp[0] = '\0';
+		return 0;
+	}
+	r = -errno;
+	/* A file system without RENAME_NOREPLACE: link refuses atomically. */
+	if (r != -EINVAL || overwrite)
+		return r;
+	if (linkat(up->tmp_dir_fd, up->tmp, up->dir_fd, up->name, 0) < 0)
+		return -errno;
+	storage_step("link");
+	(void)unlinkat(up->tmp_dir_fd, up->tmp, 0);
+	up->tmp[0] = '\0';
+	return 0;
 }
 
 static int storage_set_mtime(int fd, const struct timespec *mtime)
@@ -773,14 +1059,19 @@ static int storage_set_mtime(int fd, const struct timespec *mtime)
 	return futimens(fd, ts) < 0 ? -errno : 0;
 }
 
-/* Everything that happens to the unnamed file before it gets its name. */
-static int storage_finish_data(struct storage_upload *up, bool durable,
+/* Everything that happens to the file's data and metadata before it gets
+ * its name, short of making it durable. */
+static int storage_finish_data(struct storage_upload *up,
 			       const struct timespec *mtime,
 			       const struct digest_value *digest)
 {
 	struct stat st;
 	int r;
 
+	if (!up->name)
+		return -EBADF;
+	if (up->size != STORAGE_SIZE_UNKNOWN && up->written != up->size)
+		return -EIO;
 	if (mtime) {
 		r = storage_set_mtime(up->fd, mtime);
 		if (r < 0)
@@ -794,34 +1085,216 @@ static int storage_finish_data(struct storage_upload *up, bool durable,
 		if (r < 0)
 			return r;
 	}
-	if (durable && fsync(up->fd) < 0)
-		return -errno;
+	storage_step("data");
 	return 0;
+}
+
+/* Gives the finished file its name, creating the missing directories; on
+ * failure removes what this upload created. */
+static int storage_name(struct storage_upload *up, bool overwrite)
+{
+	int r;
+
+	if (up->dir_fd < 0) {
+		up->dir_fd = storage_make_parents(up);
+		if (up->dir_fd < 0) {
+			r = up->dir_fd;
+			goto err_remove;
+		}
+	}
+	r = up->tmp[0] ? storage_name_tmp(up, overwrite)
+		       : storage_name_unnamed(up, overwrite);
+	if (r < 0)
+		goto err_remove;
+	storage_step("name");
+	return 0;
+
+err_remove:
+	storage_remove_created(up);
+	return r;
+}
+
+/* Directories already fsynced in this commit, so that a batch syncs each
+ * once. */
+struct storage_synced {
+	struct { dev_t dev; ino_t ino; } v[64];
+	size_t n;
+};
+
+static bool storage_synced_add(struct storage_synced *ss, const struct stat *st)
+{
+	for (size_t i = 0; i < ss->n; i++)
+		if (ss->v[i].dev == st->st_dev && ss->v[i].ino == st->st_ino)
+			return false;
+	if (ss->n < sizeof(ss->v) / sizeof(ss->v[0])) {
+		ss->v[ss->n].dev = st->st_dev;
+		ss->v[ss->n].ino = st->st_ino;
+		ss->n++;
+	}
+	return true;
+}
+
+static int storage_fsync_dir(int fd, struct storage_synced *ss)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!storage_synced_add(ss, &st))
+		return 0;
+	if (fsync(fd) < 0)
+		return -errno;
+	storage_step("dir-sync");
+	return 0;
+}
+
+/* fsyncs the target's directory and every directory above it up to the
+ * share root: a directory this upload (or a concurrent one) created is
+ * durable only once its parent's entry is. */
+static int storage_sync_chain(struct storage_upload *up, struct storage_synced *ss)
+{
+	size_t len = (size_t)(up->name - up->rel);
+	char dir[PATH_MAX];
+	int r;
+
+	r = storage_fsync_dir(up->dir_fd, ss);
+	while (r == 0 && len > 0) {
+		int fd;
+
+		/* Drop the last component (and its slash). */
+		while (len > 0 && up->rel[len - 1] == '/')
+			len--;
+		while (len > 0 && up->rel[len - 1] != '/')
+			len--;
+		memcpy(dir, up->rel, len);
+		dir[len] = '\0';
+		if (len > 0)
+			dir[len - 1] = '\0';
+		fd = storage_open_subdir(up->root_fd, len > 0 ? dir : ".");
+		if (fd < 0)
+			return fd;
+		r = storage_fsync_dir(fd, ss);
+		close(fd);
+	}
+	return r;
+}
+
+/* Commits the first n uploads of v, whose data is finished: syncs the
+ * data (when durable), names each, then syncs each directory chain once.
+ * results[i] receives each one's outcome; every upload is released. */
+static void storage_commit_all(struct storage_pending *v, size_t n, bool durable)
+{
+	struct storage_synced ss = { .n = 0 };
+
+	for (size_t i = 0; i < n && durable; i++) {
+		if (v[i].result == 0 && fsync(v[i].up.fd) < 0)
+			v[i].result = -errno;
+		if (v[i].result == 0)
+			storage_step("data-sync");
+	}
+	for (size_t i = 0; i < n; i++)
+		if (v[i].result == 0)
+			v[i].result = storage_name(&v[i].up, v[i].overwrite);
+	for (size_t i = 0; i < n && durable; i++) {
+		if (v[i].result == 0) {
+			v[i].result = storage_sync_chain(&v[i].up, &ss);
+			if (v[i].result == 0)
+				storage_step("synced");
+		}
+	}
+	/* A failed naming removed its directories already; a named file's
+	 * directories hold it.  Only an unnamed temporary is left to drop. */
+	for (size_t i = 0; i < n; i++) {
+		v[i].up.n_created = 0;
+		storage_upload_abort(&v[i].up);
+	}
 }
 
 int storage_upload_commit(struct storage_upload *up, bool overwrite,
 			  bool durable, const struct timespec *mtime,
 			  const struct digest_value *digest)
 {
+	struct storage_pending p = { .overwrite = overwrite };
+
+	if (!up->name)
+		return -EBADF;
+	p.result = storage_finish_data(up, mtime, digest);
+	p.up = *up;
+	*up = (struct storage_upload){ .dir_fd = -1, .tmp_dir_fd = -1, .fd = -1 };
+	storage_commit_all(&p, 1, durable);
+	return p.result;
+}
+
+void storage_batch_init(struct storage_batch *b)
+{
+	*b = (struct storage_batch){ .v = NULL };
+}
+
+int storage_batch_add(struct storage_batch *b, struct storage_upload *up,
+		      bool overwrite, const struct timespec *mtime,
+		      const struct digest_value *digest)
+{
 	int r;
 
 	if (!up->name)
 		return -EBADF;
-	if (up->written != up->size) {
-		r = -EIO;
-		goto out;
+	r = b->n >= STORAGE_BATCH_MAX ? -ENOBUFS : 0;
+	if (r == 0 && b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 8;
+		struct storage_pending *v = reallocarray(b->v, cap, sizeof(*v));
+
+		if (!v)
+			r = -ENOMEM;
+		else {
+			b->v = v;
+			b->cap = cap;
+		}
 	}
-	r = storage_finish_data(up, durable, mtime, digest);
-	if (r < 0)
-		goto out;
-	r = overwrite ? storage_link_replace(up) : storage_link_new(up);
-	if (r < 0)
-		goto out;
-	if (durable && fsync(up->dir_fd) < 0)
-		r = -errno;
-out:
-	storage_upload_abort(up);
+	if (r == 0)
+		r = storage_finish_data(up, mtime, digest);
+	if (r < 0) {
+		storage_upload_abort(up);
+		return r;
+	}
+	/* Start the write-back now, so that the flush finds it under way. */
+	(void)sync_file_range(up->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	b->v[b->n] = (struct storage_pending){ .up = *up, .overwrite = overwrite };
+	*up = (struct storage_upload){ .dir_fd = -1, .tmp_dir_fd = -1, .fd = -1 };
+	return (int)b->n++;
+}
+
+int storage_batch_commit(struct storage_batch *b, bool durable)
+{
+	int r = 0;
+
+	storage_commit_all(b->v, b->n, durable);
+	for (size_t i = 0; i < b->n && r == 0; i++)
+		r = b->v[i].result;
 	return r;
+}
+
+size_t storage_batch_count(const struct storage_batch *b)
+{
+	return b->n;
+}
+
+int storage_batch_result(const struct storage_batch *b, size_t i)
+{
+	return i < b->n ? b->v[i].result : -EINVAL;
+}
+
+void storage_batch_reset(struct storage_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		storage_upload_abort(&b->v[i].up);
+	b->n = 0;
+}
+
+void storage_batch_finish(struct storage_batch *b)
+{
+	storage_batch_reset(b);
+	free(b->v);
+	*b = (struct storage_batch){ .v = NULL };
 }
 
 /* "<digits>.<16 lower-case hex>", and pid's when pid_dot ("<pid>.") is
@@ -878,6 +1351,7 @@ static int storage_sweep_dir(DIR *d, const char *pid_dot)
 int storage_sweep(int root_fd, pid_t pid)
 {
 	char pid_dot[24] = "";
+	struct stat st;
 	DIR *d;
 	int fd, r;
 
@@ -885,7 +1359,7 @@ int storage_sweep(int root_fd, pid_t pid)
 		return -EINVAL;
 	if (pid > 0)
 		snprintf(pid_dot, sizeof(pid_dot), "%d.", (int)pid);
-	fd = storage_state_open(root_fd, false);
+	fd = storage_state_open(root_fd, false, &st);
 	if (fd == -ENOENT)
 		return 0;
 	if (fd < 0)

@@ -52,13 +52,21 @@ static void upload_refuse(struct upload *u, int code, const char *why, const cha
 static int upload_begin(struct upload *u)
 {
 	const struct proto_request *req = u->req;
+	const struct share_conf *share = u->t.share;
+	const struct storage_limits lim = {
+		.max_file_size = share->max_file_size,
+		.min_free_bytes = share->min_free.bytes,
+		.min_free_percent = share->min_free.percent,
+		.umask = share->umask,
+		.read_only = share->read_only,
+	};
 	unsigned mode = req->has_mode ? req->mode : 0644;
 	const char *why;
 	int code, r;
 
 	r = storage_upload_begin(u->t.root_fd, u->t.rel,
-				 req->has_size ? req->size : 0, mode,
-				 u->overwrite, &u->up);
+				 req->has_size ? req->size : STORAGE_SIZE_UNKNOWN, mode,
+				 u->overwrite, &lim, &u->up);
 	if (r < 0) {
 		code = session_status_from_errno(r, &why);
 		upload_refuse(u, code, why, "refused");
@@ -190,8 +198,10 @@ static void upload_end(struct upload *u, const struct proto_frame *f)
 		return;
 	}
 	struct timespec mtime = { .tv_sec = req->mtime_sec, .tv_nsec = req->mtime_nsec };
+	/* No digest xattr: it costs a sixth of a small upload and is read
+	 * only if the file is downloaded, where GET caches what it hashes. */
 	r = storage_upload_commit(&u->up, u->overwrite, s->ctx->conf->fsync,
-				  req->has_mtime ? &mtime : NULL, &u->dv);
+				  req->has_mtime ? &mtime : NULL, NULL);
 	u->active = false;
 	if (r < 0) {
 		code = session_status_from_errno(r, &why);

@@ -1583,7 +1583,10 @@ static long count_entries_fd(int dfd, const char *prefix)
 		}
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if (strncmp(de->d_name, prefix, plen) == 0)
+		/* The share's state directory itself is not litter; what it
+		 * holds is (it is counted below). */
+		if (strncmp(de->d_name, prefix, plen) == 0 &&
+		    strcmp(de->d_name, ".tcpfiled") != 0)
 			n++;
 		is_dir = de->d_type == DT_DIR;
 		if (de->d_type == DT_UNKNOWN) {

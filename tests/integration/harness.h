@@ -106,7 +106,8 @@ int fill_random(void *buf, size_t len);
 /* True when the files have identical content. */
 bool files_equal(const char *a, const char *b);
 /* Counts entries (recursively) under dir whose name starts with prefix
- * ("" counts everything); -errno on error. */
+ * ("" counts everything but a share's state directory ".tcpfiled" itself,
+ * whose contents count); -errno on error. */
 long count_entries(const char *dir, const char *prefix);
 
 /* ---- Lower-level pieces (daemon_start = prepare + spawn + wait_ready) ---- */

@@ -129,6 +129,9 @@ static void expect_defaults(const struct config *conf)
 	cr_expect(!conf->shares[0].read_only);
 	cr_expect(conf->shares[0].overwrite);
 	cr_expect_eq(conf->shares[0].max_file_size, 0);
+	cr_expect_eq(conf->shares[0].min_free.percent, 1);
+	cr_expect_eq(conf->shares[0].min_free.bytes, 0);
+	cr_expect_eq(conf->shares[0].umask, 022);
 }
 
 Test(config, defaults)
@@ -171,12 +174,16 @@ Test(config, every_key)
 		"read_only = yes\n"
 		"overwrite = false\n"
 		"max_file_size = 10M\n"
+		"min_free = 512M\n"
+		"umask = 0027\n"
 		"\n"
 		"[other.share-2_x]\n"
 		"path = %s/\n"
 		"read_only = 0\n"
 		"overwrite = ON\n"
-		"max_file_size = 1T\n",
+		"max_file_size = 1T\n"
+		"min_free = 0%%\n"
+		"umask = 0\n",
 		sharedir, sharedir), -1);
 	conf = load_ok(text);
 	cr_assert_eq(conf->n_listen, 2);
@@ -198,13 +205,19 @@ Test(config, every_key)
 	cr_expect(conf->shares[0].read_only);
 	cr_expect(!conf->shares[0].overwrite);
 	cr_expect_eq(conf->shares[0].max_file_size, 10485760);
-	cr_expect_eq(conf->shares[0].line, 18);
-	cr_expect_eq(conf->shares[0].path_line, 19);
+	cr_expect_eq(conf->shares[0].min_free.bytes, 536870912);
+	cr_expect_eq(conf->shares[0].min_free.percent, 0);
+	cr_expect_eq(conf->shares[0].umask, 027);
+	cr_expect_eq(conf->shares[0].line, 14);
+	cr_expect_eq(conf->shares[0].path_line, 15);
 	cr_expect_str_eq(conf->shares[1].name, "other.share-2_x");
 	cr_expect(!conf->shares[1].read_only);
 	cr_expect(conf->shares[1].overwrite);
 	cr_expect_eq(conf->shares[1].max_file_size, 1099511627776);
-	cr_expect_eq(conf->shares[1].line, 24);
+	cr_expect_eq(conf->shares[1].min_free.bytes, 0);
+	cr_expect_eq(conf->shares[1].min_free.percent, 0);
+	cr_expect_eq(conf->shares[1].umask, 0);
+	cr_expect_eq(conf->shares[1].line, 22);
 	config_free(conf);
 	free(text);
 }
@@ -428,6 +441,18 @@ static const struct bad_case bad_share_values[] = {
 	  "t.conf:2: max_file_size: value too large, got \"16777216T\"" },
 	{ "max_file_size = 18446744073709551616",
 	  "t.conf:2: max_file_size: value too large, got \"18446744073709551616\"" },
+	{ "min_free = 101%",
+	  "t.conf:2: min_free: expected a size such as 512M or 2G, or a percentage from 0% to 100%, got \"101%\"" },
+	{ "min_free = %",
+	  "t.conf:2: min_free: expected a size such as 512M or 2G, or a percentage from 0% to 100%, got \"%\"" },
+	{ "min_free = 1.5%",
+	  "t.conf:2: min_free: expected a size such as 512M or 2G, or a percentage from 0% to 100%, got \"1.5%\"" },
+	{ "min_free = 1 G",
+	  "t.conf:2: min_free: expected a size such as 512M or 2G, or a percentage from 0% to 100%, got \"1 G\"" },
+	{ "umask = 0888", "t.conf:2: umask: expected an octal mode such as 022 or 0027, got \"0888\"" },
+	{ "umask = 00777", "t.conf:2: umask: expected an octal mode such as 022 or 0027, got \"00777\"" },
+	{ "umask = 1777", "t.conf:2: umask: must be between 0000 and 0777, got \"1777\"" },
+	{ "umask =", "t.conf:2: umask: expected an octal mode such as 022 or 0027, got \"\"" },
 	{ "workers = 4", "t.conf:2: workers: unknown key in share [files] (it belongs in [server])" },
 	{ "Path = /tmp", "t.conf:2: Path: unknown key in share [files]" },
 	{ "path = relative/dir", "t.conf:2: path: must be an absolute path, got \"relative/dir\"" },

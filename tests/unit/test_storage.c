@@ -16,6 +16,9 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -36,6 +39,8 @@ static char base[PATH_MAX];
 static char share[PATH_MAX];
 static char outside[PATH_MAX];
 static int root_fd = -1;
+/* No margin, the umask the tests had before shares had their own. */
+static const struct storage_limits nolim = { .umask = 022 };
 
 static void xpath(char *buf, size_t cap, const char *dir, const char *rel)
 {
@@ -116,7 +121,9 @@ static bool exists(const char *rel)
 	return lstat(p, &st) == 0;
 }
 
-/* Entries of a share directory, hidden and temporary names included. */
+/* Entries of a share directory, hidden and temporary names included --
+ * except the state directory at the root, which uploads create on first
+ * need and keep: tests check it with state_is_empty(). */
 static int count_entries(const char *rel)
 {
 	char p[PATH_MAX];
@@ -128,10 +135,33 @@ static int count_entries(const char *rel)
 	d = opendir(p);
 	cr_assert_not_null(d, "opendir %s: %s", p, strerror(errno));
 	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    (rel[0] || strcmp(de->d_name, ".tcpfiled")))
 			n++;
 	closedir(d);
 	return n;
+}
+
+/* The state directory holds no name (or does not exist). */
+static bool state_is_empty(void)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	xpath(p, sizeof(p), share, ".tcpfiled");
+	if (lstat(p, &st) < 0)
+		return errno == ENOENT;
+	return S_ISDIR(st.st_mode) && count_entries(".tcpfiled") == 0;
+}
+
+/* The state directory as the daemon makes it. */
+static void put_state_dir(void)
+{
+	char p[PATH_MAX];
+
+	xpath(p, sizeof(p), share, ".tcpfiled");
+	cr_assert_eq(mkdir(p, 0700), 0, "mkdir %s: %s", p, strerror(errno));
+	cr_assert_eq(chmod(p, 0700), 0);
 }
 
 /* A listing of a whole tree (names, types, sizes, mtimes, inodes), to
@@ -422,7 +452,7 @@ static int try_upload(const char *path, bool overwrite)
 	struct storage_upload up;
 	int r;
 
-	r = storage_upload_begin(root_fd, path, 6, 0644, overwrite, &up);
+	r = storage_upload_begin(root_fd, path, 6, 0644, overwrite, &nolim, &up);
 	if (r < 0)
 		return r;
 	r = storage_upload_write(&up, "PWNED\n", 6);
@@ -566,7 +596,7 @@ Test(hostile, hardlink_overwrite_leaves_outside_inode, .init = setup,
 	cr_expect(fd >= 0, "a hard link is an ordinary file: %d", fd);
 	if (fd >= 0)
 		close(fd);
-	cr_assert_eq(storage_upload_begin(root_fd, "hl", 3, 0644, true, &up), 0);
+	cr_assert_eq(storage_upload_begin(root_fd, "hl", 3, 0644, true, &nolim, &up), 0);
 	cr_assert_eq(storage_upload_write(&up, "new", 3), 0);
 	cr_assert_eq(storage_upload_commit(&up, true, false, NULL, NULL), 0);
 	expect_content("hl", "new");
@@ -600,7 +630,7 @@ static void upload_and_check(const char *rel, size_t size)
 
 	cr_assert_not_null(data);
 	fill_pattern(data, size);
-	cr_assert_eq(storage_upload_begin(root_fd, rel, size, 0644, false, &up),
+	cr_assert_eq(storage_upload_begin(root_fd, rel, size, 0644, false, &nolim, &up),
 		     0);
 	cr_expect_not(exists(rel), "visible before commit");
 	while (off < size) {
@@ -672,15 +702,15 @@ Test(upload, mode_drops_special_bits, .init = setup, .fini = teardown)
 {
 	struct storage_upload up;
 
-	cr_assert_eq(storage_upload_begin(root_fd, "m1", 0, 07755, false, &up),
+	cr_assert_eq(storage_upload_begin(root_fd, "m1", 0, 07755, false, &nolim, &up),
 		     0);
 	cr_assert_eq(storage_upload_commit(&up, false, false, NULL, NULL), 0);
 	cr_expect_eq(stat_share("m1").st_mode & 07777, 0755);
-	cr_assert_eq(storage_upload_begin(root_fd, "m2", 0, 0666, false, &up),
+	cr_assert_eq(storage_upload_begin(root_fd, "m2", 0, 0666, false, &nolim, &up),
 		     0);
 	cr_assert_eq(storage_upload_commit(&up, false, false, NULL, NULL), 0);
 	cr_expect_eq(stat_share("m2").st_mode & 07777, 0644, "umask applies");
-	cr_assert_eq(storage_upload_begin(root_fd, "m3", 0, 0600, false, &up),
+	cr_assert_eq(storage_upload_begin(root_fd, "m3", 0, 0600, false, &nolim, &up),
 		     0);
 	cr_assert_eq(storage_upload_commit(&up, false, false, NULL, NULL), 0);
 	cr_expect_eq(stat_share("m3").st_mode & 07777, 0600);
@@ -692,7 +722,7 @@ Test(upload, mtime_applied, .init = setup, .fini = teardown)
 	struct storage_upload up;
 	struct stat st;
 
-	cr_assert_eq(storage_upload_begin(root_fd, "t", 2, 0644, false, &up), 0);
+	cr_assert_eq(storage_upload_begin(root_fd, "t", 2, 0644, false, &nolim, &up), 0);
 	cr_assert_eq(storage_upload_write(&up, "hi", 2), 0);
 	cr_assert_eq(storage_upload_commit(&up, false, false, &mt, NULL), 0);
 	st = stat_share("t");
@@ -738,7 +768,7 @@ Test(upload, digest_xattr_written_at_commit, .init = setup, .fini = teardown)
 	char want[256];
 
 	hex_to_digest(DIGEST_SHA256, SHA256_ABC, &d);
-	cr_assert_eq(storage_upload_begin(root_fd, "x", 3, 0644, false, &up), 0);
+	cr_assert_eq(storage_upload_begin(root_fd, "x", 3, 0644, false, &nolim, &up), 0);
 	cr_assert_eq(storage_upload_write(&up, "abc", 3), 0);
 	cr_assert_eq(storage_upload_commit(&up, false, true, &mt, &d), 0);
 	snprintf(want, sizeof(want), "sha256:" SHA256_ABC " 3 1700000000.000000042 %ju",
@@ -756,7 +786,7 @@ Test(upload, overwrite_replaces_atomically, .init = setup, .fini = teardown)
 	old_st = stat_share("a/f");
 	old_fd = storage_open_file(root_fd, "a/f", &old_st);
 	cr_assert(old_fd >= 0);
-	cr_assert_eq(storage_upload_begin(root_fd, "a/f", 5, 0644, true, &up), 0);
+	cr_assert_eq(storage_upload_begin(root_fd, "a/f", 5, 0644, true, &nolim, &up), 0);
 	cr_assert_eq(storage_upload_write(&up, "fresh", 5), 0);
 	expect_content("a/f", "abc");
 	cr_assert_eq(storage_upload_commit(&up, true, true, NULL, NULL), 0);
@@ -774,7 +804,7 @@ Test(upload, exclusive_refuses_existing_early, .init = setup, .fini = teardown)
 {
 	struct storage_upload up;
 
-	cr_expect_eq(storage_upload_begin(root_fd, "a/f", 1, 0644, false, &up),
+	cr_expect_eq(storage_upload_begin(root_fd, "a/f", 1, 0644, false, &nolim, &up),
 		     -EEXIST);
 	cr_expect_null(up.name);
 	storage_upload_abort(&up);
@@ -786,8 +816,8 @@ Test(upload, exclusive_race_loser_gets_eexist, .init = setup, .fini = teardown)
 {
 	struct storage_upload one, two;
 
-	cr_assert_eq(storage_upload_begin(root_fd, "n", 3, 0644, false, &one), 0);
-	cr_assert_eq(storage_upload_begin(root_fd, "n", 3, 0644, false, &two), 0);
+	cr_assert_eq(storage_upload_begin(root_fd, "n", 3, 0644, false, &nolim, &one), 0);
+	cr_assert_eq(storage_upload_begin(root_fd, "n", 3, 0644, false, &nolim, &two), 0);
 	cr_assert_eq(storage_upload_write(&one, "one", 3), 0);
 	cr_assert_eq(storage_upload_write(&two, "two", 3), 0);
 	cr_expect_eq(storage_upload_commit(&one, false, false, NULL, NULL), 0);
@@ -802,12 +832,13 @@ Test(upload, short_write_is_eio_and_invisible, .init = setup, .fini = teardown)
 	struct storage_upload up;
 	int before = count_entries("");
 
-	cr_assert_eq(storage_upload_begin(root_fd, "s", 10, 0644, true, &up), 0);
+	cr_assert_eq(storage_upload_begin(root_fd, "s", 10, 0644, true, &nolim, &up), 0);
 	cr_assert_eq(storage_upload_write(&up, "12345", 5), 0);
 	cr_expect_eq(storage_upload_commit(&up, true, false, NULL, NULL), -EIO);
 	cr_expect_null(up.name);
 	cr_expect_not(exists("s"));
 	cr_expect_eq(count_entries(""), before);
+	cr_expect(state_is_empty());
 }
 
 Test(upload, abort_leaves_no_litter, .init = setup, .fini = teardown)
@@ -815,7 +846,7 @@ Test(upload, abort_leaves_no_litter, .init = setup, .fini = teardown)
 	struct storage_upload up, zero;
 	int before = count_entries("a");
 
-	cr_assert_eq(storage_upload_begin(root_fd, "a/f", 4, 0644, true, &up), 0);
+	cr_assert_eq(storage_upload_begin(root_fd, "a/f", 4, 0644, true, &nolim, &up), 0);
 	cr_assert_eq(storage_upload_write(&up, "ab", 2), 0);
 	storage_upload_abort(&up);
 	cr_expect_eq(count_entries("a"), before);
@@ -834,7 +865,7 @@ Test(upload, write_past_size_is_efbig, .init = setup, .fini = teardown)
 {
 	struct storage_upload up;
 
-	cr_assert_eq(storage_upload_begin(root_fd, "p", 2, 0644, false, &up), 0);
+	cr_assert_eq(storage_upload_begin(root_fd, "p", 2, 0644, false, &nolim, &up), 0);
 	cr_expect_eq(storage_upload_write(&up, "abc", 3), -EFBIG);
 	cr_assert_eq(storage_upload_write(&up, "ab", 2), 0);
 	cr_expect_eq(storage_upload_write(&up, "c", 1), -EFBIG);
@@ -848,11 +879,11 @@ Test(upload, impossible_sizes_refused, .init = setup, .fini = teardown)
 	int before = count_entries("");
 	int r;
 
-	cr_expect_eq(storage_upload_begin(root_fd, "h", UINT64_MAX, 0644, false,
+	cr_expect_eq(storage_upload_begin(root_fd, "h", UINT64_MAX - 1, 0644, false, &nolim,
 					  &up), -EFBIG);
 	/* Beyond ext4's file size limit: EFBIG; a file system without one
 	 * runs out of space instead. */
-	r = storage_upload_begin(root_fd, "h", (uint64_t)INT64_MAX, 0644, false,
+	r = storage_upload_begin(root_fd, "h", (uint64_t)INT64_MAX, 0644, false, &nolim,
 				 &up);
 	cr_expect(r == -EFBIG || r == -ENOSPC, "got %d", r);
 	cr_expect_eq(count_entries(""), before);
@@ -864,7 +895,7 @@ Test(upload, directory_taking_the_name_before_commit, .init = setup,
 	struct storage_upload up;
 	int before = count_entries("");
 
-	cr_assert_eq(storage_upload_begin(root_fd, "d", 1, 0644, true, &up), 0);
+	cr_assert_eq(storage_upload_begin(root_fd, "d", 1, 0644, true, &nolim, &up), 0);
 	cr_assert_eq(storage_upload_write(&up, "x", 1), 0);
 	put_dir("d");
 	cr_expect_eq(storage_upload_commit(&up, true, false, NULL, NULL),
@@ -872,15 +903,15 @@ Test(upload, directory_taking_the_name_before_commit, .init = setup,
 	cr_expect(S_ISDIR(stat_share("d").st_mode));
 	cr_expect_eq(count_entries("d"), 0);
 	/* d itself, and the state directory the attempt created. */
-	cr_expect_eq(count_entries(""), before + 2, "no temporary name left");
+	cr_expect_eq(count_entries(""), before + 1, "no temporary name left");
 	cr_expect_eq(count_entries(".tcpfiled"), 0, "no name in the state dir");
 
-	cr_assert_eq(storage_upload_begin(root_fd, "e", 1, 0644, false, &up), 0);
+	cr_assert_eq(storage_upload_begin(root_fd, "e", 1, 0644, false, &nolim, &up), 0);
 	cr_assert_eq(storage_upload_write(&up, "x", 1), 0);
 	put_dir("e");
 	cr_expect_eq(storage_upload_commit(&up, false, false, NULL, NULL),
 		     -EEXIST);
-	cr_expect_eq(count_entries(""), before + 3);
+	cr_expect_eq(count_entries(""), before + 2);
 }
 
 static void read_exact(int fd, void *buf, size_t len)
@@ -910,7 +941,7 @@ Test(upload, crash_keeps_old_content, .init = setup, .fini = teardown)
 
 		close(ready[0]);
 		close(hold[1]);
-		if (storage_upload_begin(root_fd, "a/f", 8, 0644, true, &up) < 0 ||
+		if (storage_upload_begin(root_fd, "a/f", 8, 0644, true, &nolim, &up) < 0 ||
 		    storage_upload_write(&up, "NEWN", 4) < 0 ||
 		    write(ready[1], "r", 1) != 1)
 			_exit(1);
@@ -957,10 +988,10 @@ static void enospc_child(const char *mnt, int out_fd)
 		res.skipped = -fd;
 		goto out;
 	}
-	res.begin = storage_upload_begin(fd, "big", 2 << 20, 0644, true, &up);
+	res.begin = storage_upload_begin(fd, "big", 2 << 20, 0644, true, &nolim, &up);
 	if (res.begin == 0)
 		storage_upload_abort(&up);
-	res.small = storage_upload_begin(fd, "small", 4096, 0644, true, &up);
+	res.small = storage_upload_begin(fd, "small", 4096, 0644, true, &nolim, &up);
 	if (res.small == 0)
 		storage_upload_abort(&up);
 	d = fdopendir(storage_open_dir(fd, ""));
@@ -1004,7 +1035,7 @@ Test(upload, enospc_reported_at_begin, .init = setup, .fini = teardown)
 			     strerror(res.skipped));
 	cr_expect_eq(res.begin, -ENOSPC, "got %d", res.begin);
 	cr_expect_eq(res.small, 0, "the file system itself works");
-	cr_expect_eq(res.entries, 2, "only . and .. are left");
+	cr_expect_eq(res.entries, 3, "only ., .. and the state directory are left");
 }
 
 /* --- the digest cache ----------------------------------------------------- */
@@ -1031,10 +1062,14 @@ static void digest_of(const char *rel, enum digest_alg alg,
 		      struct digest_value *out)
 {
 	struct stat st;
-	int fd = storage_open_file(root_fd, rel, &st);
+	int fd = storage_open_file(root_fd, rel, &st), r;
 
 	cr_assert(fd >= 0, "%s: %d", rel, fd);
-	cr_assert_eq(storage_digest(fd, &st, alg, out), 0);
+	/* As the session does on a writable share. */
+	r = storage_digest(fd, &st, alg, out);
+	cr_assert(r == 0 || r == 1, "storage_digest: %d", r);
+	if (r == 1)
+		cr_assert_eq(storage_digest_store(fd, &st, out), 0);
 	close(fd);
 }
 
@@ -1213,6 +1248,25 @@ struct collected {
 	int stop_after;
 };
 
+/* LIST is unsorted: the tests sort what they collected. */
+static void collected_sort(struct collected *c)
+{
+	for (int i = 1; i < c->n; i++) {
+		for (int j = i; j > 0 && strcmp(c->names[j - 1], c->names[j]) > 0; j--) {
+			char name[64], type = c->types[j];
+			uint64_t size = c->sizes[j];
+
+			memcpy(name, c->names[j], sizeof(name));
+			memcpy(c->names[j], c->names[j - 1], sizeof(name));
+			memcpy(c->names[j - 1], name, sizeof(name));
+			c->types[j] = c->types[j - 1];
+			c->types[j - 1] = type;
+			c->sizes[j] = c->sizes[j - 1];
+			c->sizes[j - 1] = size;
+		}
+	}
+}
+
 static int collect(const struct storage_entry *e, void *arg)
 {
 	struct collected *c = arg;
@@ -1226,7 +1280,7 @@ static int collect(const struct storage_entry *e, void *arg)
 	return c->stop_after && c->n == c->stop_after ? 7 : 0;
 }
 
-Test(list, sorted_bytewise_and_hides_reserved, .init = setup, .fini = teardown)
+Test(list, every_entry_once_and_hides_reserved, .init = setup, .fini = teardown)
 {
 	static const char *const want[] = {
 		".hidden", "C", "Z", "a", "b", "dir", "sym", "\xc3\xa9",
@@ -1244,7 +1298,10 @@ Test(list, sorted_bytewise_and_hides_reserved, .init = setup, .fini = teardown)
 	put_file(share, "l/.tcpfiled.other", "x");
 	put_dir("l/dir");
 	put_link("a", "l/sym");
+	put_file(share, "l/.TCPFILED.other", "x");
+	put_file(share, "l/.TcpFiled", "x");
 	cr_assert_eq(storage_list(storage_open_dir(root_fd, "l"), collect, &c), 0);
+	collected_sort(&c);
 	cr_assert_eq(c.n, 8);
 	for (int i = 0; i < c.n; i++)
 		cr_expect_str_eq(c.names[i], want[i], "entry %d", i);
@@ -1258,6 +1315,7 @@ Test(list, root_types, .init = setup, .fini = teardown)
 	struct collected c = { .n = 0 };
 
 	cr_assert_eq(storage_list(storage_open_dir(root_fd, ""), collect, &c), 0);
+	collected_sort(&c);
 	cr_assert_eq(c.n, 9);
 	cr_expect_str_eq(c.names[0], "a");
 	cr_expect_eq(c.types[0], 'd');
@@ -1319,7 +1377,7 @@ static int replace_af(const char *content)
 	size_t n = strlen(content);
 	int r;
 
-	cr_assert_eq(storage_upload_begin(root_fd, "a/f", n, 0644, true, &up), 0);
+	cr_assert_eq(storage_upload_begin(root_fd, "a/f", n, 0644, true, &nolim, &up), 0);
 	cr_assert_eq(storage_upload_write(&up, content, n), 0);
 	r = storage_upload_commit(&up, true, false, NULL, NULL);
 	cr_expect_null(up.name, "commit releases the upload");
@@ -1335,23 +1393,29 @@ Test(state, replace_leaves_no_temporary_name, .init = setup, .fini = teardown)
 	cr_assert_eq(replace_af("new"), 0);
 	expect_content("a/f", "new");
 	put_file(share, "top", "old");
-	cr_assert_eq(storage_upload_begin(root_fd, "top", 3, 0644, true, &up), 0);
+	cr_assert_eq(storage_upload_begin(root_fd, "top", 3, 0644, true, &nolim, &up), 0);
 	cr_assert_eq(storage_upload_write(&up, "NEW", 3), 0);
 	cr_assert_eq(storage_upload_commit(&up, true, true, NULL, NULL), 0);
 	expect_content("top", "NEW");
 
 	cr_expect_eq(count_entries("a"), 2, "a/f and a/deep_up only");
 	cr_expect_eq(count_entries(".tcpfiled"), 0);
-	cr_expect_eq(count_entries(""), before + 2, "top and .tcpfiled");
+	cr_expect_eq(count_entries(""), before + 1, "top");
 	st = stat_share(".tcpfiled");
 	cr_expect(S_ISDIR(st.st_mode));
 	cr_expect_eq(st.st_mode & 07777, 0700);
 }
 
-Test(state, new_names_need_no_state_dir, .init = setup, .fini = teardown)
+Test(state, every_upload_passes_through_state_dir, .init = setup,
+     .fini = teardown)
 {
+	struct stat st;
+
 	upload_and_check("fresh", 3);
-	cr_expect_not(exists(".tcpfiled"));
+	st = stat_share(".tcpfiled");
+	cr_expect(S_ISDIR(st.st_mode));
+	cr_expect_eq(st.st_mode & 07777, 0700);
+	cr_expect(state_is_empty());
 }
 
 /* inotify shows the name between link and rename: it must be one that
@@ -1364,7 +1428,7 @@ Test(state, replace_names_carry_the_pid, .init = setup, .fini = teardown)
 	ssize_t n;
 	int ifd;
 
-	put_dir(".tcpfiled");
+	put_state_dir();
 	xpath(dir, sizeof(dir), share, ".tcpfiled");
 	ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	cr_assert(ifd >= 0);
@@ -1392,6 +1456,17 @@ Test(state, replace_names_carry_the_pid, .init = setup, .fini = teardown)
 	expect_content("a/f", "new");
 }
 
+/* Begins a replacement of a/f; returns what begin said (aborting). */
+static int begin_af(void)
+{
+	struct storage_upload up;
+	int r = storage_upload_begin(root_fd, "a/f", 3, 0644, true, &nolim, &up);
+
+	if (r == 0)
+		storage_upload_abort(&up);
+	return r;
+}
+
 Test(state, planted_symlink_or_file_fails_cleanly, .init = setup,
      .fini = teardown)
 {
@@ -1399,7 +1474,7 @@ Test(state, planted_symlink_or_file_fails_cleanly, .init = setup,
 	char p[PATH_MAX];
 
 	put_link("../outside", ".tcpfiled");
-	cr_expect_eq(replace_af("new"), -ELOOP);
+	cr_expect_eq(begin_af(), -ELOOP);
 	expect_content("a/f", "abc");
 	cr_expect_eq(count_entries("a"), 2, "no temporary name beside a/f");
 	out_after = snapshot(outside);
@@ -1409,7 +1484,7 @@ Test(state, planted_symlink_or_file_fails_cleanly, .init = setup,
 	xpath(p, sizeof(p), share, ".tcpfiled");
 	cr_assert_eq(unlink(p), 0);
 	put_file(share, ".tcpfiled", "not a directory");
-	cr_expect_eq(replace_af("new"), -ENOTDIR);
+	cr_expect_eq(begin_af(), -ENOTDIR);
 	expect_content("a/f", "abc");
 	expect_content(".tcpfiled", "not a directory");
 	cr_expect_eq(count_entries("a"), 2);
@@ -1464,7 +1539,7 @@ static void xdev_child(const char *mnt, const char *state, int out_fd)
 	fd = storage_open_root(share);
 	if (fd < 0)
 		_exit(1);
-	res.commit = storage_upload_begin(fd, "mnt/f", 3, 0644, true, &up);
+	res.commit = storage_upload_begin(fd, "mnt/f", 3, 0644, true, &nolim, &up);
 	if (res.commit == 0 && storage_upload_write(&up, "new", 3) == 0)
 		res.commit = storage_upload_commit(&up, true, false, NULL, NULL);
 	storage_upload_abort(&up);
@@ -1550,7 +1625,7 @@ Test(sweep, by_pid_then_all, .init = setup, .fini = teardown)
 	char *out_before, *out_after;
 	size_t i;
 
-	put_dir(".tcpfiled");
+	put_state_dir();
 	for (i = 0; i < 2; i++)
 		put_state(mine[i]);
 	for (i = 0; i < 3; i++)
@@ -1622,4 +1697,581 @@ Test(sweep, state_dir_hidden_from_list, .init = setup, .fini = teardown)
 	for (int i = 0; i < c.n; i++)
 		cr_expect_str_neq(c.names[i], ".tcpfiled");
 	cr_expect_eq(storage_open_dir(root_fd, ".tcpfiled"), -EINVAL);
+}
+
+/* --- protocol 2 storage: limits, contracts, group commit, crashes ---------- */
+
+/* Runs fn in a child with its own mount namespace and a fresh tmpfs
+ * (mount options opts) at base/tmpfs; fn fills up to 8 results.  Skips the
+ * test where mounting is not permitted.  No cr_assert in fn. */
+struct tmpfs_res {
+	int skipped;
+	long v[8];
+};
+
+static struct tmpfs_res run_in_tmpfs(const char *opts,
+				     void (*fn)(const char *mnt, long *v))
+{
+	struct tmpfs_res res = { 0 };
+	char mnt[PATH_MAX];
+	int pfd[2], status;
+	pid_t pid;
+
+	xpath(mnt, sizeof(mnt), base, "tmpfs");
+	cr_assert_eq(mkdir(mnt, 0700), 0);
+	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		if (unshare(CLONE_NEWNS) < 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+			res.skipped = errno;
+		else
+			fn(mnt, res.v);
+		if (write(pfd[1], &res, sizeof(res)) != sizeof(res))
+			_exit(1);
+		_exit(0);
+	}
+	close(pfd[1]);
+	read_exact(pfd[0], &res, sizeof(res));
+	close(pfd[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (res.skipped)
+		cr_skip_test("cannot mount a tmpfs here: %s", strerror(res.skipped));
+	return res;
+}
+
+Test(check_path, reserved_names_ignore_case)
+{
+	static const char *const bad[] = {
+		".TCPFILED", ".Tcpfiled", "a/.tcpFILED", ".TCPFILED.tmp.x",
+		"d/.TcpFiled.anything",
+	};
+	const char *why;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_expect_eq(storage_check_path(bad[i], strlen(bad[i]), false, &why),
+			     -EINVAL, "%s accepted", bad[i]);
+		cr_expect_str_eq(why ? why : "", "reserved name in path");
+	}
+}
+
+/* Opening a device node or FIFO can act on it: GET looks first. */
+Test(open, special_files_never_opened, .init = setup, .fini = teardown)
+{
+	char fifo[PATH_MAX], buf[4096];
+	struct stat st;
+	ssize_t n;
+	int ifd;
+
+	xpath(fifo, sizeof(fifo), share, "fifo");
+	ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	cr_assert(ifd >= 0);
+	cr_assert(inotify_add_watch(ifd, fifo, IN_OPEN) >= 0);
+	cr_expect_eq(storage_open_file(root_fd, "fifo", &st), -EPERM);
+	n = read(ifd, buf, sizeof(buf));
+	cr_expect(n < 0 && errno == EAGAIN, "the FIFO was opened");
+	close(ifd);
+}
+
+Test(delete, special_files_never_removed, .init = setup, .fini = teardown)
+{
+	char p[PATH_MAX];
+
+	cr_expect_eq(storage_delete(root_fd, "fifo", false), -EPERM);
+	cr_expect(exists("fifo"));
+	xpath(p, sizeof(p), share, "null");
+	if (mknod(p, S_IFCHR | 0600, makedev(1, 3)) == 0) {
+		cr_expect_eq(storage_delete(root_fd, "null", false), -EPERM);
+		cr_expect(exists("null"));
+		cr_expect_eq(storage_open_file(root_fd, "null", &(struct stat){ 0 }), -EPERM);
+	}
+	cr_expect_eq(storage_delete(root_fd, "a/f", false), 0);
+}
+
+/* storage_digest never writes: a read-only share keeps its xattrs and
+ * ctime; the session stores only where allowed. */
+Test(digest, compute_alone_writes_nothing, .init = setup, .fini = teardown)
+{
+	struct digest_value d;
+	struct stat st, after;
+	char p[PATH_MAX], v[256];
+	int fd;
+
+	set_mtime("a/f", 1000000000, 5);
+	fd = storage_open_file(root_fd, "a/f", &st);
+	cr_assert(fd >= 0);
+	cr_expect_eq(storage_digest_cached(fd, &st, DIGEST_SHA256, &d), -ENODATA);
+	cr_expect_eq(storage_digest(fd, &st, DIGEST_SHA256, &d), 1);
+	expect_digest(&d, DIGEST_SHA256, SHA256_ABC);
+	xpath(p, sizeof(p), share, "a/f");
+	cr_expect_eq(lgetxattr(p, "user.tcpfiled.sha256", v, sizeof(v)), -1);
+	cr_assert_eq(fstat(fd, &after), 0);
+	cr_expect_eq(after.st_ctim.tv_sec, st.st_ctim.tv_sec);
+	cr_expect_eq(after.st_ctim.tv_nsec, st.st_ctim.tv_nsec, "ctime changed");
+	cr_expect_eq(storage_digest_store(fd, &st, &d), 0);
+	cr_expect_eq(storage_digest_cached(fd, &st, DIGEST_SHA256, &d), 0);
+	cr_expect_eq(storage_digest(fd, &st, DIGEST_SHA256, &d), 0, "a cache hit");
+	close(fd);
+}
+
+Test(upload, read_only_limits_refuse_before_anything, .init = setup,
+     .fini = teardown)
+{
+	struct storage_limits ro = { .read_only = true };
+	struct storage_upload up;
+	char *before = snapshot(share), *after;
+
+	cr_expect_eq(storage_upload_begin(root_fd, "x/y", 1, 0644, true, &ro, &up), -EROFS);
+	after = snapshot(share);
+	cr_expect_str_eq(after, before);
+	free(before);
+	free(after);
+}
+
+/* Contract: a refused or aborted upload changes nothing, directories
+ * included. */
+Test(upload, abort_leaves_no_directory, .init = setup, .fini = teardown)
+{
+	struct storage_upload up;
+	char *before, *after;
+
+	put_state_dir();
+	before = snapshot(share);
+	cr_assert_eq(storage_upload_begin(root_fd, "n1/n2/n3/f", 3, 0644, true, &nolim,
+					  &up), 0);
+	cr_expect_not(exists("n1"), "parents are made only at commit");
+	cr_assert_eq(storage_upload_write(&up, "abc", 3), 0);
+	storage_upload_abort(&up);
+	cr_expect_eq(storage_upload_begin(root_fd, "a/n/f", 3, 0644, false, &nolim, &up), 0);
+	cr_expect_eq(storage_upload_commit(&up, false, true, NULL, NULL), -EIO);
+	after = snapshot(share);
+	cr_expect_str_eq(after, before);
+	free(before);
+	free(after);
+}
+
+Test(upload, commit_makes_parents_with_umask, .init = setup, .fini = teardown)
+{
+	struct storage_limits lim = { .umask = 027 };
+	struct storage_upload up;
+
+	umask(077);     /* the share's umask decides, not the process's */
+	cr_assert_eq(storage_upload_begin(root_fd, "p1/p2/f", 2, 0666, false, &lim, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "hi", 2), 0);
+	cr_assert_eq(storage_upload_commit(&up, false, true, NULL, NULL), 0);
+	cr_expect_eq(stat_share("p1/p2/f").st_mode & 07777, 0640);
+	cr_expect_eq(stat_share("p1").st_mode & 07777, 0750);
+	cr_expect_eq(stat_share("p1/p2").st_mode & 07777, 0750);
+	cr_assert_eq(storage_upload_begin(root_fd, "a/f", 2, 04777, true, &lim, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "hi", 2), 0);
+	cr_assert_eq(storage_upload_commit(&up, true, false, NULL, NULL), 0);
+	cr_expect_eq(stat_share("a/f").st_mode & 07777, 0750);
+	expect_content("p1/p2/f", "hi");
+	cr_expect(state_is_empty());
+}
+
+/* A failed commit removes the directories it made: here the file system
+ * runs out of inodes after the first one. */
+static void inode_child(const char *mnt, long *v)
+{
+	struct storage_upload up;
+	char p[PATH_MAX];
+	int fd, i;
+
+	fd = storage_open_root(mnt);
+	if (fd < 0) {
+		v[0] = fd;
+		return;
+	}
+	v[0] = storage_upload_begin(fd, "n1/n2/f", 1, 0644, true, &nolim, &up);
+	if (v[0] < 0)
+		return;
+	if (storage_upload_write(&up, "x", 1) < 0)
+		_exit(3);
+	/* Fill the inodes, then free one: n1 fits, n2 does not. */
+	for (i = 0;; i++) {
+		snprintf(p, sizeof(p), "%s/fill%d", mnt, i);
+		if (mknod(p, S_IFREG | 0600, 0) < 0)
+			break;
+	}
+	snprintf(p, sizeof(p), "%s/fill%d", mnt, i - 1);
+	if (i == 0 || unlink(p) < 0)
+		_exit(4);
+	v[1] = storage_upload_commit(&up, true, false, NULL, NULL);
+	snprintf(p, sizeof(p), "%s/n1", mnt);
+	v[2] = access(p, F_OK) == 0;
+	close(fd);
+}
+
+Test(upload, failed_commit_removes_its_directories, .init = setup,
+     .fini = teardown)
+{
+	struct tmpfs_res res = run_in_tmpfs("size=1m,nr_inodes=64", inode_child);
+
+	cr_assert_eq(res.v[0], 0, "begin: %ld", res.v[0]);
+	cr_expect_eq(res.v[1], -ENOSPC, "commit: %ld", res.v[1]);
+	cr_expect_eq(res.v[2], 0, "n1 left behind");
+}
+
+/* The state directory is checked before use. */
+Test(state, wrong_owner_or_mode_refused, .init = setup, .fini = teardown)
+{
+	struct storage_upload up;
+	char p[PATH_MAX];
+
+	put_state_dir();
+	xpath(p, sizeof(p), share, ".tcpfiled");
+	cr_assert_eq(chmod(p, 0755), 0);
+	cr_expect_eq(storage_upload_begin(root_fd, "new", 1, 0644, true, &nolim, &up),
+		     -EUCLEAN);
+	cr_expect_eq(storage_sweep(root_fd, 0), -EUCLEAN);
+	cr_assert_eq(chmod(p, 0700), 0);
+	if (geteuid() == 0) {
+		cr_assert_eq(chown(p, 65534, 65534), 0);
+		cr_expect_eq(storage_upload_begin(root_fd, "new", 1, 0644, true, &nolim,
+						  &up), -EUCLEAN);
+		cr_assert_eq(chown(p, 0, 0), 0);
+	}
+	cr_expect_not(exists("new"));
+	cr_expect(state_is_empty());
+	upload_and_check("new", 5);
+}
+
+/* Space: a header that does not fit beside the margin reserves nothing;
+ * large sizes are reserved one step at a time, small ones not at all;
+ * a stream of unknown size stops at the margin. */
+static void space_child(const char *mnt, long *v)
+{
+	struct storage_limits lim = { .min_free_bytes = 2 << 20 };
+	struct storage_upload up, small;
+	static char chunk[256 << 10];
+	struct statvfs before, after;
+	struct stat st;
+	int fd = storage_open_root(mnt), r;
+
+	if (fd < 0 || statvfs(mnt, &before) < 0)
+		_exit(2);
+	v[0] = storage_upload_begin(fd, "big", 7 << 20, 0644, true, &lim, &up);
+	if (statvfs(mnt, &after) < 0)
+		_exit(2);
+	v[1] = (long)before.f_bfree - (long)after.f_bfree;
+	v[2] = storage_upload_begin(fd, "mid", 3 << 20, 0644, true, &lim, &up);
+	if (v[2] == 0) {
+		v[3] = fstat(up.fd, &st) == 0 ? (long)st.st_blocks * 512 : -1;
+		storage_upload_abort(&up);
+	}
+	r = storage_upload_begin(fd, "small", 4096, 0644, true, &lim, &small);
+	v[4] = r == 0 && fstat(small.fd, &st) == 0 ? (long)st.st_blocks : -1;
+	if (r == 0)
+		storage_upload_abort(&small);
+	/* 8 MiB file system, 2 MiB margin: a stream stops well before full. */
+	v[5] = storage_upload_begin(fd, "stream", STORAGE_SIZE_UNKNOWN, 0644, true,
+				    &lim, &up);
+	r = 0;
+	while (v[5] == 0 && r == 0 && up.written < (16 << 20))
+		r = storage_upload_write(&up, chunk, sizeof(chunk));
+	v[6] = r;
+	if (statvfs(mnt, &after) < 0)
+		_exit(2);
+	v[7] = (long)(after.f_bavail * after.f_frsize);
+	storage_upload_abort(&up);
+	close(fd);
+}
+
+Test(upload, space_checked_and_reserved_in_steps, .init = setup,
+     .fini = teardown)
+{
+	struct tmpfs_res res = run_in_tmpfs("size=8m", space_child);
+
+	cr_expect_eq(res.v[0], -ENOSPC, "7 MiB + 2 MiB margin on 8 MiB: %ld", res.v[0]);
+	cr_expect_eq(res.v[1], 0, "a refused header reserved %ld blocks", res.v[1]);
+	cr_expect_eq(res.v[2], 0, "3 MiB fits: %ld", res.v[2]);
+	cr_expect_eq(res.v[3], 3 << 20, "reserved %ld bytes", res.v[3]);
+	cr_expect_eq(res.v[4], 0, "a small file is not preallocated");
+	cr_expect_eq(res.v[5], 0);
+	cr_expect_eq(res.v[6], -ENOSPC, "stream: %ld", res.v[6]);
+	cr_expect_geq(res.v[7], 1 << 20, "the stream ate the margin: %ld left", res.v[7]);
+}
+
+Test(upload, unknown_size_limits, .init = setup, .fini = teardown)
+{
+	struct storage_limits lim = { .max_file_size = 5 };
+	struct storage_upload up;
+
+	cr_expect_eq(storage_upload_begin(root_fd, "u", 6, 0644, true, &lim, &up), -EFBIG);
+	cr_assert_eq(storage_upload_begin(root_fd, "u", STORAGE_SIZE_UNKNOWN, 0644, true,
+					  &lim, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "abc", 3), 0);
+	cr_expect_eq(storage_upload_write(&up, "def", 3), -EFBIG);
+	cr_assert_eq(storage_upload_write(&up, "de", 2), 0);
+	cr_assert_eq(storage_upload_commit(&up, true, false, NULL, NULL), 0);
+	expect_content("u", "abcde");
+	cr_expect(state_is_empty());
+}
+
+/* Durable all the way up: every directory from the target's to the root
+ * is fsynced after the name is made, each once per batch. */
+static char steps[4096];
+
+static void record_step(const char *step)
+{
+	size_t len = strlen(steps);
+
+	snprintf(steps + len, sizeof(steps) - len, "%s%s", len ? "," : "", step);
+}
+
+Test(upload, durable_syncs_the_chain_to_the_root, .init = setup,
+     .fini = teardown)
+{
+	struct storage_upload up;
+
+	put_dir("a/b");
+	steps[0] = '\0';
+	storage_fault_hook = record_step;
+	cr_assert_eq(storage_upload_begin(root_fd, "a/b/c/d/f", 1, 0644, true, &nolim,
+					  &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "x", 1), 0);
+	cr_assert_eq(storage_upload_commit(&up, true, true, NULL, NULL), 0);
+	storage_fault_hook = NULL;
+	/* d, c, b, a and the root. */
+	cr_expect_str_eq(steps, "data,data-sync,mkdir,mkdir,name,"
+			 "dir-sync,dir-sync,dir-sync,dir-sync,dir-sync,synced");
+	steps[0] = '\0';
+	storage_fault_hook = record_step;
+	cr_assert_eq(storage_upload_begin(root_fd, "g", 1, 0644, true, &nolim, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, "x", 1), 0);
+	cr_assert_eq(storage_upload_commit(&up, true, false, NULL, NULL), 0);
+	storage_fault_hook = NULL;
+	cr_expect_str_eq(steps, "data,name", "no sync without durable");
+}
+
+static void batch_put(struct storage_batch *b, const char *rel, const char *content,
+		      bool overwrite, int want)
+{
+	struct storage_upload up;
+	size_t n = strlen(content);
+
+	cr_assert_eq(storage_upload_begin(root_fd, rel, n, 0644, overwrite, &nolim, &up), 0);
+	cr_assert_eq(storage_upload_write(&up, content, n), 0);
+	cr_assert_eq(storage_batch_add(b, &up, overwrite, NULL, NULL), want);
+	cr_expect_null(up.name, "the batch took the upload over");
+}
+
+Test(batch, group_commit_results_in_order, .init = setup, .fini = teardown)
+{
+	struct storage_batch b;
+	int syncs = 0;
+
+	storage_batch_init(&b);
+	batch_put(&b, "g1/x", "one", false, 0);
+	batch_put(&b, "a/f", "two", true, 1);
+	batch_put(&b, "g1/y", "three", false, 2);
+	batch_put(&b, "g1/x", "dup", false, 3);   /* loses to entry 0 */
+	cr_expect_not(exists("g1"), "nothing is named before the commit");
+	expect_content("a/f", "abc");
+	steps[0] = '\0';
+	storage_fault_hook = record_step;
+	cr_expect_eq(storage_batch_commit(&b, true), -EEXIST);
+	storage_fault_hook = NULL;
+	cr_assert_eq(storage_batch_count(&b), 4);
+	cr_expect_eq(storage_batch_result(&b, 0), 0);
+	cr_expect_eq(storage_batch_result(&b, 1), 0);
+	cr_expect_eq(storage_batch_result(&b, 2), 0);
+	cr_expect_eq(storage_batch_result(&b, 3), -EEXIST);
+	cr_expect_eq(storage_batch_result(&b, 4), -EINVAL);
+	for (const char *p = steps; (p = strstr(p, "dir-sync")); p++)
+		syncs++;
+	cr_expect_eq(syncs, 3, "g1, a and the root once each: %s", steps);
+	/* ("data" happened in storage_batch_add, before the hook.) */
+	cr_expect_eq(strncmp(steps, "data-sync,data-sync,data-sync,data-sync,", 40), 0,
+		     "all data synced before any name: %s", steps);
+	expect_content("g1/x", "one");
+	expect_content("g1/y", "three");
+	expect_content("a/f", "two");
+	storage_batch_reset(&b);
+	cr_expect(state_is_empty());
+
+	/* Full, then dropped unflushed: nothing visible, nothing left. */
+	for (int i = 0; i < STORAGE_BATCH_MAX; i++) {
+		char rel[32];
+
+		snprintf(rel, sizeof(rel), "h/%d", i);
+		batch_put(&b, rel, "z", false, i);
+	}
+	{
+		struct storage_upload up;
+
+		cr_assert_eq(storage_upload_begin(root_fd, "h/x", 1, 0644, false, &nolim,
+						  &up), 0);
+		cr_assert_eq(storage_upload_write(&up, "z", 1), 0);
+		cr_expect_eq(storage_batch_add(&b, &up, false, NULL, NULL), -ENOBUFS);
+		cr_expect_null(up.name);
+	}
+	storage_batch_finish(&b);
+	cr_expect_not(exists("h"));
+	cr_expect(state_is_empty());
+}
+
+/* LIST streams: memory does not grow with the directory. */
+#define LIST_BIG 100000
+
+static int count_big(const struct storage_entry *e, void *arg)
+{
+	uint8_t *seen = arg;
+	long i = strtol(e->name + 1, NULL, 10);
+
+	if (e->name[0] != 'f' || i < 0 || i >= LIST_BIG || seen[i])
+		return -EINVAL;
+	seen[i] = 1;
+	return 0;
+}
+
+static long maxrss_kib(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
+}
+
+static void list_child(const char *mnt, long *v)
+{
+	static uint8_t seen[LIST_BIG];
+	char p[PATH_MAX];
+	int fd, i;
+
+	for (i = 0; i < LIST_BIG; i++) {
+		snprintf(p, sizeof(p), "%s/f%d", mnt, i);
+		if (mknod(p, S_IFREG | 0600, 0) < 0)
+			_exit(2);
+	}
+	fd = storage_open_root(mnt);
+	if (fd < 0)
+		_exit(2);
+	memset(seen, 0, sizeof(seen));
+	v[0] = maxrss_kib();
+	v[1] = storage_list(storage_open_dir(fd, ""), count_big, seen);
+	v[2] = maxrss_kib();
+	v[3] = 0;
+	for (i = 0; i < LIST_BIG; i++)
+		v[3] += seen[i];
+	close(fd);
+}
+
+Test(list, large_directory_in_bounded_memory, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+	struct tmpfs_res res = run_in_tmpfs("size=64m,nr_inodes=200000", list_child);
+
+	cr_expect_eq(res.v[1], 0, "list: %ld", res.v[1]);
+	cr_expect_eq(res.v[3], LIST_BIG, "each entry once");
+	cr_expect_lt(res.v[2] - res.v[0], 512, "LIST grew the RSS by %ld KiB",
+		     res.v[2] - res.v[0]);
+}
+
+/* Crash consistency: a child is killed (_exit) at step k of a commit, for
+ * every k, on each commit path: a new name in new directories, a
+ * replacement, a group commit.  After each: nothing partial is visible,
+ * each name holds its old or its new content whole, and after
+ * storage_sweep() no temporary name is left. */
+static int crash_at, crash_seen;
+
+static void crash_step(const char *step)
+{
+	(void)step;
+	if (++crash_seen == crash_at)
+		_exit(42);
+}
+
+static void crash_upload(const char *rel, const char *content, bool overwrite,
+			 struct storage_batch *b)
+{
+	struct storage_upload up;
+	size_t n = strlen(content);
+
+	if (storage_upload_begin(root_fd, rel, n, 0644, overwrite, &nolim, &up) < 0 ||
+	    storage_upload_write(&up, content, n) < 0)
+		_exit(1);
+	if (b ? storage_batch_add(b, &up, overwrite, NULL, NULL) < 0
+	      : storage_upload_commit(&up, overwrite, true, NULL, NULL) < 0)
+		_exit(1);
+}
+
+static void crash_scenario(void)
+{
+	struct storage_batch b;
+
+	crash_upload("c1/c2/new", "NEWFILE", false, NULL);
+	crash_upload("a/f", "REPLACED", true, NULL);
+	storage_batch_init(&b);
+	crash_upload("c1/g1", "GROUP1", false, &b);
+	crash_upload("a/f", "GROUPED", true, &b);
+	if (storage_batch_commit(&b, true) < 0)
+		_exit(1);
+	storage_batch_finish(&b);
+}
+
+/* rel holds a (NULL: may be missing), b or c (NULL: not expected). */
+static void expect_one_of(const char *rel, const char *a, const char *b,
+			  const char *c, int k)
+{
+	char *got = slurp(rel, NULL);
+
+	if (!got) {
+		cr_expect(a == NULL, "k=%d: %s missing", k, rel);
+		return;
+	}
+	cr_expect(strcmp(got, a ? a : "") == 0 || strcmp(got, b) == 0 ||
+		  (c && strcmp(got, c) == 0),
+		  "k=%d: %s holds \"%s\"", k, rel, got);
+	free(got);
+}
+
+Test(crash, every_step_of_the_commit_path, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+	int k, status;
+
+	for (k = 1; k < 200; k++) {
+		pid_t pid = fork();
+
+		cr_assert(pid >= 0);
+		if (pid == 0) {
+			crash_at = k;
+			storage_fault_hook = crash_step;
+			crash_scenario();
+			_exit(0);
+		}
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFEXITED(status), "k=%d", k);
+		cr_assert(WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 42,
+			  "k=%d: the scenario failed (%d)", k, WEXITSTATUS(status));
+		expect_one_of("c1/c2/new", NULL, "NEWFILE", NULL, k);
+		expect_one_of("a/f", "abc", "REPLACED", "GROUPED", k);
+		expect_one_of("c1/g1", NULL, "GROUP1", NULL, k);
+		if (!exists("c1/c2/new"))
+			cr_expect_not(exists("c1/g1"), "k=%d: out of order", k);
+		cr_expect_geq(storage_sweep(root_fd, pid), 0);
+		cr_expect(state_is_empty(), "k=%d: litter in the state directory", k);
+		cr_expect_eq(count_entries("a"), 2, "k=%d: litter beside a/f", k);
+		if (WEXITSTATUS(status) == 0) {
+			expect_content("c1/c2/new", "NEWFILE");
+			expect_content("c1/g1", "GROUP1");
+			expect_content("a/f", "GROUPED");
+			break;
+		}
+		/* Back to the start for the next k. */
+		{
+			char p[PATH_MAX];
+
+			xpath(p, sizeof(p), share, "c1");
+			nftw(p, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+			put_file(share, "a/f", "abc");
+		}
+	}
+	cr_expect_gt(k, 10, "the hook was reached at %d steps only", k);
+	cr_expect_lt(k, 200, "the scenario never completed");
 }
