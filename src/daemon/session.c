@@ -30,6 +30,9 @@
 
 void session_send(struct session *s, const char *buf, size_t len, bool more)
 {
+	/* Answers go out in request order: those owed by the batch first. */
+	if (s->batch.n && !s->flushing)
+		upload_flush(s);
 	if (conn_write(&s->conn, buf, len, more) < 0)
 		s->close = true;
 }
@@ -561,6 +564,14 @@ static void session_log_refused_line(struct session *s, const char *line, size_t
 		  s->peer, shown, len >= sizeof(shown) ? "..." : "", code, why);
 }
 
+/* True when bytes can be read without waiting. */
+static bool session_input_ready(struct session *s)
+{
+	struct pollfd pfd = { .fd = s->conn.fd, .events = POLLIN };
+
+	return conn_pending(&s->conn) > 0 || poll(&pfd, 1, 0) > 0;
+}
+
 /* Waits for the next request line until the idle deadline.  Returns 1 with
  * the line, or 0 when the connection is over (answered and logged). */
 static int session_next_request(struct session *s, char **line, size_t *len)
@@ -594,6 +605,9 @@ static int session_next_request(struct session *s, char **line, size_t *len)
 			session_send_error(s, PROTO_ERR_SHUTTING_DOWN, "shutting down");
 			return 0;
 		}
+		/* The batch waits only while more requests are ready to read. */
+		if (s->batch.n && !session_input_ready(s))
+			upload_flush(s);
 		if (first)
 			scoreboard_set_state(s->ctx->slot, WORKER_WAITING);
 		first = false;
@@ -744,6 +758,9 @@ static void session_show_request(struct session *s, const struct proto_request *
 
 static void session_dispatch(struct session *s, struct proto_request *req)
 {
+	/* Uploads still in the batch must exist before anything else looks. */
+	if (req->verb != PROTO_PUT && s->batch.n)
+		upload_flush(s);
 	session_show_request(s, req);
 	switch (req->verb) {
 	case PROTO_PUT:
@@ -812,6 +829,7 @@ void session_run(struct session_ctx *ctx, int fd,
 	int one = 1, code;
 
 	conn_init_plain(&s.conn, fd);
+	storage_batch_init(&s.batch);
 	log_ratelimit_init(&s.refusals, 5, 0, LOG_NOTICE, "refused requests");
 	listener_format_sockaddr((const struct sockaddr *)peer, s.peer, sizeof(s.peer));
 	snprintf(s.pid, sizeof(s.pid), "%d", (int)getpid());
@@ -844,6 +862,7 @@ void session_run(struct session_ctx *ctx, int fd,
 		session_dispatch(&s, req);
 	}
 out_finish:
+	upload_finish(&s);
 	{
 		struct log_field f[] = { { "CLIENT", s.peer }, { "RESULT", "refused" } };
 

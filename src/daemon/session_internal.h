@@ -11,6 +11,7 @@
 #include "netio.h"
 #include "protocol.h"
 #include "session.h"
+#include "storage.h"
 
 /* Body bytes move through a buffer this large: hashed and written in one
  * pass. */
@@ -37,6 +38,12 @@ struct session {
 	char *chunk;          /* SESSION_CHUNK bytes */
 	struct log_ratelimit refusals;   /* bad request lines logged */
 	uint64_t yield_grace_ms;   /* for session_wait_line; 0: never yield */
+	/* Group commit (fsync = yes): uploads whose bodies are complete wait
+	 * here, unnamed, and are made durable together; their answers are
+	 * owed until upload_flush(). */
+	struct storage_batch batch;
+	struct upload_owed *owed;   /* STORAGE_BATCH_MAX, allocated on first use */
+	bool flushing;
 	bool stop_ends_wait;       /* a stop request ends session_wait_line */
 	bool close;           /* stop after this request: framing lost, QUIT, I/O error */
 };
@@ -114,6 +121,22 @@ int session_wait_line(struct session *s, uint64_t deadline_ms, char **line,
  * -errno. */
 int session_read_body(struct session *s, void *buf, size_t len,
 		      struct session_pace *pace);
+
+/* What an upload in the batch is owed: its answer and its log record. */
+struct upload_owed {
+	struct proto_request req;      /* a copy: the session's is reused */
+	struct outcome o;
+	struct digest_value dv;
+	uint64_t size;
+};
+
+/* Commits the batch and sends the owed answers, in order.  session_send()
+ * calls it before any other line goes out, and the session before a
+ * request that must see those files, and before it waits for input. */
+void upload_flush(struct session *s);
+/* Commits what the batch still holds at the end of the session (the
+ * client may have half-closed and still read) and releases it. */
+void upload_finish(struct session *s);
 
 /* The request handlers with a body. */
 void upload_run(struct session *s, struct proto_request *req);

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -22,6 +23,7 @@ struct upload {
 	struct session_pace pace;
 	bool active;          /* the storage upload and the digest are open */
 	bool answered;        /* the request's one final answer went out */
+	bool owed;            /* in the batch: answered and logged by upload_flush */
 	bool overwrite;
 	uint64_t received;    /* body bytes taken into the upload */
 	struct digest_value dv;
@@ -159,6 +161,86 @@ static int upload_data(struct upload *u, uint64_t len)
 	return 0;
 }
 
+/* Puts a complete, checked upload into the session's batch: it is named,
+ * made durable together with its neighbours and answered by
+ * upload_flush().  Returns 0, or -errno when it cannot wait there (then
+ * the caller commits it alone, or it has been refused). */
+static int upload_owe(struct upload *u, const struct timespec *mtime)
+{
+	struct session *s = u->s;
+	struct upload_owed *w;
+	const char *why;
+	int idx, code;
+
+	if (!s->owed) {
+		s->owed = calloc(STORAGE_BATCH_MAX, sizeof(*s->owed));
+		if (!s->owed)
+			return -ENOMEM;
+	}
+	if (s->batch.n >= STORAGE_BATCH_MAX)
+		upload_flush(s);
+	idx = storage_batch_add(&s->batch, &u->up, u->overwrite, mtime, NULL);
+	u->active = false;
+	if (idx < 0) {
+		/* Taken over and released: answered in its turn. */
+		code = session_status_from_errno(idx, &why);
+		upload_refuse(u, code, why, idx == -EEXIST ? "refused" : "error");
+		return 0;
+	}
+	w = &s->owed[idx];
+	w->req = *u->req;
+	w->o = *u->o;
+	w->o.req = &w->req;
+	w->dv = u->dv;
+	w->size = u->received;
+	u->answered = true;
+	u->owed = true;
+	return 0;
+}
+
+void upload_flush(struct session *s)
+{
+	char text[DIGEST_TEXT_MAX];
+	const char *why;
+	size_t n = storage_batch_count(&s->batch);
+	int code;
+
+	if (!n)
+		return;
+	s->flushing = true;
+	(void)storage_batch_commit(&s->batch, true);
+	for (size_t i = 0; i < n; i++) {
+		struct upload_owed *w = &s->owed[i];
+		int r = storage_batch_result(&s->batch, i);
+
+		if (r < 0) {
+			code = session_status_from_errno(r, &why);
+			w->o.result = r == -EEXIST ? "refused" : "error";
+			session_fail(s, &w->o, code, why);
+		} else {
+			if (digest_format(&w->dv, text, sizeof(text)) < 0)
+				text[0] = '\0';
+			session_reply(s, "OK size=%" PRIu64 " digest=%s\n", w->size, text);
+			scoreboard_add_transfer(s->ctx->slot);
+			w->o.digest = &w->dv;
+			w->o.result = s->close ? "aborted" : "ok";
+			w->o.detail = s->close ? "committed, but the final answer could not be sent"
+					       : NULL;
+		}
+		session_log(s, &w->o);
+	}
+	storage_batch_reset(&s->batch);
+	s->flushing = false;
+}
+
+void upload_finish(struct session *s)
+{
+	upload_flush(s);
+	storage_batch_finish(&s->batch);
+	free(s->owed);
+	s->owed = NULL;
+}
+
 /* END: checks the body against size= and digest=, commits, answers. */
 static void upload_end(struct upload *u, const struct proto_frame *f)
 {
@@ -198,6 +280,8 @@ static void upload_end(struct upload *u, const struct proto_frame *f)
 		return;
 	}
 	struct timespec mtime = { .tv_sec = req->mtime_sec, .tv_nsec = req->mtime_nsec };
+	if (s->ctx->conf->fsync && upload_owe(u, req->has_mtime ? &mtime : NULL) == 0)
+		return;
 	/* No digest xattr: it costs a sixth of a small upload and is read
 	 * only if the file is downloaded, where GET caches what it hashes. */
 	r = storage_upload_commit(&u->up, u->overwrite, s->ctx->conf->fsync,
@@ -297,7 +381,8 @@ void upload_run(struct session *s, struct proto_request *req)
 	upload_start(&u);
 	upload_frames(&u);
 	upload_drop(&u);
-	session_log(s, &o);
+	if (!u.owed)
+		session_log(s, &o);
 }
 
 void upload_skip_body(struct session *s, struct outcome *o)
