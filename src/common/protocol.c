@@ -30,6 +30,7 @@ static const struct {
 	{ PROTO_ERR_VERSION,       "version not supported" },
 	{ PROTO_ERR_LOGIN_NEEDED,  "login required" },
 	{ PROTO_ERR_AUTH_FAILED,   "authentication failed" },
+	{ PROTO_ERR_ENCRYPTION,    "encryption required" },
 	{ PROTO_ERR_NOT_FOUND,     "not found" },
 	{ PROTO_ERR_TOO_LARGE,     "too large" },
 	{ PROTO_ERR_FORBIDDEN,     "forbidden" },
@@ -1051,5 +1052,203 @@ int proto_parse_entry(const char *line, size_t len, struct proto_entry *e)
 		memset(e, 0, sizeof(*e));
 		return -EPROTO;
 	}
+	return 0;
+}
+
+/* ---- logins ---- */
+
+static const char proto_b64_alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* The 6-bit value of a base64 character, -1 for any other byte. */
+static int proto_b64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Decodes (or, with out NULL, only checks) canonical padded base64. */
+static int proto_b64_run(const char *in, size_t len, unsigned char *out, size_t cap)
+{
+	size_t o = 0;
+
+	if (len % 4)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i += 4) {
+		bool last = i + 4 == len;
+		size_t pads = 0;
+		int v[4];
+
+		for (size_t j = 0; j < 4; j++) {
+			char c = in[i + j];
+
+			if (c == '=' && last && j >= 2) {
+				v[j] = 0;
+				pads++;
+				continue;
+			}
+			/* A pad is only ever followed by another pad. */
+			if (pads)
+				return -EINVAL;
+			v[j] = proto_b64_value(c);
+			if (v[j] < 0)
+				return -EINVAL;
+		}
+		/* Canonical: the bits the pads leave over are zero. */
+		if ((pads == 1 && (v[2] & 0x3)) || (pads == 2 && (v[1] & 0xf)))
+			return -EINVAL;
+		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
+			     (uint32_t)v[2] << 6 | (uint32_t)v[3];
+		unsigned char bytes[3] = { (unsigned char)(w >> 16), (unsigned char)(w >> 8),
+					   (unsigned char)w };
+		size_t n = 3 - pads;
+
+		if (out) {
+			if (cap - o < n)
+				return -ENOSPC;
+			memcpy(out + o, bytes, n);
+		}
+		o += n;
+	}
+	return o > INT32_MAX ? -EINVAL : (int)o;
+}
+
+bool proto_base64_valid(const char *s, size_t len)
+{
+	return proto_b64_run(s, len, NULL, 0) >= 0;
+}
+
+int proto_base64_decode(const char *in, size_t len, void *out, size_t cap)
+{
+	return proto_b64_run(in, len, out, cap);
+}
+
+int proto_base64_encode(const void *in, size_t len, char *out, size_t cap)
+{
+	const unsigned char *p = in;
+	size_t o = 0;
+
+	if (len > (size_t)INT32_MAX / 4 * 3 || cap <= PROTO_BASE64_LEN(len))
+		return -ENOSPC;
+	for (size_t i = 0; i < len; i += 3) {
+		size_t n = len - i < 3 ? len - i : 3;
+		uint32_t w = (uint32_t)p[i] << 16 | (n > 1 ? (uint32_t)p[i + 1] << 8 : 0) |
+			     (n > 2 ? p[i + 2] : 0);
+
+		out[o++] = proto_b64_alphabet[w >> 18 & 63];
+		out[o++] = proto_b64_alphabet[w >> 12 & 63];
+		out[o++] = n > 1 ? proto_b64_alphabet[w >> 6 & 63] : '=';
+		out[o++] = n > 2 ? proto_b64_alphabet[w & 63] : '=';
+	}
+	out[o] = '\0';
+	return (int)o;
+}
+
+/* RFC 4422's mechanism names: upper-case letters, digits, '-' and '_'. */
+static bool proto_mech_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > PROTO_MAX_MECH)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!(s[i] >= 'A' && s[i] <= 'Z') && !proto_is_digit(s[i]) &&
+		    s[i] != '-' && s[i] != '_')
+			return false;
+	return true;
+}
+
+bool proto_is_auth(const char *line, size_t len)
+{
+	return proto_starts_with_word(line, len, "AUTH");
+}
+
+int proto_parse_auth(const char *line, size_t len, struct proto_auth *a,
+		     const char **why)
+{
+	const char *cursor = line, *end = line + len, *tok;
+	size_t tok_len;
+
+	memset(a, 0, sizeof(*a));
+	*why = NULL;
+	if (proto_check_line(line, len, why) < 0)
+		return PROTO_ERR_BAD_REQUEST;
+	if (!proto_is_auth(line, len)) {
+		*why = "not an AUTH line";
+		return PROTO_ERR_BAD_REQUEST;
+	}
+	(void)proto_next_token(&cursor, end, &tok, &tok_len);
+	if (!proto_next_token(&cursor, end, &tok, &tok_len)) {
+		*why = "missing mechanism";
+		return PROTO_ERR_BAD_ARGUMENT;
+	}
+	if (!proto_mech_valid(tok, tok_len)) {
+		*why = "bad mechanism name";
+		return PROTO_ERR_BAD_ARGUMENT;
+	}
+	memcpy(a->mech, tok, tok_len);
+	a->mech[tok_len] = '\0';
+	if (!proto_next_token(&cursor, end, &tok, &tok_len)) {
+		*why = "missing initial response";
+		return PROTO_ERR_BAD_ARGUMENT;
+	}
+	if (!proto_base64_valid(tok, tok_len)) {
+		*why = "initial response is not base64";
+		return PROTO_ERR_BAD_ARGUMENT;
+	}
+	a->data = tok;
+	a->data_len = tok_len;
+	if (proto_next_token(&cursor, end, &tok, &tok_len)) {
+		*why = "unexpected token after the initial response";
+		return PROTO_ERR_BAD_ARGUMENT;
+	}
+	return 0;
+}
+
+int proto_format_auth(char *buf, size_t cap, const char *mech, const char *b64)
+{
+	size_t o = 0;
+
+	if (!mech || !b64 || !proto_mech_valid(mech, strlen(mech)) || !b64[0] ||
+	    !proto_base64_valid(b64, strlen(b64)))
+		return -EINVAL;
+	if (proto_append(buf, cap, &o, "AUTH %s %s\n", mech, b64) < 0)
+		return -ENOSPC;
+	return (int)o;
+}
+
+int proto_format_sasl(char *buf, size_t cap, const char *b64)
+{
+	size_t o = 0;
+
+	if (!b64 || !proto_base64_valid(b64, strlen(b64)))
+		return -EINVAL;
+	if (proto_append(buf, cap, &o, b64[0] ? "+ %s\n" : "+%s\n", b64) < 0)
+		return -ENOSPC;
+	return (int)o;
+}
+
+int proto_parse_sasl(const char *line, size_t len, const char **b64, size_t *b64_len)
+{
+	*b64 = NULL;
+	*b64_len = 0;
+	if (len == 1 && line[0] == '*')
+		return -ECANCELED;
+	if (len == 1 && line[0] == '+') {
+		*b64 = line + 1;
+		return 0;
+	}
+	if (len < 3 || line[0] != '+' || line[1] != ' ' || len > PROTO_MAX_TEXT ||
+	    !proto_base64_valid(line + 2, len - 2))
+		return -EPROTO;
+	*b64 = line + 2;
+	*b64_len = len - 2;
 	return 0;
 }

@@ -35,8 +35,9 @@ enum proto_code {
 	PROTO_ERR_BAD_REQUEST   = 500,  /* not a request of this protocol: close */
 	PROTO_ERR_BAD_ARGUMENT  = 501,  /* bad path, token or number */
 	PROTO_ERR_VERSION       = 505,  /* HELLO names a version we do not speak */
-	PROTO_ERR_LOGIN_NEEDED  = 530,  /* reserved for the auth capability */
-	PROTO_ERR_AUTH_FAILED   = 535,  /* reserved for the auth capability */
+	PROTO_ERR_LOGIN_NEEDED  = 530,  /* the share needs a login (auth capability) */
+	PROTO_ERR_AUTH_FAILED   = 535,  /* AUTH failed, whatever the reason */
+	PROTO_ERR_ENCRYPTION    = 538,  /* AUTH needs TLS or another mechanism */
 	PROTO_ERR_NOT_FOUND     = 550,
 	PROTO_ERR_TOO_LARGE     = 552,  /* over the share's max_file_size */
 	PROTO_ERR_FORBIDDEN     = 553,  /* read-only share, disallowed path */
@@ -255,3 +256,52 @@ int proto_parse_mode(const char *s, size_t len, uint32_t *out);
 /* SEC[.NSEC] (1-9 fraction digits, SEC <= INT64_MAX).  Returns 0 or
  * -EINVAL / -ERANGE. */
 int proto_parse_mtime(const char *s, size_t len, int64_t *sec, uint32_t *nsec);
+
+/* ---- logins: the AUTH verb and its continuation lines (auth capability) ---- */
+
+/* SASL mechanism names (RFC 4422): 1..20 of [A-Z0-9-_]. */
+#define PROTO_MAX_MECH    20
+
+struct proto_auth {
+	char mech[PROTO_MAX_MECH + 1];
+	const char *data;       /* base64 initial response, points into the line */
+	size_t data_len;        /* >= 4 */
+};
+
+/* True when the line's first word is AUTH (its syntax is not checked):
+ * such a line goes to proto_parse_auth, not proto_parse_request. */
+bool proto_is_auth(const char *line, size_t len);
+/* Parses "AUTH <MECH> <base64>".  Returns 0; PROTO_ERR_BAD_REQUEST when the
+ * line is no AUTH line or breaks the line rules; PROTO_ERR_BAD_ARGUMENT for
+ * a bad or missing mechanism or response, or an extra token.  *why is set
+ * to a static explanation on error. */
+int proto_parse_auth(const char *line, size_t len, struct proto_auth *a,
+		     const char **why);
+/* "AUTH <mech> <b64>\n" (b64: NUL-terminated base64 of the initial
+ * response, non-empty).  Returns the length, -EINVAL (bad mechanism name
+ * or base64) or -ENOSPC. */
+int proto_format_auth(char *buf, size_t cap, const char *mech, const char *b64);
+
+/* A line of the exchange after AUTH, either way: "+ <base64>" (one SASL
+ * message; "+" alone for an empty one), or, from the client only, "*"
+ * (cancel). */
+/* "+ <b64>\n", or "+\n" when b64 is empty.  Returns the length, -EINVAL
+ * (not base64) or -ENOSPC. */
+int proto_format_sasl(char *buf, size_t cap, const char *b64);
+/* Returns 0 with *b64 / *b64_len set (length 0 for "+"), -ECANCELED for
+ * "*", or -EPROTO for any other line (or bad base64). */
+int proto_parse_sasl(const char *line, size_t len, const char **b64, size_t *b64_len);
+
+/* ---- base64 (RFC 4648, standard alphabet, with padding) ---- */
+
+/* Characters that encoding n bytes takes, without a NUL. */
+#define PROTO_BASE64_LEN(n) ((((n) + 2) / 3) * 4)
+/* True when s[0..len) is canonical padded base64 (a multiple of 4 long,
+ * '=' only as 1 or 2 final pads, unused pad bits zero). */
+bool proto_base64_valid(const char *s, size_t len);
+/* Encodes len bytes into out (NUL-terminated).  Returns the length or
+ * -ENOSPC. */
+int proto_base64_encode(const void *in, size_t len, char *out, size_t cap);
+/* Decodes canonical base64 into out.  Returns the byte count, -EINVAL or
+ * -ENOSPC. */
+int proto_base64_decode(const char *in, size_t len, void *out, size_t cap);

@@ -205,11 +205,51 @@ static void fuzz_path(const char *line, size_t len)
 	}
 }
 
+/* AUTH lines and the exchange's "+"/"*" lines: what parses formats back
+ * into the same line, and every base64 that validates decodes and
+ * re-encodes to itself. */
+static void fuzz_auth(const char *line, size_t len)
+{
+	static char buf[PROTO_MAX_LINE + 1], b64[PROTO_MAX_LINE + 1];
+	static unsigned char bin[PROTO_MAX_LINE];
+	struct proto_auth a;
+	const char *why = NULL, *data;
+	size_t data_len;
+
+	int r = proto_parse_auth(line, len, &a, &why);
+	FUZZ_CHECK(r == 0 || r == PROTO_ERR_BAD_REQUEST || r == PROTO_ERR_BAD_ARGUMENT);
+	FUZZ_CHECK(r == 0 || why != NULL);
+	if (r == 0) {
+		FUZZ_CHECK(proto_is_auth(line, len));
+		FUZZ_CHECK(fuzz_span_in(a.data, a.data_len, line, len) && a.data_len >= 4);
+		memcpy(b64, a.data, a.data_len);
+		b64[a.data_len] = '\0';
+		int n = proto_format_auth(buf, sizeof(buf), a.mech, b64);
+		FUZZ_CHECK(n == (int)len + 1 && memcmp(buf, line, len) == 0);
+	}
+	r = proto_parse_sasl(line, len, &data, &data_len);
+	FUZZ_CHECK(r == 0 || r == -ECANCELED || r == -EPROTO);
+	if (r == 0) {
+		FUZZ_CHECK(data_len == 0 || fuzz_span_in(data, data_len, line, len));
+		memcpy(b64, data, data_len);
+		b64[data_len] = '\0';
+		int n = proto_format_sasl(buf, sizeof(buf), b64);
+		FUZZ_CHECK(n == (int)len + 1 && memcmp(buf, line, len) == 0);
+	}
+	int d = proto_base64_decode(line, len, bin, sizeof(bin));
+	FUZZ_CHECK(d >= 0 || d == -EINVAL);
+	FUZZ_CHECK((d >= 0) == proto_base64_valid(line, len));
+	if (d >= 0) {
+		int e = proto_base64_encode(bin, (size_t)d, b64, sizeof(b64));
+		FUZZ_CHECK(e == (int)len && memcmp(b64, line, len) == 0);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static void (*const parsers[])(const char *, size_t) = {
 		fuzz_hello, fuzz_greeting, fuzz_request, fuzz_frame,
-		fuzz_entry, fuzz_status, fuzz_path,
+		fuzz_entry, fuzz_status, fuzz_path, fuzz_auth,
 	};
 
 	if (size == 0 || size - 1 > PROTO_MAX_LINE * 2)

@@ -1518,3 +1518,138 @@ Test(protocol, forward_compatibility)
 	/* And a new verb is not a request of this protocol. */
 	cr_assert_eq(proto_parse_request("CANCEL", 6, &req, &why), PROTO_ERR_BAD_REQUEST);
 }
+
+/* ---- logins ---- */
+
+Test(protocol, base64_rfc4648_vectors)
+{
+	static const struct { const char *raw, *b64; } v[] = {
+		{ "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
+		{ "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" },
+	};
+	char enc[32];
+	unsigned char dec[32];
+
+	for (size_t i = 0; i < N_ELEM(v); i++) {
+		size_t rl = strlen(v[i].raw), bl = strlen(v[i].b64);
+
+		cr_expect_eq(proto_base64_encode(v[i].raw, rl, enc, sizeof(enc)), (int)bl);
+		cr_expect_str_eq(enc, v[i].b64);
+		cr_expect_eq(proto_base64_decode(v[i].b64, bl, dec, sizeof(dec)), (int)rl);
+		cr_expect(memcmp(dec, v[i].raw, rl) == 0);
+		cr_expect(proto_base64_valid(v[i].b64, bl));
+	}
+	/* Every byte value survives the round trip. */
+	unsigned char all[256];
+	char big[PROTO_BASE64_LEN(256) + 1];
+	for (int i = 0; i < 256; i++)
+		all[i] = (unsigned char)i;
+	cr_assert_eq(proto_base64_encode(all, 256, big, sizeof(big)), PROTO_BASE64_LEN(256));
+	cr_expect_eq(proto_base64_decode(big, strlen(big), dec, sizeof(dec)), -ENOSPC);
+	unsigned char back[256];
+	cr_expect_eq(proto_base64_decode(big, strlen(big), back, sizeof(back)), 256);
+	cr_expect(memcmp(back, all, 256) == 0);
+	/* No room for the NUL. */
+	cr_expect_eq(proto_base64_encode("foo", 3, enc, 4), -ENOSPC);
+}
+
+Test(protocol, base64_rejects_non_canonical)
+{
+	static const char *const bad[] = {
+		"Zg=", "Zg", "Z===", "Zh==", "Zm9=", "Zm=v", "=Zm9", "Zm 9", "Zm9v\n",
+		"Zm9-", "Zm9_", "Zg==Zg==", "\x80\x80\x80\x80",
+	};
+	unsigned char dec[16];
+
+	for (size_t i = 0; i < N_ELEM(bad); i++) {
+		cr_expect(!proto_base64_valid(bad[i], strlen(bad[i])), "%s", bad[i]);
+		cr_expect_eq(proto_base64_decode(bad[i], strlen(bad[i]), dec, sizeof(dec)),
+			     -EINVAL, "%s", bad[i]);
+	}
+}
+
+Test(protocol, parse_auth)
+{
+	const char *line = "AUTH SCRAM-SHA-256-PLUS cD10bHMtZXhwb3J0ZXIsLG49dXNlcg==";
+	struct proto_auth a;
+	const char *why;
+
+	cr_assert(proto_is_auth(line, strlen(line)));
+	cr_assert_eq(proto_parse_auth(line, strlen(line), &a, &why), 0);
+	cr_expect_str_eq(a.mech, "SCRAM-SHA-256-PLUS");
+	cr_expect(span_is(a.data, a.data_len, "cD10bHMtZXhwb3J0ZXIsLG49dXNlcg=="));
+
+	static const struct { const char *line; int code; } bad[] = {
+		{ "AUTH", PROTO_ERR_BAD_ARGUMENT },
+		{ "AUTH SCRAM-SHA-256", PROTO_ERR_BAD_ARGUMENT },
+		{ "AUTH scram-sha-256 Zm9v", PROTO_ERR_BAD_ARGUMENT },
+		{ "AUTH SCRAM-SHA-256-PLUS-TOO-LONG-NAME Zm9v", PROTO_ERR_BAD_ARGUMENT },
+		{ "AUTH SCRAM-SHA-256 Zm9", PROTO_ERR_BAD_ARGUMENT },
+		{ "AUTH SCRAM-SHA-256 Zm9v extra", PROTO_ERR_BAD_ARGUMENT },
+		{ "AUTH SCRAM-SHA-256 Zm9v=", PROTO_ERR_BAD_ARGUMENT },
+		{ "AUTH  SCRAM-SHA-256 Zm9v", PROTO_ERR_BAD_REQUEST },
+		{ "AUTH SCRAM-SHA-256 Zm9v\r", PROTO_ERR_BAD_REQUEST },
+		{ "AUTHX SCRAM Zm9v", PROTO_ERR_BAD_REQUEST },
+		{ "auth SCRAM Zm9v", PROTO_ERR_BAD_REQUEST },
+	};
+	for (size_t i = 0; i < N_ELEM(bad); i++) {
+		why = NULL;
+		cr_expect_eq(proto_parse_auth(bad[i].line, strlen(bad[i].line), &a, &why),
+			     bad[i].code, "%s", bad[i].line);
+		cr_expect_not_null(why);
+	}
+	cr_expect(!proto_is_auth("AUTHX", 5));
+	cr_expect(!proto_is_auth("PUT files/a", 11));
+	/* AUTH is no request of proto_parse_request: it never reaches it. */
+	struct proto_request req;
+	cr_expect_eq(proto_parse_request(line, strlen(line), &req, &why), PROTO_ERR_BAD_REQUEST);
+}
+
+Test(protocol, format_auth_and_sasl)
+{
+	char buf[128];
+
+	cr_expect_eq(proto_format_auth(buf, sizeof(buf), "SCRAM-SHA-256", "Zm9v"), 24);
+	cr_expect_str_eq(buf, "AUTH SCRAM-SHA-256 Zm9v\n");
+	cr_expect_eq(proto_format_auth(buf, sizeof(buf), "scram", "Zm9v"), -EINVAL);
+	cr_expect_eq(proto_format_auth(buf, sizeof(buf), "SCRAM-SHA-256", ""), -EINVAL);
+	cr_expect_eq(proto_format_auth(buf, sizeof(buf), "SCRAM-SHA-256", "Zm9"), -EINVAL);
+	cr_expect_eq(proto_format_auth(buf, 10, "SCRAM-SHA-256", "Zm9v"), -ENOSPC);
+
+	cr_expect_eq(proto_format_sasl(buf, sizeof(buf), "Zm9vYg=="), 11);
+	cr_expect_str_eq(buf, "+ Zm9vYg==\n");
+	cr_expect_eq(proto_format_sasl(buf, sizeof(buf), ""), 2);
+	cr_expect_str_eq(buf, "+\n");
+	cr_expect_eq(proto_format_sasl(buf, sizeof(buf), "Zm9vYg="), -EINVAL);
+	cr_expect_eq(proto_format_sasl(buf, 5, "Zm9vYg=="), -ENOSPC);
+}
+
+Test(protocol, parse_sasl)
+{
+	const char *b64;
+	size_t n;
+
+	cr_expect_eq(proto_parse_sasl("+ Zm9vYg==", 10, &b64, &n), 0);
+	cr_expect(span_is(b64, n, "Zm9vYg=="));
+	cr_expect_eq(proto_parse_sasl("+", 1, &b64, &n), 0);
+	cr_expect_eq(n, 0);
+	cr_expect_eq(proto_parse_sasl("*", 1, &b64, &n), -ECANCELED);
+
+	static const char *const bad[] = {
+		"", "+ ", "+Zm9v", "+  Zm9v", "+ Zm9", "* ", "**", "- Zm9v", "+ Zm9v ",
+		"OK", "AUTH SCRAM-SHA-256 Zm9v", "+ Zm9v Zm9v",
+	};
+	for (size_t i = 0; i < N_ELEM(bad); i++)
+		cr_expect_eq(proto_parse_sasl(bad[i], strlen(bad[i]), &b64, &n), -EPROTO,
+			     "%s", bad[i]);
+}
+
+Test(protocol, login_codes)
+{
+	cr_expect_str_eq(proto_code_text(PROTO_ERR_LOGIN_NEEDED), "login required");
+	cr_expect_str_eq(proto_code_text(PROTO_ERR_AUTH_FAILED), "authentication failed");
+	cr_expect_str_eq(proto_code_text(PROTO_ERR_ENCRYPTION), "encryption required");
+	char buf[128];
+	cr_expect_gt(proto_format_error(buf, sizeof(buf), PROTO_ERR_ENCRYPTION, "use TLS"), 0);
+	cr_expect_str_eq(buf, "ERR 538 encryption required: use TLS\n");
+}
