@@ -16,6 +16,7 @@
 #include "listener.h"
 #include "log.h"
 #include "parse.h"
+#include "users.h"
 
 #define CONFIG_DEFAULT_LISTEN   "127.0.0.1:5005"
 #define CONFIG_SHARE_NAME_MAX   64
@@ -46,7 +47,14 @@ enum config_type {
 	CONFIG_OPTPATH,         /* an absolute path, or empty for none */
 	CONFIG_OCTAL,
 	CONFIG_MARGIN,          /* def: a percentage */
+	CONFIG_TLS_LISTEN,      /* like CONFIG_LISTEN, into tls_listen */
+	CONFIG_SECRET,          /* an absolute path or credential:NAME */
+	CONFIG_ANONYMOUS,       /* no, read or write */
+	CONFIG_USERS,           /* user names or "*" */
 };
+
+#define CONFIG_CREDENTIAL_PREFIX "credential:"
+#define CONFIG_CREDENTIAL_MAX    255
 
 struct config_key {
 	enum config_kind kind;
@@ -64,6 +72,8 @@ struct config_key {
 
 static const struct config_key config_keys[] = {
 	{ CONFIG_KIND_SERVER, "listen", CONFIG_LISTEN, 0, 0, 0, SERVER_FIELD(listen) },
+	{ CONFIG_KIND_SERVER, "tls_listen", CONFIG_TLS_LISTEN, 0, 0, 0,
+	  SERVER_FIELD(tls_listen) },
 	{ CONFIG_KIND_SERVER, "workers", CONFIG_UINT, 1, CONFIG_WORKERS_MAX, 4,
 	  SERVER_FIELD(workers) },
 	/* Default 0: not a valid value, replaced by config_default_backlog(). */
@@ -102,12 +112,16 @@ static const struct config_key config_keys[] = {
 	{ CONFIG_KIND_SERVER, "log_level", CONFIG_LOGLEVEL, 0, 0, LOG_INFO,
 	  SERVER_FIELD(log_level) },
 	{ CONFIG_KIND_SERVER, "fsync", CONFIG_BOOL, 0, 1, 1, SERVER_FIELD(fsync) },
-	{ CONFIG_KIND_SERVER, "users_file", CONFIG_PATH, 0, 0, 0, SERVER_FIELD(users_file) },
-	{ CONFIG_KIND_SERVER, "tls_certificate", CONFIG_PATH, 0, 0, 0,
+	{ CONFIG_KIND_SERVER, "users_file", CONFIG_SECRET, 0, 0, 0, SERVER_FIELD(users_file) },
+	{ CONFIG_KIND_SERVER, "tls_certificate", CONFIG_SECRET, 0, 0, 0,
 	  SERVER_FIELD(tls_certificate) },
-	{ CONFIG_KIND_SERVER, "tls_key", CONFIG_PATH, 0, 0, 0, SERVER_FIELD(tls_key) },
+	{ CONFIG_KIND_SERVER, "tls_key", CONFIG_SECRET, 0, 0, 0, SERVER_FIELD(tls_key) },
 	{ CONFIG_KIND_SERVER, "tls_min_version", CONFIG_TLS_VERSION, 0, 0, CONFIG_TLS_1_3,
 	  SERVER_FIELD(tls_min_version) },
+	{ CONFIG_KIND_SERVER, "allow_plaintext", CONFIG_BOOL, 0, 1, 0,
+	  SERVER_FIELD(allow_plaintext) },
+	{ CONFIG_KIND_SERVER, "anonymous_remote", CONFIG_BOOL, 0, 1, 0,
+	  SERVER_FIELD(anonymous_remote) },
 	{ CONFIG_KIND_SHARE, "path", CONFIG_PATH, 0, 0, 0, SHARE_FIELD(path) },
 	{ CONFIG_KIND_SHARE, "read_only", CONFIG_BOOL, 0, 1, 0, SHARE_FIELD(read_only) },
 	{ CONFIG_KIND_SHARE, "overwrite", CONFIG_BOOL, 0, 1, 1, SHARE_FIELD(overwrite) },
@@ -115,6 +129,10 @@ static const struct config_key config_keys[] = {
 	  SHARE_FIELD(max_file_size) },
 	{ CONFIG_KIND_SHARE, "min_free", CONFIG_MARGIN, 0, 100, 1, SHARE_FIELD(min_free) },
 	{ CONFIG_KIND_SHARE, "umask", CONFIG_OCTAL, 0, 0777, 022, SHARE_FIELD(umask) },
+	{ CONFIG_KIND_SHARE, "anonymous", CONFIG_ANONYMOUS, 0, 0, CONFIG_ANON_NO,
+	  SHARE_FIELD(anonymous) },
+	{ CONFIG_KIND_SHARE, "read_users", CONFIG_USERS, 0, 0, 0, SHARE_FIELD(read_users) },
+	{ CONFIG_KIND_SHARE, "write_users", CONFIG_USERS, 0, 0, 0, SHARE_FIELD(write_users) },
 };
 
 #define CONFIG_N_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -220,13 +238,17 @@ static void config_apply_defaults(void *base, enum config_kind kind)
 			break;
 		case CONFIG_LOGLEVEL:
 		case CONFIG_TLS_VERSION:
+		case CONFIG_ANONYMOUS:
 			i = (int)key->def;
 			memcpy(config_field(base, key), &i, sizeof(i));
 			break;
 		case CONFIG_LISTEN:     /* filled in after parsing if never set */
 		case CONFIG_OPTPATH:    /* likewise */
 		case CONFIG_PATH:       /* required, no default */
+		case CONFIG_SECRET:     /* optional, NULL */
 		case CONFIG_HOSTS:      /* calloc'd empty list */
+		case CONFIG_TLS_LISTEN: /* none */
+		case CONFIG_USERS:      /* none */
 			break;
 		}
 	}
@@ -422,6 +444,9 @@ static int config_set_listen(struct config_parser *p, const struct config_key *k
 {
 	static const char seps[] = " \t,";
 	struct config *conf = p->conf;
+	bool tls = key->type == CONFIG_TLS_LISTEN;
+	char **list = tls ? conf->tls_listen : conf->listen;
+	size_t *n = tls ? &conf->n_tls_listen : &conf->n_listen;
 	const char *s = value;
 	const char *why;
 	size_t len, i;
@@ -429,7 +454,7 @@ static int config_set_listen(struct config_parser *p, const struct config_key *k
 
 	for (s += strspn(s, seps); *s; s += strspn(s, seps)) {
 		len = strcspn(s, seps);
-		if (conf->n_listen == CONFIG_LISTEN_MAX) {
+		if (*n == CONFIG_LISTEN_MAX) {
 			config_fail(p, -EINVAL, p->lineno, "%s: at most %d addresses, got \"%s\"",
 				    key->name, CONFIG_LISTEN_MAX, value);
 			return -EINVAL;
@@ -440,8 +465,8 @@ static int config_set_listen(struct config_parser *p, const struct config_key *k
 			return -ENOMEM;
 		}
 		why = config_address_problem(addr);
-		for (i = 0; !why && i < conf->n_listen; i++)
-			if (strcmp(conf->listen[i], addr) == 0)
+		for (i = 0; !why && i < *n; i++)
+			if (strcmp(list[i], addr) == 0)
 				why = "address listed twice";
 		if (why) {
 			config_fail(p, -EINVAL, p->lineno, "%s: %s, got \"%s\"",
@@ -449,10 +474,10 @@ static int config_set_listen(struct config_parser *p, const struct config_key *k
 			free(addr);
 			return -EINVAL;
 		}
-		conf->listen[conf->n_listen++] = addr;
+		list[(*n)++] = addr;
 		s += len;
 	}
-	if (conf->n_listen == 0) {
+	if (*n == 0) {
 		config_fail(p, -EINVAL, p->lineno,
 			    "%s: expected one or more addresses such as 127.0.0.1:5005, got \"%s\"",
 			    key->name, value);
@@ -482,6 +507,103 @@ static int config_set_hosts(struct config_parser *p, const struct config_key *ke
 		config_fail(p, -EINVAL, p->lineno,
 			    "%s: expected addresses such as 127.0.0.0/8 ::1, got \"%s\"",
 			    key->name, value);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* "credential:NAME": the file systemd's LoadCredential= put in
+ * $CREDENTIALS_DIRECTORY.  Returns the path (malloc'd) or NULL with the
+ * error recorded. */
+static char *config_credential_path(struct config_parser *p, const struct config_key *key,
+				    const char *value)
+{
+	const char *name = value + strlen(CONFIG_CREDENTIAL_PREFIX);
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	size_t len = strlen(name);
+	char *path;
+
+	if (len == 0 || len > CONFIG_CREDENTIAL_MAX || strchr(name, '/') ||
+	    strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+		config_fail(p, -EINVAL, p->lineno,
+			    "%s: bad credential name (1 to %d bytes, no '/'), got \"%s\"",
+			    key->name, CONFIG_CREDENTIAL_MAX, value);
+		return NULL;
+	}
+	if (!dir || dir[0] != '/') {
+		config_fail(p, -EINVAL, p->lineno,
+			    "%s: \"%s\" names a systemd credential, but $CREDENTIALS_DIRECTORY "
+			    "is not set (LoadCredential= in the unit provides it)", key->name, value);
+		return NULL;
+	}
+	path = malloc(strlen(dir) + 1 + len + 1);
+	if (!path) {
+		config_fail(p, -ENOMEM, p->lineno, "%s: out of memory", key->name);
+		return NULL;
+	}
+	sprintf(path, "%s/%s", dir, name);
+	return path;
+}
+
+static int config_set_anonymous(struct config_parser *p, const struct config_key *key,
+				void *base, const char *value)
+{
+	static const char *const names[] = {
+		[CONFIG_ANON_NO] = "no", [CONFIG_ANON_READ] = "read", [CONFIG_ANON_WRITE] = "write",
+	};
+
+	for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++) {
+		if (strcmp(value, names[i]) == 0) {
+			memcpy(config_field(base, key), &i, sizeof(i));
+			return 0;
+		}
+	}
+	config_fail(p, -EINVAL, p->lineno, "%s: expected no, read or write, got \"%s\"",
+		    key->name, value);
+	return -EINVAL;
+}
+
+/* User names separated by spaces, tabs or commas, or "*" alone. */
+static int config_set_users(struct config_parser *p, const struct config_key *key,
+			    void *base, const char *value)
+{
+	static const char seps[] = " \t,";
+	struct config_users *u = config_field(base, key);
+	const char *s = value;
+	size_t len;
+
+	for (s += strspn(s, seps); *s; s += strspn(s, seps)) {
+		len = strcspn(s, seps);
+		if (len == 1 && *s == '*') {
+			u->any = true;
+		} else if (!users_name_valid(s, len)) {
+			config_fail(p, -EINVAL, p->lineno,
+				    "%s: bad user name \"%.*s\" (1 to %d letters, digits, '.', '_', "
+				    "'-' or '@', not starting with '.' or '-')",
+				    key->name, (int)len, s, USERS_NAME_MAX);
+			return -EINVAL;
+		} else {
+			char **names = reallocarray(u->names, u->n + 1, sizeof(*names));
+
+			if (names)
+				u->names = names;
+			if (!names || !(u->names[u->n] = strndup(s, len))) {
+				config_fail(p, -ENOMEM, p->lineno, "%s: out of memory", key->name);
+				return -ENOMEM;
+			}
+			u->n++;
+		}
+		s += len;
+	}
+	if (u->any && u->n > 0) {
+		config_fail(p, -EINVAL, p->lineno,
+			    "%s: either \"*\" (any user who logged in) or names, not both, got \"%s\"",
+			    key->name, value);
+		return -EINVAL;
+	}
+	if (!u->any && u->n == 0) {
+		config_fail(p, -EINVAL, p->lineno,
+			    "%s: expected user names or \"*\", got \"%s\"", key->name, value);
 		return -EINVAL;
 	}
 	return 0;
@@ -522,7 +644,33 @@ static int config_set_value(struct config_parser *p, const struct config_key *ke
 		memcpy(config_field(base, key), &level, sizeof(level));
 		return 0;
 	case CONFIG_LISTEN:
+	case CONFIG_TLS_LISTEN:
 		return config_set_listen(p, key, value);
+	case CONFIG_ANONYMOUS:
+		return config_set_anonymous(p, key, base, value);
+	case CONFIG_USERS:
+		return config_set_users(p, key, base, value);
+	case CONFIG_SECRET:
+		if (strncmp(value, CONFIG_CREDENTIAL_PREFIX, strlen(CONFIG_CREDENTIAL_PREFIX)) == 0) {
+			copy = config_credential_path(p, key, value);
+			if (!copy)
+				return p->error;
+			memcpy(config_field(base, key), &copy, sizeof(copy));
+			return 0;
+		}
+		if (value[0] != '/') {
+			config_fail(p, -EINVAL, p->lineno,
+				    "%s: must be an absolute path or credential:NAME, got \"%s\"",
+				    key->name, value);
+			return -EINVAL;
+		}
+		copy = strdup(value);
+		if (!copy) {
+			config_fail(p, -ENOMEM, p->lineno, "%s: out of memory", key->name);
+			return -ENOMEM;
+		}
+		memcpy(config_field(base, key), &copy, sizeof(copy));
+		return 0;
 	case CONFIG_HOSTS:
 		return config_set_hosts(p, key, base, value);
 	case CONFIG_PATH:
@@ -876,6 +1024,38 @@ static int config_validate_pool(struct config_parser *p)
 	return 0;
 }
 
+/* TLS listeners need a certificate, and the two lists share the
+ * listener set and must not name one address twice. */
+static int config_validate_tls_listen(struct config_parser *p)
+{
+	struct config *conf = p->conf;
+	unsigned line = config_server_line(p, "tls_listen");
+
+	if (conf->n_tls_listen == 0)
+		return 0;
+	if (!conf->tls_certificate) {
+		config_fail(p, -EINVAL, line,
+			    "tls_listen: needs tls_certificate and tls_key in [server]");
+		return -EINVAL;
+	}
+	if (conf->n_listen + conf->n_tls_listen > CONFIG_LISTEN_MAX) {
+		config_fail(p, -EINVAL, line,
+			    "tls_listen: at most %d addresses in listen and tls_listen together",
+			    CONFIG_LISTEN_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < conf->n_tls_listen; i++)
+		for (size_t j = 0; j < conf->n_listen; j++)
+			if (strcmp(conf->tls_listen[i], conf->listen[j]) == 0) {
+				config_fail(p, -EINVAL, line,
+					    "tls_listen: \"%s\" is in listen too (one "
+					    "address serves either plain TCP or TLS)",
+					    conf->tls_listen[i]);
+				return -EINVAL;
+			}
+	return 0;
+}
+
 static int config_validate(struct config_parser *p)
 {
 	struct config *conf = p->conf;
@@ -888,6 +1068,8 @@ static int config_validate(struct config_parser *p)
 			    conf->tls_key ? "tls_certificate" : "tls_key");
 		return -EINVAL;
 	}
+	if (config_validate_tls_listen(p) < 0)
+		return -EINVAL;
 	if (conf->n_shares == 0) {
 		config_fail(p, -EINVAL, 0,
 			    "no share defined (add a section such as [files] with a path)");
@@ -1015,6 +1197,13 @@ int config_default_backlog(void)
 	return v > 65535 ? 65535 : (int)v;
 }
 
+static void config_users_finish(struct config_users *u)
+{
+	for (size_t i = 0; i < u->n; i++)
+		free(u->names[i]);
+	free(u->names);
+}
+
 void config_free(struct config *conf)
 {
 	size_t i;
@@ -1025,9 +1214,13 @@ void config_free(struct config *conf)
 	access_list_finish(&conf->hosts_deny);
 	for (i = 0; i < conf->n_listen; i++)
 		free(conf->listen[i]);
+	for (i = 0; i < conf->n_tls_listen; i++)
+		free(conf->tls_listen[i]);
 	for (i = 0; i < conf->n_shares; i++) {
 		free(conf->shares[i].name);
 		free(conf->shares[i].path);
+		config_users_finish(&conf->shares[i].read_users);
+		config_users_finish(&conf->shares[i].write_users);
 	}
 	free(conf->shares);
 	free(conf->users_file);
@@ -1052,19 +1245,26 @@ const struct share_conf *config_find_share(const struct config *conf,
 	return NULL;
 }
 
-bool config_listen_equal(const struct config *a, const struct config *b)
+static bool config_addrs_equal(char *const *a, size_t na, char *const *b, size_t nb)
 {
 	size_t i, j;
 
-	if (a->n_listen != b->n_listen)
+	if (na != nb)
 		return false;
 	/* Order does not matter to the sockets; duplicates are refused at load. */
-	for (i = 0; i < a->n_listen; i++) {
-		for (j = 0; j < b->n_listen; j++)
-			if (strcmp(a->listen[i], b->listen[j]) == 0)
+	for (i = 0; i < na; i++) {
+		for (j = 0; j < nb; j++)
+			if (strcmp(a[i], b[j]) == 0)
 				break;
-		if (j == b->n_listen)
+		if (j == nb)
 			return false;
 	}
 	return true;
+}
+
+bool config_listen_equal(const struct config *a, const struct config *b)
+{
+	return config_addrs_equal(a->listen, a->n_listen, b->listen, b->n_listen) &&
+	       config_addrs_equal(a->tls_listen, a->n_tls_listen, b->tls_listen,
+				  b->n_tls_listen);
 }

@@ -22,6 +22,21 @@ struct config_margin {
 	unsigned percent;       /* 0..100 */
 };
 
+/* Anonymous access to a share (no login): the "anonymous" key. */
+enum config_anonymous {
+	CONFIG_ANON_NO,
+	CONFIG_ANON_READ,
+	CONFIG_ANON_WRITE,
+};
+
+/* A share's read_users or write_users: user names, or "*" (any user who
+ * logged in).  The names need not exist in the users file (yet). */
+struct config_users {
+	char **names;
+	size_t n;
+	bool any;               /* "*" */
+};
+
 struct share_conf {
 	char *name;             /* section name: first path component on the wire */
 	char *path;             /* absolute directory */
@@ -30,6 +45,9 @@ struct share_conf {
 	uint64_t max_file_size; /* bytes, 0 = unlimited (default) */
 	struct config_margin min_free; /* default 1% */
 	unsigned umask;         /* octal 0..0777, default 022 */
+	int anonymous;          /* enum config_anonymous, default CONFIG_ANON_NO */
+	struct config_users read_users;   /* default none */
+	struct config_users write_users;  /* default none; implies read */
 	unsigned line;          /* line of the [section] header */
 	unsigned path_line;     /* line of its path key */
 };
@@ -38,6 +56,9 @@ struct config {
 	char *file;                 /* path it was loaded from (or a label) */
 	char *listen[CONFIG_LISTEN_MAX];
 	size_t n_listen;            /* default: 1 entry "127.0.0.1:5005" */
+	char *tls_listen[CONFIG_LISTEN_MAX]; /* implicit TLS; n_listen + n_tls_listen
+						<= CONFIG_LISTEN_MAX */
+	size_t n_tls_listen;        /* default 0 */
 	unsigned workers;           /* 1..CONFIG_WORKERS_MAX, default 4 */
 	int backlog;                /* 1..65535, default the kernel's somaxconn */
 	uint64_t defer_accept_ms;   /* TCP_DEFER_ACCEPT, 0 = off (default) */
@@ -63,10 +84,15 @@ struct config {
 	char *status_file;          /* scoreboard file; "" = none */
 	int log_level;              /* syslog priority, default LOG_INFO */
 	bool fsync;                 /* default yes */
+	/* The three secrets may be written "credential:NAME": they are then
+	 * $CREDENTIALS_DIRECTORY/NAME (systemd's LoadCredential=), resolved
+	 * at load. */
 	char *users_file;           /* absolute path or NULL (no logins) */
 	char *tls_certificate;      /* PEM chain, absolute path or NULL */
 	char *tls_key;              /* PEM key; set exactly when tls_certificate is */
 	int tls_min_version;        /* CONFIG_TLS_1_3 (default) or CONFIG_TLS_1_2 */
+	bool allow_plaintext;       /* logins over plain TCP from any peer; default no */
+	bool anonymous_remote;      /* anonymous= honoured for non-loopback peers; default no */
 	struct share_conf *shares;
 	size_t n_shares;
 };
@@ -92,5 +118,5 @@ void config_free(struct config *conf);
 const struct share_conf *config_find_share(const struct config *conf,
 					   const char *name, size_t len);
 
-/* True when both configs listen on the same address list. */
+/* True when both configs listen on the same address lists (plain and TLS). */
 bool config_listen_equal(const struct config *a, const struct config *b);

@@ -402,7 +402,7 @@ static const struct bad_case bad_server_values[] = {
 	{ "read_only = yes",
 	  "t.conf:2: read_only: unknown key in [server] (it belongs in a share section)" },
 	{ "path = /tmp", "t.conf:2: path: unknown key in [server] (it belongs in a share section)" },
-	{ "users_file = users", "t.conf:2: users_file: must be an absolute path, got \"users\"" },
+	{ "users_file = users", "t.conf:2: users_file: must be an absolute path or credential:NAME, got \"users\"" },
 	{ "tls_min_version = 1.1", "t.conf:2: tls_min_version: expected 1.3 or 1.2, got \"1.1\"" },
 	{ "tls_min_version = 1.3\ntls_key = /k\ntls_certificate = /c\ntls_min_version = 1.2",
 	  "t.conf:5: tls_min_version: duplicate key (first set at line 2)" },
@@ -458,6 +458,11 @@ static const struct bad_case bad_share_values[] = {
 	{ "path = relative/dir", "t.conf:2: path: must be an absolute path, got \"relative/dir\"" },
 	{ "path = ~/files", "t.conf:2: path: must be an absolute path, got \"~/files\"" },
 	{ "path =", "t.conf:2: path: must be an absolute path, got \"\"" },
+	{ "anonymous = yes", "t.conf:2: anonymous: expected no, read or write, got \"yes\"" },
+	{ "read_users =", "t.conf:2: read_users: expected user names or \"*\", got \"\"" },
+	{ "read_users = alice *", "t.conf:2: read_users: either \"*\" (any user who logged in) or names, not both, got \"alice *\"" },
+	{ "write_users = alice .bob", "t.conf:2: write_users: bad user name \".bob\" (1 to 64 letters, digits, '.', '_', '-' or '@', not starting with '.' or '-')" },
+	{ "write_users = a:b", "t.conf:2: write_users: bad user name \"a:b\" (1 to 64 letters, digits, '.', '_', '-' or '@', not starting with '.' or '-')" },
 };
 
 Test(config, login_and_tls_keys)
@@ -479,6 +484,94 @@ Test(config, login_and_tls_keys)
 	free(text);
 	text = join("[server]\ntls_key = /k.pem\n", share, "");
 	expect_error(text, "t.conf: tls_certificate: missing (tls_certificate and tls_key go together)");
+	free(text);
+	free(share);
+}
+
+Test(config, share_access_keys)
+{
+	char *head = NULL, *text;
+	struct config *conf;
+
+	cr_assert_neq(asprintf(&head, "[files]\npath = %s\n", sharedir), -1);
+	text = join(head, "anonymous = read\nread_users = alice, bob carol\nwrite_users = *\n", "");
+	conf = load_ok(text);
+	cr_expect_eq(conf->shares[0].anonymous, CONFIG_ANON_READ);
+	cr_assert_eq(conf->shares[0].read_users.n, 3);
+	cr_expect_str_eq(conf->shares[0].read_users.names[0], "alice");
+	cr_expect_str_eq(conf->shares[0].read_users.names[2], "carol");
+	cr_expect(!conf->shares[0].read_users.any);
+	cr_expect(conf->shares[0].write_users.any);
+	cr_expect_eq(conf->shares[0].write_users.n, 0);
+	config_free(conf);
+	free(text);
+	/* Defaults: nobody, not even anonymously. */
+	conf = load_ok(head);
+	cr_expect_eq(conf->shares[0].anonymous, CONFIG_ANON_NO);
+	cr_expect_eq(conf->shares[0].read_users.n + conf->shares[0].write_users.n, 0);
+	cr_expect(!conf->allow_plaintext);
+	cr_expect(!conf->anonymous_remote);
+	cr_expect_eq(conf->n_tls_listen, 0);
+	config_free(conf);
+	free(head);
+}
+
+Test(config, tls_listen)
+{
+	char *share = files_share(), *text;
+	struct config *conf;
+
+	text = join("[server]\nlisten = 127.0.0.1:5005\ntls_listen = *:5006 [::1]:5007\n"
+		    "tls_certificate = /c.pem\ntls_key = /k.pem\nallow_plaintext = yes\n"
+		    "anonymous_remote = yes\n", share, "");
+	conf = load_ok(text);
+	cr_assert_eq(conf->n_tls_listen, 2);
+	cr_expect_str_eq(conf->tls_listen[0], "*:5006");
+	cr_expect_str_eq(conf->tls_listen[1], "[::1]:5007");
+	cr_expect(conf->allow_plaintext);
+	cr_expect(conf->anonymous_remote);
+	config_free(conf);
+	free(text);
+
+	text = join("[server]\ntls_listen = 127.0.0.1:5006\n", share, "");
+	expect_error(text, "t.conf:2: tls_listen: needs tls_certificate and tls_key in [server]");
+	free(text);
+	text = join("[server]\nlisten = 127.0.0.1:5006\ntls_certificate = /c\ntls_key = /k\n"
+		    "tls_listen = 127.0.0.1:5006\n", share, "");
+	expect_error(text, "t.conf:5: tls_listen: \"127.0.0.1:5006\" is in listen too "
+		     "(one address serves either plain TCP or TLS)");
+	free(text);
+	text = join("[server]\ntls_listen = 127.0.0.1:x\n", share, "");
+	expect_error(text, "t.conf:2: tls_listen: port must be a number between 0 and 65535, got \"127.0.0.1:x\"");
+	free(text);
+	free(share);
+}
+
+Test(config, credentials)
+{
+	char *share = files_share(), *text;
+	struct config *conf;
+
+	text = join("[server]\nusers_file = credential:users\ntls_certificate = credential:cert\n"
+		    "tls_key = credential:key\n", share, "");
+	cr_assert_eq(setenv("CREDENTIALS_DIRECTORY", "/run/credentials/tcpfiled.service", 1), 0);
+	conf = load_ok(text);
+	cr_expect_str_eq(conf->users_file, "/run/credentials/tcpfiled.service/users");
+	cr_expect_str_eq(conf->tls_certificate, "/run/credentials/tcpfiled.service/cert");
+	cr_expect_str_eq(conf->tls_key, "/run/credentials/tcpfiled.service/key");
+	config_free(conf);
+	cr_assert_eq(unsetenv("CREDENTIALS_DIRECTORY"), 0);
+	expect_error(text, "t.conf:2: users_file: \"credential:users\" names a systemd credential, "
+		     "but $CREDENTIALS_DIRECTORY is not set (LoadCredential= in the unit provides it)");
+	free(text);
+	cr_assert_eq(setenv("CREDENTIALS_DIRECTORY", "/run/c", 1), 0);
+	text = join("[server]\ntls_key = credential:../key\n", share, "");
+	expect_error(text, "t.conf:2: tls_key: bad credential name (1 to 255 bytes, no '/'), "
+		     "got \"credential:../key\"");
+	free(text);
+	text = join("[server]\nusers_file = credential:\n", share, "");
+	expect_error(text, "t.conf:2: users_file: bad credential name (1 to 255 bytes, no '/'), "
+		     "got \"credential:\"");
 	free(text);
 	free(share);
 }
