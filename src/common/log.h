@@ -15,6 +15,7 @@
 #define LOG_MSGID_TRANSFER     "5b1c7a1e0f6d4d5c9a8e7f3b2d1c0a06"
 #define LOG_MSGID_REQUEST      "5b1c7a1e0f6d4d5c9a8e7f3b2d1c0a07"
 #define LOG_MSGID_CRASH_LOOP   "5b1c7a1e0f6d4d5c9a8e7f3b2d1c0a08"
+#define LOG_MSGID_LOGIN        "5b1c7a1e0f6d4d5c9a8e7f3b2d1c0a09"
 
 /* One structured field: logged as TCPFILED_<KEY>=value to the journal and
  * as key=value on stderr.  Keys are upper case ASCII.

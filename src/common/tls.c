@@ -668,3 +668,20 @@ const char *tls_conn_version(const struct conn *c)
 {
 	return tls_conn_is_tls(c) ? SSL_get_version(((struct tls_conn *)c->impl)->ssl) : NULL;
 }
+
+bool tls_ktls_possible(const char **why)
+{
+#ifdef OPENSSL_NO_KTLS
+	*why = "OpenSSL was built without kTLS";
+	return false;
+#else
+	/* The module shows here once loaded, whether built in or not. */
+	if (access("/sys/module/tls", F_OK) < 0) {
+		*why = "the kernel's tls module is not loaded (it may load at the first "
+		       "TLS connection)";
+		return false;
+	}
+	*why = "OpenSSL and the kernel's tls module support it";
+	return true;
+#endif
+}

@@ -94,3 +94,9 @@ SSL_SESSION *tls_conn_session(const struct conn *c);
 
 /* The negotiated protocol version, e.g. "TLSv1.3". */
 const char *tls_conn_version(const struct conn *c);
+
+/* Whether downloads can use kernel TLS at all here: OpenSSL built with
+ * kTLS and the kernel's tls module loaded (it may also load on demand at
+ * the first connection, which tls_conn_ktls_send then shows).  *why says
+ * what is missing, or what is there. */
+bool tls_ktls_possible(const char **why);

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -205,8 +206,8 @@ int listener_bind(const char *addr, int backlog, char *err, size_t errlen)
 	return r;
 }
 
-static int listener_set_adopt(struct listener_set *set, int n, char *err,
-			      size_t errlen)
+static int listener_set_adopt(struct listener_set *set, int n, char **names,
+			      char *err, size_t errlen)
 {
 	int r;
 
@@ -224,8 +225,11 @@ static int listener_set_adopt(struct listener_set *set, int n, char *err,
 	} else {
 		r = 0;
 	}
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		set->tls[set->n] = names && names[i] && strcmp(names[i], LISTENER_TLS_NAME) == 0;
+		set->n_tls += set->tls[set->n];
 		set->fds[set->n++] = SD_LISTEN_FDS_START + i;
+	}
 	if (r < 0)
 		return r;
 
@@ -257,32 +261,57 @@ static int listener_set_adopt(struct listener_set *set, int n, char *err,
 int listener_set_open(struct listener_set *set, char *const *addrs,
 		      size_t n_addrs, int backlog, char *err, size_t errlen)
 {
+	return listener_set_open_all(set, addrs, n_addrs, NULL, 0, backlog, err, errlen);
+}
+
+static void listener_free_names(char **names)
+{
+	for (size_t i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+}
+
+int listener_set_open_all(struct listener_set *set, char *const *addrs, size_t n_addrs,
+			  char *const *tls_addrs, size_t n_tls, int backlog,
+			  char *err, size_t errlen)
+{
+	char **names = NULL;
 	int n, r;
 
 	*set = (struct listener_set){ .n = 0 };
 
 	/* unset_environment = 1: workers and anything they might spawn must
 	 * not believe the sockets were passed to them. */
-	n = sd_listen_fds(1);
+	n = sd_listen_fds_with_names(1, &names);
 	if (n < 0) {
 		listener_error(err, errlen, "sd_listen_fds: %s", strerror(-n));
 		return n;
 	}
 	if (n > 0) {
-		r = listener_set_adopt(set, n, err, errlen);
+		r = listener_set_adopt(set, n, names, err, errlen);
+		listener_free_names(names);
 		if (r < 0)
 			goto err_close_set;
 		return 0;
 	}
+	listener_free_names(names);
 
-	if (n_addrs == 0) {
+	if (n_addrs + n_tls == 0) {
 		listener_error(err, errlen, "no listen address configured");
 		return -EINVAL;
 	}
-	for (size_t i = 0; i < n_addrs; i++) {
-		r = listener_bind(addrs[i], backlog, err, errlen);
+	if (n_addrs + n_tls > LISTENER_MAX) {
+		listener_error(err, errlen, "at most %d listen addresses", LISTENER_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n_addrs + n_tls; i++) {
+		bool tls = i >= n_addrs;
+
+		r = listener_bind(tls ? tls_addrs[i - n_addrs] : addrs[i], backlog, err, errlen);
 		if (r < 0)
 			goto err_close_set;
+		set->tls[set->n] = tls;
+		set->n_tls += tls;
 		set->fds[set->n++] = r;
 	}
 	return 0;

@@ -15,9 +15,14 @@
 
 struct listener_set {
 	int fds[LISTENER_MAX];
+	bool tls[LISTENER_MAX];   /* implicit TLS on fds[i] */
 	size_t n;
+	size_t n_tls;             /* how many of them are TLS */
 	bool activated;     /* came from systemd socket activation */
 };
+
+/* FileDescriptorName= of a systemd socket that carries TLS. */
+#define LISTENER_TLS_NAME "tls" 
 
 /* Splits "HOST:PORT", "[V6]:PORT" (V6 may end in "%SCOPE") or "*:PORT"
  * into host and port: the one parser of listen addresses, which config
@@ -40,6 +45,13 @@ int listener_bind(const char *addr, int backlog, char *err, size_t errlen);
  * guarantees.  Returns 0 or -errno with a message in err. */
 int listener_set_open(struct listener_set *set, char *const *addrs,
 		      size_t n_addrs, int backlog, char *err, size_t errlen);
+/* The same with TLS listeners too: binds addrs (plain) and tls_addrs
+ * (TLS), n_addrs + n_tls at most LISTENER_MAX; under socket activation
+ * the sockets named LISTENER_TLS_NAME (sd_listen_fds_with_names) are the
+ * TLS ones and the others, named or not, plain. */
+int listener_set_open_all(struct listener_set *set, char *const *addrs, size_t n_addrs,
+			  char *const *tls_addrs, size_t n_tls, int backlog,
+			  char *err, size_t errlen);
 void listener_set_close(struct listener_set *set);
 
 /* Sets TCP_DEFER_ACCEPT to timeout_ms (rounded up to whole seconds; 0

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "auth.h"
 #include "config.h"
 #include "listener.h"
 #include "log.h"
@@ -34,6 +35,8 @@
 #include "scoreboard.h"
 #include "sharecheck.h"
 #include "storage.h"
+#include "tls.h"
+#include "users.h"
 #include "worker.h"
 
 #define STATUS_PERIOD_MS  1000
@@ -67,6 +70,9 @@ struct master {
 	struct scoreboard *sb;
 	struct access_table *access;  /* connections per client address */
 	struct confboard *board;      /* the reloaded configuration, for workers */
+	SSL_CTX *tls_ctx;             /* for the TLS listeners, NULL without them */
+	struct users *users;          /* users_file, NULL without one */
+	bool auth_ready;              /* auth_init() succeeded */
 	char *status_path;            /* board file, NULL: anonymous */
 	int sfd;
 	pid_t pid;
@@ -233,6 +239,8 @@ static int master_spawn(struct master *m)
 			.slot_no = (size_t)slot,
 			.board = m->board,
 			.generation = m->generation,
+			.tls_ctx = m->tls_ctx,
+			.users = m->users,
 		};
 		worker_run(&args);
 	}
@@ -630,6 +638,52 @@ static void master_reset_pool(struct master *m)
 	scoreboard_set_pool(m->sb, m->generation, m->conf->workers, m->conf->max_workers);
 }
 
+/* Loads what conf names besides itself: the users file (when set) and,
+ * for TLS listeners, a server context from the certificate and key.
+ * Returns 0 with *users (NULL without a users_file) and *tls_ctx (NULL
+ * without TLS listeners), or -errno with why in err. */
+static int master_load_secrets(struct master *m, const struct config *conf,
+			       struct users **users, SSL_CTX **tls_ctx, char *err, size_t errlen)
+{
+	char why[TLS_ERROR_MAX > USERS_ERROR_MAX ? TLS_ERROR_MAX : USERS_ERROR_MAX];
+	int r;
+
+	*users = NULL;
+	*tls_ctx = NULL;
+	if (conf->users_file) {
+		if (!m->auth_ready) {
+			snprintf(err, errlen, "users_file: GNU SASL has no SCRAM-SHA-256(-PLUS): "
+				 "logins are impossible");
+			return -EPROTONOSUPPORT;
+		}
+		r = users_load(conf->users_file, users, why, sizeof(why));
+		if (r < 0) {
+			snprintf(err, errlen, "users_file: %s", why);
+			return r;
+		}
+	}
+	if (m->listeners.n_tls == 0)
+		return 0;
+	if (!conf->tls_certificate) {
+		snprintf(err, errlen, "%s: TLS listeners need tls_certificate and tls_key",
+			 conf->file);
+		r = -EINVAL;
+		goto err_free_users;
+	}
+	r = tls_server_ctx_new(conf->tls_certificate, conf->tls_key, conf->tls_min_version,
+			       tls_ctx, why, sizeof(why));
+	if (r < 0) {
+		snprintf(err, errlen, "TLS: %s", why);
+		goto err_free_users;
+	}
+	return 0;
+
+err_free_users:
+	users_free(*users);
+	*users = NULL;
+	return r;
+}
+
 static void master_reload(struct master *m)
 {
 	char err[CONFIG_ERROR_MAX], *text = NULL;
@@ -648,6 +702,12 @@ static void master_reload(struct master *m)
 	else
 		r = config_load_string(text, m->config_path, &fresh, err, sizeof(err));
 	if (r == 0 && (r = sharecheck_config(fresh, err, sizeof(err))) < 0)
+		config_free(fresh);
+	/* The users file and the certificate are part of the configuration:
+	 * a bad one fails the reload and the running ones keep serving. */
+	struct users *users = NULL;
+	SSL_CTX *tls_ctx = NULL;
+	if (r == 0 && (r = master_load_secrets(m, fresh, &users, &tls_ctx, err, sizeof(err))) < 0)
 		config_free(fresh);
 	if (r < 0) {
 		log_event(LOG_ERR, 0, LOG_MSGID_RELOAD, NULL, 0,
@@ -678,6 +738,13 @@ static void master_reload(struct master *m)
 	}
 	config_free(m->conf);
 	m->conf = fresh;
+	users_free(m->users);
+	m->users = users;
+	if (tls_ctx) {
+		/* Workers of the old generation keep their copy (fork). */
+		SSL_CTX_free(m->tls_ctx);
+		m->tls_ctx = tls_ctx;
+	}
 	log_set_level(fresh->log_level);
 	m->generation++;
 	if (m->board && confboard_publish(m->board, m->generation, text, len) < 0)
@@ -879,8 +946,12 @@ static int master_loop(struct master *m)
 		nfds_t n = 1;
 
 		pfds[0] = (struct pollfd){ .fd = m->sfd, .events = POLLIN };
+		/* The busy answer is a plain line: TLS clients wait in the
+		 * queue for a worker instead. */
 		for (size_t i = 0; listening && i < m->listeners.n; i++)
-			pfds[n++] = (struct pollfd){ .fd = m->listeners.fds[i], .events = POLLIN };
+			if (!m->listeners.tls[i])
+				pfds[n++] = (struct pollfd){ .fd = m->listeners.fds[i],
+							     .events = POLLIN };
 		r = poll(pfds, n, master_poll_timeout(m, listening));
 		if (r < 0 && errno != EINTR)
 			return -errno;
@@ -918,9 +989,10 @@ static void master_log_startup(const struct master *m)
 
 	for (size_t i = 0; i < m->listeners.n; i++) {
 		char buf[64];
-		int n = snprintf(addrs + used, sizeof(addrs) - used, "%s%s",
+		int n = snprintf(addrs + used, sizeof(addrs) - used, "%s%s%s",
 				 i ? " " : "",
-				 listener_format_local(m->listeners.fds[i], buf, sizeof(buf)));
+				 listener_format_local(m->listeners.fds[i], buf, sizeof(buf)),
+				 m->listeners.tls[i] ? " (TLS)" : "");
 
 		if (n > 0 && (size_t)n < sizeof(addrs) - used)
 			used += (size_t)n;
@@ -930,6 +1002,13 @@ static void master_log_startup(const struct master *m)
 		  "tcpfiled listening on %s%s with %u workers", addrs,
 		  m->listeners.activated ? " (socket activation)" : "",
 		  m->conf->workers);
+	if (m->listeners.n_tls) {
+		const char *why;
+		bool ktls = tls_ktls_possible(&why);
+
+		log_info("kernel TLS for downloads: %s: %s", ktls ? "possible" : "not available",
+			 why);
+	}
 }
 
 /* Before any worker exists, every temporary name in a share's state
@@ -1011,11 +1090,28 @@ int master_run(struct config *conf, const char *config_path)
 	if (master_check_shares(conf) < 0)
 		goto err_free_conf;
 
-	r = listener_set_open(&m.listeners, conf->listen, conf->n_listen,
-			      conf->backlog, err, sizeof(err));
+	r = listener_set_open_all(&m.listeners, conf->listen, conf->n_listen, conf->tls_listen,
+				  conf->n_tls_listen, conf->backlog, err, sizeof(err));
 	if (r < 0) {
 		log_err("%s", err);
 		goto err_free_conf;
+	}
+	/* Before any fork: every worker shares the GNU SASL set-up, the
+	 * made-up salts for unknown names and the session ticket keys. */
+	r = auth_init();
+	m.auth_ready = r == 0;
+	if (r < 0 && conf->users_file) {
+		log_errno(r, "GNU SASL set-up for logins");
+		goto err_close_listeners;
+	}
+	{
+		char why[CONFIG_ERROR_MAX + TLS_ERROR_MAX];
+
+		r = master_load_secrets(&m, conf, &m.users, &m.tls_ctx, why, sizeof(why));
+		if (r < 0) {
+			log_err("%s", why);
+			goto err_close_listeners;
+		}
 	}
 	/* Workers wait in ppoll() and then accept(); a non-blocking listener
 	 * keeps the losers of a wake-up race from blocking in accept(). */
@@ -1090,6 +1186,9 @@ err_free_scoreboard:
 	scoreboard_free(m.sb, m.status_path);
 	free(m.status_path);
 err_close_listeners:
+	SSL_CTX_free(m.tls_ctx);
+	users_free(m.users);
+	auth_done();
 	listener_set_close(&m.listeners);
 err_free_conf:
 	config_free(m.conf);

@@ -19,6 +19,7 @@
 #include "listener.h"
 #include "log.h"
 #include "monotonic.h"
+#include "policy.h"
 #include "session_internal.h"
 #include "sharecheck.h"
 #include "storage.h"
@@ -192,6 +193,24 @@ static int session_wait_readable(struct session *s, uint64_t deadline_ms)
 	return r > 0 ? 1 : 0;
 }
 
+int session_sleep_until(struct session *s, uint64_t deadline_ms)
+{
+	for (;;) {
+		uint64_t now = monotonic_ms(), left;
+
+		if (*s->ctx->stop)
+			return -ESHUTDOWN;
+		if (now >= deadline_ms)
+			return 0;
+		left = deadline_ms - now;
+		struct timespec timeout = {
+			.tv_sec = (time_t)(left / 1000),
+			.tv_nsec = (long)(left % 1000) * 1000000,
+		};
+		(void)ppoll(NULL, 0, &timeout, s->ctx->wait_mask);
+	}
+}
+
 /* session_wait_readable, waking every SESSION_TICK_MS to ask whether
  * clients queue for the pool: -EBUSY once this wait, begun at since_ms,
  * has lasted grace_ms under pressure (grace_ms 0: never). */
@@ -334,11 +353,14 @@ int session_resolve(struct session *s, struct proto_request *req,
 	size_t name_len = slash ? (size_t)(slash - req->path) : req->path_len;
 	int r;
 
+	bool write = req->verb == PROTO_PUT || req->verb == PROTO_DEL;
+	int code;
+
 	t->share = config_find_share(conf, req->path, name_len);
-	if (!t->share) {
-		*why = "no such share";
-		return PROTO_ERR_NOT_FOUND;
-	}
+	code = policy_check(t->share, s->user[0] ? s->user : NULL,
+			    s->local || conf->anonymous_remote, conf->users_file != NULL, write, why);
+	if (code)
+		return code;
 	t->root_fd = s->ctx->share_fds[t->share - conf->shares];
 	/* A share this worker could not open, or whose root was renamed or
 	 * removed since: refused until a reload opens the path afresh. */
@@ -645,8 +667,14 @@ static int session_next_request(struct session *s, char **line, size_t *len)
 
 static void session_greet(struct session *s)
 {
-	char line[256];
-	int n = proto_format_greeting(line, sizeof(line), "tcpfiled/" TCPFILED_VERSION, NULL);
+	const char *mech = session_auth_offer(s);
+	char line[256], caps[64];
+	int n;
+
+	if (mech)
+		snprintf(caps, sizeof(caps), "auth=%s", mech);
+	n = proto_format_greeting(line, sizeof(line), "tcpfiled/" TCPFILED_VERSION,
+				  mech ? caps : NULL);
 
 	if (n < 0)
 		s->close = true;
@@ -730,7 +758,12 @@ static int session_hello(struct session *s)
 	/* Inside a body, a frame line owed for this long under pressure
 	 * marks a trickler. */
 	s->yield_grace_ms = SESSION_BODY_TICK_MS;
-	session_reply(s, "OK version=%d\n", PROTO_VERSION);
+	/* Enabled: what was offered and asked for. */
+	const char *mech = session_auth_offer(s);
+	if (mech && proto_hello_has_cap(&h, "auth", NULL, NULL))
+		session_reply(s, "OK version=%d auth=%s\n", PROTO_VERSION, mech);
+	else
+		session_reply(s, "OK version=%d\n", PROTO_VERSION);
 	return s->close ? -EPIPE : 0;
 }
 
@@ -811,10 +844,12 @@ static void session_refuse(struct session *s, struct proto_request *req,
 		upload_skip_body(s, &o);
 }
 
-void session_run(struct session_ctx *ctx, int fd,
+void session_run(struct session_ctx *ctx, struct conn *c, bool tls,
 		 const struct sockaddr_storage *peer)
 {
-	struct session s = { .ctx = ctx };
+	struct session s = { .ctx = ctx, .conn = *c, .tls = tls,
+			     .local = policy_peer_is_local((const struct sockaddr *)peer) };
+	int fd = c->fd;
 	struct proto_request *req = NULL;
 	const struct config *conf = ctx->conf;
 	/* Socket timeouts bound each blocking body read and write: a tick,
@@ -828,7 +863,6 @@ void session_run(struct session_ctx *ctx, int fd,
 	size_t len;
 	int one = 1, code;
 
-	conn_init_plain(&s.conn, fd);
 	storage_batch_init(&s.batch);
 	log_ratelimit_init(&s.refusals, 5, 0, LOG_NOTICE, "refused requests");
 	listener_format_sockaddr((const struct sockaddr *)peer, s.peer, sizeof(s.peer));
@@ -852,8 +886,16 @@ void session_run(struct session_ctx *ctx, int fd,
 		goto out_finish;
 	while (!s.close && session_next_request(&s, &line, &len) == 1) {
 		/* A reload since the last request applies from this one on. */
-		if (ctx->refresh)
+		if (ctx->refresh) {
 			ctx->refresh(ctx, ctx->refresh_arg);
+			session_auth_follow(&s);
+		}
+		if (proto_is_auth(line, len)) {
+			if (s.batch.n)
+				upload_flush(&s);
+			session_auth_run(&s, line, len);
+			continue;
+		}
 		code = proto_parse_request(line, len, req, &why);
 		if (code) {
 			session_refuse(&s, req, line, len, code, why);

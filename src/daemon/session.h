@@ -6,12 +6,15 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "conn.h"
 #include "scoreboard.h"
+#include "users.h"
 
 /* Per-connection context, prepared by the worker. */
 struct session_ctx {
 	const struct config *conf;
 	const int *share_fds;            /* root fd per conf->shares[i] */
+	const struct users *users;       /* conf->users_file loaded; NULL: nobody */
 	struct scoreboard_slot *slot;    /* may be NULL */
 	/* Set asynchronously by the worker's signal handlers. */
 	volatile sig_atomic_t *stop;     /* shut down: finish the request, close */
@@ -25,14 +28,17 @@ struct session_ctx {
 	 * judged early. */
 	bool (*pressure)(void *arg, bool at_once);
 	void *pressure_arg;
-	/* Called before each request (NULL: never): may replace conf and
-	 * share_fds with a reloaded configuration, which the connection then
-	 * follows from that request on. */
+	/* Called before each request (NULL: never): may replace conf,
+	 * share_fds and users with a reloaded configuration, which the
+	 * connection then follows from that request on (a user no longer in
+	 * the users file is logged out). */
 	void (*refresh)(struct session_ctx *ctx, void *arg);
 	void *refresh_arg;
 };
 
-/* Serves the connection fd (taken over and closed) from peer until the
- * client quits, idles out, breaks framing, or *stop is raised. */
-void session_run(struct session_ctx *ctx, int fd,
+/* Serves the connection c (taken over and closed: conn_init_plain for a
+ * plain socket, tls_conn_accept for TLS; tls says which, for the auth=
+ * offer and channel binding) from peer until the client quits, idles
+ * out, breaks framing, or *stop is raised. */
+void session_run(struct session_ctx *ctx, struct conn *c, bool tls,
 		 const struct sockaddr_storage *peer);

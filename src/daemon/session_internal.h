@@ -45,6 +45,10 @@ struct session {
 	struct upload_owed *owed;   /* STORAGE_BATCH_MAX, allocated on first use */
 	bool flushing;
 	bool stop_ends_wait;       /* a stop request ends session_wait_line */
+	bool tls;             /* a TLS connection: logins use channel binding */
+	bool local;           /* the peer is on this machine (policy_peer_is_local) */
+	char user[USERS_NAME_MAX + 1];   /* logged in as; "" for nobody */
+	unsigned auth_failures;
 	bool close;           /* stop after this request: framing lost, QUIT, I/O error */
 };
 
@@ -115,6 +119,20 @@ void session_log(struct session *s, const struct outcome *o);
  * line's length) or -errno.  Sends nothing. */
 int session_wait_line(struct session *s, uint64_t deadline_ms, char **line,
 		      size_t *len);
+
+/* Waits until deadline_ms (monotonic) for nothing, letting the worker's
+ * signals in.  Returns 0, or -ESHUTDOWN as soon as a stop is requested. */
+int session_sleep_until(struct session *s, uint64_t deadline_ms);
+
+/* Logins (session_auth.c).  The mechanism this connection offers in
+ * auth=, or NULL (no users_file; plain TCP from another host without
+ * allow_plaintext). */
+const char *session_auth_offer(const struct session *s);
+/* Answers one AUTH line, exchange included; may mark the session for
+ * closing. */
+void session_auth_run(struct session *s, const char *line, size_t len);
+/* After a reload: logs out a user no longer in the users file. */
+void session_auth_follow(struct session *s);
 
 /* Reads exactly len body bytes into buf (len <= SESSION_CHUNK), counting
  * them against pace.  Returns 0, -EPIPE (EOF), -ETIMEDOUT (too slow) or

@@ -23,6 +23,8 @@
 #include "protocol.h"
 #include "session.h"
 #include "storage.h"
+#include "tls.h"
+#include "users.h"
 #include "worker.h"
 
 /* Refused connections logged per worker: the first few of each minute,
@@ -36,6 +38,9 @@ struct worker_admission {
 	struct access_table *table;
 	size_t slot_no;
 	struct log_ratelimit refusals;
+	SSL_CTX *tls_ctx;               /* the TLS listeners' context */
+	struct log_ratelimit handshakes;   /* failed TLS handshakes logged */
+	bool ktls_logged;               /* kTLS use said at the first TLS connection */
 };
 
 static volatile sig_atomic_t worker_stop;
@@ -169,10 +174,45 @@ static bool worker_admit(struct worker_admission *adm, int fd,
 	return true;
 }
 
+/* The TLS handshake within handshake_timeout: on success c is the
+ * connection.  A failure is logged (rate-limited) and the socket closed. */
+static int worker_handshake(struct worker_admission *adm, struct conn *c, int fd,
+			    const struct sockaddr_storage *peer)
+{
+	char err[TLS_ERROR_MAX] = "", name[64];
+	uint64_t timeout = adm->conf->handshake_timeout_ms;
+	int r;
+
+	r = tls_conn_accept(c, fd, adm->tls_ctx, timeout > INT32_MAX ? INT32_MAX : (int)timeout,
+			    err, sizeof(err));
+	if (r < 0) {
+		listener_format_sockaddr((const struct sockaddr *)peer, name, sizeof(name));
+		struct log_field f[] = {
+			{ "CLIENT", name },
+			{ "RESULT", "refused" },
+			{ "REASON", err[0] ? err : strerror(-r) },
+		};
+		if (log_ratelimit_allow(&adm->handshakes, monotonic_ms(), f, 2))
+			log_event(LOG_NOTICE, 0, LOG_MSGID_REQUEST, f, 3,
+				  "%s: TLS handshake failed: %s", name,
+				  r == -ETIMEDOUT ? "timed out" : err[0] ? err : strerror(-r));
+		return r;
+	}
+	if (!adm->ktls_logged) {
+		adm->ktls_logged = true;
+		log_info("TLS downloads in this worker: %s (%s)",
+			 tls_conn_ktls_send(c) ? "kernel TLS, sendfile zero-copy"
+					       : "read and encrypt in user space (no kernel TLS)",
+			 tls_conn_version(c));
+	}
+	return 0;
+}
+
 /* Returns true when a connection was served. */
 static bool worker_accept(struct session_ctx *ctx, struct worker_admission *adm,
-			  int lfd, const sigset_t *wait_mask)
+			  int lfd, bool tls, const sigset_t *wait_mask)
 {
+	struct conn c;
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof(peer);
 	int fd, r;
@@ -196,7 +236,10 @@ static bool worker_accept(struct session_ctx *ctx, struct worker_admission *adm,
 		return false;
 	/* Also tells the master this worker reached its first accept. */
 	scoreboard_begin_connection(ctx->slot, &peer);
-	session_run(ctx, fd, &peer);
+	if (!tls)
+		conn_init_plain(&c, fd);
+	if (!tls || worker_handshake(adm, &c, fd, &peer) == 0)
+		session_run(ctx, &c, tls, &peer);
 	access_leave(adm->table, adm->slot_no);
 	scoreboard_end_connection(ctx->slot, worker_retire);
 	return true;
@@ -253,8 +296,31 @@ struct worker_conf {
 	unsigned generation;
 	struct config *owned;        /* a reloaded one, NULL: the inherited one */
 	int *share_fds;              /* owned */
+	struct users *users;         /* a reloaded users file, NULL: the inherited one */
 	struct worker_admission *adm;
 };
+
+/* The users file of a reloaded configuration.  The master validated it;
+ * should it fail here all the same, nobody may log in on this connection
+ * any more rather than users the file no longer holds. */
+static void worker_refresh_users(struct worker_conf *wc, struct session_ctx *ctx,
+				 const struct config *fresh)
+{
+	char err[USERS_ERROR_MAX];
+	struct users *users = NULL;
+	int r;
+
+	if (fresh->users_file) {
+		r = users_load(fresh->users_file, &users, err, sizeof(err));
+		if (r < 0) {
+			log_warn("reloaded users file: %s; no logins on this connection", err);
+			users = NULL;
+		}
+	}
+	users_free(wc->users);
+	wc->users = users;
+	ctx->users = users;
+}
 
 /* session_ctx.refresh: takes a configuration the master published since
  * this worker was started (it is then of an old generation, retiring
@@ -288,6 +354,7 @@ static void worker_refresh(struct session_ctx *ctx, void *arg)
 		wc->generation = gen;
 		return;
 	}
+	worker_refresh_users(wc, ctx, fresh);
 	for (size_t i = 0; i < ctx->conf->n_shares; i++)
 		if (wc->share_fds[i] >= 0)
 			close(wc->share_fds[i]);
@@ -311,6 +378,7 @@ _Noreturn void worker_run(const struct worker_args *a)
 		.conf = conf,
 		.table = a->access,
 		.slot_no = a->slot_no,
+		.tls_ctx = a->tls_ctx,
 	};
 	struct worker_conf wc = {
 		.board = a->board,
@@ -339,6 +407,8 @@ _Noreturn void worker_run(const struct worker_args *a)
 	}
 	log_ratelimit_init(&adm.refusals, WORKER_REFUSED_BURST, WORKER_REFUSED_WINDOW_MS,
 			   LOG_NOTICE, "refused connections");
+	log_ratelimit_init(&adm.handshakes, WORKER_REFUSED_BURST, WORKER_REFUSED_WINDOW_MS,
+			   LOG_NOTICE, "failed TLS handshakes");
 	limit = worker_request_limit(conf);
 	wc.share_fds = share_fds;
 
@@ -346,6 +416,7 @@ _Noreturn void worker_run(const struct worker_args *a)
 	struct session_ctx ctx = {
 		.conf = conf,
 		.share_fds = share_fds,
+		.users = a->users,
 		.slot = slot,
 		.stop = &worker_stop,
 		.wait_mask = &wait_mask,
@@ -368,7 +439,7 @@ _Noreturn void worker_run(const struct worker_args *a)
 		}
 		for (size_t i = 0; i < listeners->n && !worker_stop && !worker_retire; i++)
 			if ((pfds[i].revents & POLLIN) &&
-			    worker_accept(&ctx, &adm, pfds[i].fd, &wait_mask) &&
+			    worker_accept(&ctx, &adm, pfds[i].fd, listeners->tls[i], &wait_mask) &&
 			    limit && ++served >= limit) {
 				log_debug("served %" PRIu64 " connections (max_requests); retiring",
 					  served);
@@ -376,6 +447,7 @@ _Noreturn void worker_run(const struct worker_args *a)
 			}
 	}
 	log_ratelimit_flush(&adm.refusals, NULL, 0);
+	log_ratelimit_flush(&adm.handshakes, NULL, 0);
 	/* Exit without running atexit handlers or flushing inherited stdio
 	 * buffers that belong to the master. */
 	_exit(EX_OK);

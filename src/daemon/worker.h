@@ -9,6 +9,8 @@
 #include "config.h"
 #include "listener.h"
 #include "scoreboard.h"
+#include "tls.h"
+#include "users.h"
 
 /* Runs in the child after fork(); never returns.  Every accepted
  * connection first passes admission (hosts_allow / hosts_deny, then
@@ -21,7 +23,9 @@
  * crash-loop tests only).  After max_requests connections (plus jitter)
  * it retires with status 0.  When the master publishes a reloaded
  * configuration on board, the connection in flight follows it from its
- * next request on. */
+ * next request on, the users file included.  On a TLS listener the
+ * handshake (within handshake_timeout) follows admission; a failed one is
+ * logged and the connection closed. */
 struct worker_args {
 	const struct config *conf;
 	const struct listener_set *listeners;
@@ -30,5 +34,7 @@ struct worker_args {
 	size_t slot_no;                  /* the slot's index, for access */
 	const struct confboard *board;
 	unsigned generation;             /* conf's generation */
+	SSL_CTX *tls_ctx;                /* for the TLS listeners; NULL without them */
+	const struct users *users;       /* conf's users_file, NULL without one */
 };
 _Noreturn void worker_run(const struct worker_args *a);

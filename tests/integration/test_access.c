@@ -218,8 +218,8 @@ Test(access, check_fails_on_an_unopenable_share)
 	cr_assert_eq(mkdir(share, 0777), 0);
 	cr_assert_eq(chmod(share, 0777), 0);
 	cr_assert_eq(mkdir(locked, 0), 0);
-	snprintf(text, sizeof(text), "[server]\nworkers = 1\n\n[files]\npath = %s\n\n"
-		 "[locked]\nread_only = yes\npath = %s\n", share, locked);
+	snprintf(text, sizeof(text), "[server]\nworkers = 1\n\n[files]\npath = %s\nanonymous = write\n\n"
+		 "[locked]\nread_only = yes\npath = %s\nanonymous = write\n", share, locked);
 	write_file(conf, text, strlen(text));
 	cr_assert_eq(chmod(conf, 0644), 0);
 
@@ -274,7 +274,7 @@ Test(access, reload_to_an_unopenable_share_keeps_the_old_config)
 
 	path_join(locked, sizeof(locked), d.dir, "locked");
 	cr_assert_eq(mkdir(locked, 0), 0);
-	snprintf(extra, sizeof(extra), "[locked]\npath = %s\n", locked);
+	snprintf(extra, sizeof(extra), "[locked]\npath = %s\nanonymous = write\n", locked);
 	o.shares_extra = extra;
 	cr_assert_eq(daemon_write_config(&d, &o), 0);
 	cr_assert_eq(kill(d.pid, SIGHUP), 0);

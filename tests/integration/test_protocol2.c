@@ -563,7 +563,7 @@ Test(proto2, server_refusal_mid_body_keeps_connection, .init = setup_local)
 
 	path_join(dir, sizeof(dir), local, "small");
 	cr_assert_eq(mkdir(dir, 0755), 0);
-	snprintf(extra, sizeof(extra), "[small]\npath = %s\nmax_file_size = 1M\n", dir);
+	snprintf(extra, sizeof(extra), "[small]\npath = %s\nmax_file_size = 1M\nanonymous = write\n", dir);
 	start_daemon(&d, &(struct daemon_opts){ .workers = 1, .shares_extra = extra });
 
 	fd = raw_open(&d, NULL, 0);
@@ -603,7 +603,7 @@ Test(proto2, refused_put_changes_nothing_directories_included, .init = setup_loc
 
 	path_join(dir, sizeof(dir), local, "small");
 	cr_assert_eq(mkdir(dir, 0755), 0);
-	snprintf(extra, sizeof(extra), "[small]\npath = %s\nmax_file_size = 1M\n", dir);
+	snprintf(extra, sizeof(extra), "[small]\npath = %s\nmax_file_size = 1M\nanonymous = write\n", dir);
 	start_daemon(&d, &(struct daemon_opts){ .workers = 1, .shares_extra = extra });
 
 	fd = raw_open(&d, NULL, 0);

@@ -349,7 +349,7 @@ Test(reload, shares_added_and_removed)
 	start_daemon(&d, &without);
 	snprintf(extra_dir, sizeof(extra_dir), "%s/extra", d.dir);
 	cr_assert_eq(mkdir(extra_dir, 0755), 0);
-	snprintf(extra, sizeof(extra), "[extra]\npath = %s\n", extra_dir);
+	snprintf(extra, sizeof(extra), "[extra]\npath = %s\nanonymous = write\n", extra_dir);
 	with = (struct daemon_opts){ .workers = 2, .shares_extra = extra };
 
 	stat_share("extra", line, sizeof(line));

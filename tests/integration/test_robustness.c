@@ -568,7 +568,7 @@ Test(robust, overwrite_disabled, .init = setup_local, .fini = teardown,
 
 	path_join(dir, sizeof(dir), local, "noover");
 	cr_assert_eq(mkdir(dir, 0755), 0);
-	snprintf(extra, sizeof(extra), "[noover]\npath = %s\noverwrite = no\n", dir);
+	snprintf(extra, sizeof(extra), "[noover]\npath = %s\noverwrite = no\nanonymous = write\n", dir);
 	opts.shares_extra = extra;
 	start_daemon(&d, &opts);
 
@@ -606,7 +606,7 @@ Test(robust, max_file_size, .init = setup_local, .fini = teardown, .timeout = 60
 
 	path_join(dir, sizeof(dir), local, "small");
 	cr_assert_eq(mkdir(dir, 0755), 0);
-	snprintf(extra, sizeof(extra), "[small]\npath = %s\nmax_file_size = 1K\n", dir);
+	snprintf(extra, sizeof(extra), "[small]\npath = %s\nmax_file_size = 1K\nanonymous = write\n", dir);
 	opts.shares_extra = extra;
 	start_daemon(&d, &opts);
 

@@ -46,7 +46,7 @@ static void setup(void)
 	scratch_create(local, sizeof(local), "itstream");
 	path_join(dir, sizeof(dir), local, "small");
 	cr_assert_eq(mkdir(dir, 0755), 0);
-	snprintf(extra, sizeof(extra), "[small]\npath = %s\nmax_file_size = 1M\n", dir);
+	snprintf(extra, sizeof(extra), "[small]\npath = %s\nmax_file_size = 1M\nanonymous = write\n", dir);
 	start_daemon(&d, &(struct daemon_opts){ .workers = 2, .shares_extra = extra });
 }
 
