@@ -230,7 +230,7 @@ Test(access, check_fails_on_an_unopenable_share)
 	argv[n++] = conf;
 	st = harness_run(argv, out, sizeof(out));
 	cr_assert_eq(st, 78, "exit %d: %s", st, out);
-	snprintf(want, sizeof(want), "%s:9: [locked] path: \"%s\": cannot open: "
+	snprintf(want, sizeof(want), "%s:10: [locked] path: \"%s\": cannot open: "
 		 "Permission denied\n", conf, locked);
 	cr_assert_str_eq(out, want);
 
