@@ -186,8 +186,9 @@ eph_lo=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range)
 [ "$eph_lo" -gt 15000 ] || eph_lo=32768
 port_next=$((10000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % (eph_lo - 15000)))
 
-# take_ports N: the first of N consecutive ports nobody on this machine uses.
-take_ports() {
+# take_port: sets $port to a port nobody on this machine uses (not in a
+# subshell: $port_next must move on).
+take_port() {
 	tp_used=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '
 	function hex(s,    i, v) {
 		v = 0
@@ -197,15 +198,10 @@ take_ports() {
 	}
 	$2 ~ /:/ { n = split($2, a, ":"); print hex(a[n]) }')
 	while :; do
-		[ $((port_next + $1)) -lt "$eph_lo" ] || die "no free port range below $eph_lo"
-		tp_clash=$(echo "$tp_used" | awk -v lo="$port_next" -v hi=$((port_next + $1 - 1)) \
-			'$1 >= lo && $1 <= hi { print; exit }')
-		if [ -z "$tp_clash" ]; then
-			echo "$port_next"
-			port_next=$((port_next + $1))
-			return 0
-		fi
-		port_next=$((tp_clash + 1))
+		[ "$port_next" -lt "$eph_lo" ] || die "no free port below $eph_lo"
+		port=$port_next
+		port_next=$((port_next + 1))
+		echo "$tp_used" | grep -qx "$port" || return 0
 	done
 }
 
@@ -259,7 +255,8 @@ make_roots() {
 }
 
 start_rsync() {
-	sr_port=$(take_ports 1)
+	take_port
+	sr_port=$port
 	cat >"$work/etc/rsyncd.conf" <<EOF
 port = $sr_port
 address = 127.0.0.1
@@ -278,8 +275,8 @@ EOF
 }
 
 start_vsftpd() {
-	sv_port=$(take_ports 1)
-	sv_pasv=$(take_ports 1000)
+	take_port
+	sv_port=$port
 	mkdir -p "$work/vsftpd-empty"
 	# The seccomp sandbox of vsftpd 3.0.3 kills sessions on kernels and
 	# C libraries newer than it knows, and the default secure_chroot_dir
@@ -302,8 +299,6 @@ anon_umask=022
 ftp_username=ftp
 secure_chroot_dir=$work/vsftpd-empty
 pasv_enable=YES
-pasv_min_port=$sv_pasv
-pasv_max_port=$((sv_pasv + 999))
 connect_from_port_20=NO
 seccomp_sandbox=NO
 xferlog_enable=NO
@@ -317,7 +312,8 @@ EOF
 }
 
 start_nginx() {
-	sn_port=$(take_ports 1)
+	take_port
+	sn_port=$port
 	mkdir -p "$work/nginx"
 	cat >"$work/etc/nginx.conf" <<EOF
 daemon off;
@@ -351,7 +347,8 @@ EOF
 
 # start_tcpfiled NAME ROOT WORKERS FSYNC
 start_tcpfiled() {
-	stf_port=$(take_ports 1)
+	take_port
+	stf_port=$port
 	cat >"$work/etc/$1.conf" <<EOF
 [server]
 listen = 127.0.0.1:$stf_port
@@ -369,7 +366,8 @@ EOF
 }
 
 start_forkserver() {
-	sfs_port=$(take_ports 1)
+	take_port
+	sfs_port=$port
 	if ! { "${CC:-cc}" -O2 -o "$work/bin/forkserver" "$here/forkserver.c" &&
 		"${CC:-cc}" -O2 -o "$work/bin/forkclient" "$here/forkclient.c"; } >"$work/log/cc.log" 2>&1; then
 		fail_forkserver="cannot compile: $(head -n 1 "$work/log/cc.log" | tr -d '|' | cut -c 1-60)"
@@ -541,14 +539,16 @@ empty_dir() {
 prep_run() {
 	case $1:$2 in
 	W1:socat)
-		socat_port=$(take_ports 1)
+		take_port
+		socat_port=$port
 		socat -u -b "$socat_block" "TCP-LISTEN:$socat_port,reuseaddr,bind=127.0.0.1" \
 			"OPEN:$up_socat/up.bin,creat,trunc" 2>>"$work/log/socat.log" &
 		socat_pid=$!
 		helpers="$helpers $socat_pid"
 		wait_listening "$socat_port" "$socat_pid" ;;
 	W2:socat)
-		socat_port=$(take_ports 1)
+		take_port
+		socat_port=$port
 		socat -u -b "$socat_block" "OPEN:$src/big.bin" "TCP-LISTEN:$socat_port,reuseaddr,bind=127.0.0.1" \
 			2>>"$work/log/socat.log" &
 		socat_pid=$!
