@@ -20,7 +20,7 @@ static const struct {
 	int code;
 	const char *text;
 } proto_codes[] = {
-	{ PROTO_ERR_SHUTTING_DOWN, "shutting down" },
+	{ PROTO_ERR_SHUTTING_DOWN, "unavailable" },
 	{ PROTO_ERR_TIMEOUT,       "timeout" },
 	{ PROTO_ERR_ABORTED,       "aborted" },
 	{ PROTO_ERR_INTERNAL,      "internal error" },

@@ -128,7 +128,7 @@ Test(access, max_per_ip_caps_concurrent_connections)
 	a = raw_open(&d, NULL, 0);
 	b = raw_open(&d, NULL, 0);
 	/* Two held, two workers idle: the third is refused all the same. */
-	expect_refused_alone("ERR 421 shutting down: too many connections from your address, "
+	expect_refused_alone("ERR 421 unavailable: too many connections from your address, "
 			     "retry later");
 	raw_cmd(a, line, sizeof(line), "STAT files");
 	cr_assert(strncmp(line, "OK ", 3) == 0, "held connections still work: %s", line);
@@ -150,7 +150,7 @@ Test(access, dead_worker_releases_its_place)
 	start_daemon(&d, &o);
 	cr_assert_eq(daemon_wait_workers(&d, 2, workers, 2, HARNESS_TIMEOUT_MS), 0);
 	a = raw_open(&d, NULL, 0);
-	expect_refused_alone("ERR 421 shutting down: too many connections from your address, "
+	expect_refused_alone("ERR 421 unavailable: too many connections from your address, "
 			     "retry later");
 	/* The worker serving a holds one descriptor more than the other. */
 	long fds0 = proc_count_fds(workers[0]), fds1 = proc_count_fds(workers[1]);

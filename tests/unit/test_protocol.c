@@ -1076,9 +1076,11 @@ Test(protocol, error_format_basic)
 	proto_format_error(buf, sizeof(buf), PROTO_ERR_VERSION, "this server speaks 2");
 	cr_assert_str_eq(buf, "ERR 505 version not supported: this server speaks 2\n");
 
-	/* A detail that repeats the code's text is not repeated. */
 	proto_format_error(buf, sizeof(buf), PROTO_ERR_SHUTTING_DOWN, "shutting down");
-	cr_assert_str_eq(buf, "ERR 421 shutting down\n");
+	cr_assert_str_eq(buf, "ERR 421 unavailable: shutting down\n");
+	/* A detail that repeats the code's text is not repeated. */
+	proto_format_error(buf, sizeof(buf), PROTO_ERR_NOT_FOUND, "not found");
+	cr_assert_str_eq(buf, "ERR 550 not found\n");
 	proto_format_error(buf, sizeof(buf), PROTO_ERR_TIMEOUT, "idle timeout");
 	cr_assert_str_eq(buf, "ERR 426 timeout: idle timeout\n");
 
