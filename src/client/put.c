@@ -332,7 +332,8 @@ static int put_queue_large(struct put_batch *b, struct put_item *it, int fd,
 	b->cur_left = from_stdin ? 0 : (uint64_t)st->st_size - n;
 	it->state = PUT_STREAMING;
 	b->in_flight++;
-	progress_begin(&b->c->progress, it->local, from_stdin ? 0 : (uint64_t)st->st_size);
+	progress_begin(&b->c->progress, it->local,
+		       from_stdin ? PROGRESS_TOTAL_UNKNOWN : (uint64_t)st->st_size);
 	progress_update(&b->c->progress, n);
 	return 0;
 }

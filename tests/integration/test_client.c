@@ -392,6 +392,106 @@ Test(client_offline, usage_errors, .init = setup_local, .fini = teardown,
 	cr_assert_eq(tcpfile_runv(NULL, out, sizeof(out), none, "127.0.0.1:1"), 64);
 }
 
+/* Forks a child that writes data[0..first) to fd, then, when go_fd >= 0,
+ * waits for a byte on it before the rest: data[first..total). */
+static pid_t spawn_feeder(int fd, int go_fd, const unsigned char *data, size_t first,
+			  size_t total)
+{
+	pid_t pid = fork();
+	char g;
+
+	cr_assert_geq(pid, 0);
+	if (pid > 0)
+		return pid;
+	if (write_full(fd, data, first) < 0 || (go_fd >= 0 && read(go_fd, &g, 1) != 1) ||
+	    write_full(fd, data + first, total - first) < 0)
+		_exit(1);
+	_exit(0);
+}
+
+static void feeder_wait(pid_t pid)
+{
+	int st;
+
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the feeder failed");
+}
+
+/* Starts `tcpfile -s server put - remote` with stdin_fd as its stdin and
+ * TMPDIR=tmpdir, output captured as tcpfile_spawnv does. */
+static void spawn_tcpfile_stdin(const char *server, const char *remote, int stdin_fd,
+				const char *tmpdir, struct harness_proc *c)
+{
+	const char *bin = harness_bin("TCPFILE_BIN");
+	int outp[2];
+
+	cr_assert_not_null(bin, "TCPFILE_BIN is not set");
+	cr_assert_eq(pipe2(outp, O_CLOEXEC), 0);
+	c->pid = fork();
+	cr_assert_geq(c->pid, 0);
+	if (c->pid == 0) {
+		if (dup2(stdin_fd, 0) < 0 || dup2(outp[1], 1) < 0 || dup2(outp[1], 2) < 0 ||
+		    setenv("TMPDIR", tmpdir, 1) < 0 || unsetenv("TCPFILE_SERVER") < 0)
+			_exit(127);
+		execl(bin, bin, "-q", "-s", server, "put", "-", remote, (char *)NULL);
+		_exit(127);
+	}
+	close(outp[1]);
+	c->out_fd = outp[0];
+}
+
+/* put - through the real daemon: a stream of unknown size arrives whole. */
+Test(client, put_stdin_stream)
+{
+	const size_t total = 20 * 1024 * 1024 + 3;
+	unsigned char *data = random_buf(total);
+	char tmpdir[PATH_MAX], path[PATH_MAX], out[OUT_CAP];
+	struct harness_proc c;
+	pid_t feeder;
+	int in[2], rc;
+
+	local_dir(tmpdir, sizeof(tmpdir), "tmp");
+	cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
+	/* Before the feeder: a failed assertion must not leave it blocked. */
+	cr_assert_not_null(harness_bin("TCPFILE_BIN"), "TCPFILE_BIN is not set");
+	feeder = spawn_feeder(in[1], -1, data, total, total);
+	close(in[1]);
+	spawn_tcpfile_stdin(d.server, "files/stream.bin", in[0], tmpdir, &c);
+	close(in[0]);
+	rc = harness_proc_wait(&c, out, sizeof(out), HARNESS_TIMEOUT_MS * 6);
+	feeder_wait(feeder);
+	cr_assert_eq(rc, 0, "put -: %d\n%s", rc, out);
+	share_path(path, sizeof(path), "stream.bin");
+	cr_assert(file_is(path, data, total), "the stored stream differs");
+	cr_assert_eq(count_entries(tmpdir, ""), 0);
+}
+
+/* get gives the file the remote mode through the client's umask. */
+Test(client, get_applies_umask)
+{
+	char src[PATH_MAX], got[PATH_MAX], stored[PATH_MAX], out[OUT_CAP];
+	struct stat st_stored, st_got;
+	int rc;
+
+	local_file(src, sizeof(src), "shared.bin", 4321);
+	cr_assert_eq(chmod(src, 0666), 0);
+	rc = tcpfile_run(&d, out, sizeof(out), "put", src, "files/shared.bin", NULL);
+	cr_assert_eq(rc, 0, "put: %d\n%s", rc, out);
+	share_path(stored, sizeof(stored), "shared.bin");
+	cr_assert_eq(stat(stored, &st_stored), 0);
+
+	path_join(got, sizeof(got), local, "got.bin");
+	umask(027);
+	rc = tcpfile_run(&d, out, sizeof(out), "get", "files/shared.bin", got, NULL);
+	cr_assert_eq(rc, 0, "get: %d\n%s", rc, out);
+	cr_assert(files_equal(src, got));
+	cr_assert_eq(stat(got, &st_got), 0);
+	cr_assert_eq(st_got.st_mode & 07777, st_stored.st_mode & 0777 & ~027u,
+		     "got %o from %o", st_got.st_mode & 07777, st_stored.st_mode & 07777);
+	cr_assert_eq(st_got.st_mtim.tv_sec, st_stored.st_mtim.tv_sec);
+	cr_assert_eq(st_got.st_mtim.tv_nsec, st_stored.st_mtim.tv_nsec);
+}
+
 /* ---- a scripted protocol 2 server --------------------------------------- *
  * The test process plays the server for one tcpfile child at a time: one
  * connection per session, requests served in order from a small in-memory
@@ -703,6 +803,7 @@ static void fake_request(struct fake *f, const char *line)
 		struct fake_file *ff = fake_find(f, name);
 
 		cr_assert_not_null(ff, "DEL of %s", name);
+		free(ff->body);
 		*ff = f->files[--f->n_files];
 		fake_send(f, "OK%s\n", f->extra);
 	} else {
@@ -854,7 +955,7 @@ Test(client_fake, put_stdin_streams)
 	const size_t first = 100000, total = 3 * 1024 * 1024 + 5;
 	unsigned char *data = random_buf(total);
 	char tmpdir[PATH_MAX], out[OUT_CAP];
-	int in[2], go[2], outp[2];
+	int in[2], go[2];
 	struct harness_proc c;
 	pid_t feeder;
 	int rc;
@@ -862,40 +963,16 @@ Test(client_fake, put_stdin_streams)
 	path_join(tmpdir, sizeof(tmpdir), local, "tmp");
 	cr_assert_eq(mkdir(tmpdir, 0700), 0);
 	cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
-	cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
-	cr_assert_eq(pipe2(outp, O_CLOEXEC), 0);
-
 	/* The feeder holds the rest back until the fake has a first frame:
 	 * a client that read stdin to its end first would never send it. */
-	feeder = fork();
-	cr_assert_geq(feeder, 0);
-	if (feeder == 0) {
-		char g;
-
-		close(in[0]);
-		close(go[1]);
-		if (write_full(in[1], data, first) < 0 || read(go[0], &g, 1) != 1 ||
-		    write_full(in[1], data + first, total - first) < 0)
-			_exit(1);
-		_exit(0);
-	}
+	cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
+	/* Before the feeder: a failed assertion must not leave it blocked. */
+	cr_assert_not_null(harness_bin("TCPFILE_BIN"), "TCPFILE_BIN is not set");
+	feeder = spawn_feeder(in[1], go[0], data, first, total);
 	close(in[1]);
 	close(go[0]);
-
-	c.pid = fork();
-	cr_assert_geq(c.pid, 0);
-	if (c.pid == 0) {
-		const char *bin = harness_bin("TCPFILE_BIN");
-
-		if (!bin || dup2(in[0], 0) < 0 || dup2(outp[1], 1) < 0 || dup2(outp[1], 2) < 0 ||
-		    setenv("TMPDIR", tmpdir, 1) < 0)
-			_exit(127);
-		execl(bin, bin, "-s", fk.server, "put", "-", "files/stream.bin", (char *)NULL);
-		_exit(127);
-	}
+	spawn_tcpfile_stdin(fk.server, "files/stream.bin", in[0], tmpdir, &c);
 	close(in[0]);
-	close(outp[1]);
-	c.out_fd = outp[0];
 	fk.go_fd = go[1];
 	fk.client_pid = c.pid;
 	snprintf(fk.tmpdir, sizeof(fk.tmpdir), "%s", tmpdir);
@@ -903,8 +980,7 @@ Test(client_fake, put_stdin_streams)
 	fake_session(&fk);
 	rc = harness_proc_wait(&c, out, sizeof(out), HARNESS_TIMEOUT_MS);
 	cr_assert_eq(rc, 0, "exit %d\n%s", rc, out);
-	cr_assert_eq(waitpid(feeder, &rc, 0), feeder);
-	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "feeder failed");
+	feeder_wait(feeder);
 
 	cr_assert_null(strstr(fk.last_put, "size="), "PUT of a stream: %s", fk.last_put);
 	cr_assert(strstr(fk.last_put, " continue=1"), "PUT of a stream: %s", fk.last_put);

@@ -198,6 +198,16 @@ Test(progress, format_fits_width)
 	cr_assert(strstr(buf, "ETA 1:01:01") != NULL, "%s", buf);
 }
 
+Test(progress, format_unknown_total)
+{
+	char buf[256];
+
+	/* A stream: bytes and rate, no percentage, no ETA. */
+	progress_format(buf, sizeof(buf), "-", 2097152, PROGRESS_TOTAL_UNKNOWN,
+			1000000000ULL, 80);
+	cr_assert_str_eq(buf, "-  2.0 MiB  2.0 MiB/s");
+}
+
 Test(progress, utf8_not_split)
 {
 	char buf[256];
