@@ -516,6 +516,9 @@ struct fake {
 	uint64_t refuse_over;    /* PUT size= above this: ERR 552 at the header */
 	const char *abort_get;   /* GET of this name: half the body, then ABORT */
 	int go_fd;               /* >= 0: written to after a stream's first frame */
+	const char *shrink;      /* this local file is emptied after the first
+				    frame of a continue=1 body, and only then
+				    does CONTINUE go */
 	pid_t client_pid;        /* for the go_fd check of its descriptors */
 	char tmpdir[PATH_MAX];   /* no descriptor of the client may point here */
 	/* what the fake saw */
@@ -527,6 +530,7 @@ struct fake {
 	bool refused_aborted;    /* the refused body ended with ABORT */
 	unsigned hellos;
 	bool tmp_fd_seen;
+	bool shrunk;             /* shrink was applied */
 };
 
 static struct fake fk;
@@ -702,6 +706,12 @@ static bool fake_body(struct fake *f, unsigned char **body, size_t *len,
 		*len += n;
 		*count += n;
 		f->frames++;
+		if (f->frames == 1 && f->shrink) {
+			cr_assert_eq(truncate(f->shrink, 0), 0);
+			fake_send(f, "CONTINUE\n");
+			f->shrink = NULL;
+			f->shrunk = true;
+		}
 		if (f->frames == 1 && f->go_fd >= 0) {
 			f->tmp_fd_seen = fd_under(f->client_pid, f->tmpdir);
 			cr_assert_eq(write(f->go_fd, "g", 1), 1);
@@ -730,7 +740,7 @@ static void fake_put(struct fake *f, const char *line)
 		f->refused_bytes += count;
 		return;
 	}
-	if (strstr(line, " continue=1"))
+	if (strstr(line, " continue=1") && !f->shrink)
 		fake_send(f, "CONTINUE\n");
 	if (!fake_body(f, &body, &len, &count, end, sizeof(end))) {
 		fake_send(f, "ERR 450 aborted: the client abandoned the body\n");
@@ -925,6 +935,28 @@ Test(client_fake, refused_put_stops_after_one_chunk)
 	cr_assert_eq(fk.n_files, 1);
 	cr_assert_str_eq(fk.files[0].name, "files/after.bin");
 	cr_assert_eq(fk.files[0].len, 777);
+}
+
+/* A file that shrinks while it is sent is ABORTed by the client; the
+ * server's ERR 450 is the expected answer, the local reason is what is
+ * reported, and the next file goes on on the same connection. */
+Test(client_fake, shrinking_file_aborted)
+{
+	char big[PATH_MAX], small[PATH_MAX], out[OUT_CAP];
+	int rc;
+
+	local_file(big, sizeof(big), "shrinks.bin", 2 * CLIENT_CHUNK + 1);
+	local_file(small, sizeof(small), "next.bin", 99);
+	fk.shrink = big;
+
+	rc = fake_run(&fk, out, sizeof(out), (const char *[]){ "put", big, small, "files/", NULL });
+	cr_assert_eq(rc, 1, "exit %d\n%s", rc, out);
+	cr_assert(fk.shrunk);
+	cr_assert(strstr(out, "shrank"), "no local reason:\n%s", out);
+	cr_assert_null(strstr(out, "450"), "the expected 450 was reported:\n%s", out);
+	cr_assert_eq(fk.hellos, 1);
+	cr_assert_eq(fk.n_files, 1);
+	cr_assert_str_eq(fk.files[0].name, "files/next.bin");
 }
 
 /* A download the server ABORTs is reported and leaves no temporary file;
