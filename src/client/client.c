@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "build_config.h"
 #include "parse.h"
 
 /* A server text is cut to this in messages. */
@@ -75,19 +76,19 @@ int client_server_parse(const char *spec, struct client_server *srv)
 void client_init(struct client *c, const struct client_server *srv,
 		 enum digest_alg alg, bool progress_enabled)
 {
-	*c = (struct client){ .server = *srv, .alg = alg, .fd = -1, .gone = true };
+	*c = (struct client){ .server = *srv, .alg = alg, .gone = true };
+	c->conn.fd = -1;
 	progress_init(&c->progress, STDERR_FILENO, progress_enabled);
 }
 
 void client_disconnect(struct client *c)
 {
-	if (c->fd >= 0) {
+	if (c->conn.fd >= 0) {
 		/* Nothing unsent can be lost here: every request that matters
 		 * was answered, or its failure is already reported. */
-		(void)close(c->fd);
+		conn_close(&c->conn);
 		linebuf_finish(&c->lb);
 	}
-	c->fd = -1;
 	c->gone = true;
 }
 
@@ -255,15 +256,58 @@ err_close_fd:
 	return r;
 }
 
-static int client_greet(struct client *c)
+/* Reports a greeting line that names no version we speak: the versions
+ * are its second token. */
+static void client_error_version(struct client *c, const char *line)
+{
+	const char *cursor = line, *end = line + strlen(line);
+	const char *tok = "?", *versions = "?";
+	size_t len = 1, versions_len = 1;
+	char text[CLIENT_TEXT_MAX];
+
+	if (proto_next_token(&cursor, end, &tok, &len) &&
+	    proto_next_token(&cursor, end, &tok, &len)) {
+		versions = tok;
+		versions_len = len;
+	}
+	client_error(c, CLIENT_FAIL_PROTOCOL,
+		     "connect: %s speaks protocol %s, this client speaks %d",
+		     c->server.display, client_escape(text, 64, versions, versions_len),
+		     PROTO_VERSION);
+}
+
+/* An ERR in place of the greeting or the HELLO's answer: the server is
+ * busy or stopping (421), refuses this host (553), or does not take our
+ * HELLO (500, 505). */
+static int client_error_refused(struct client *c, const struct proto_status *st)
+{
+	char what[sizeof(c->server.display) + 16];
+
+	snprintf(what, sizeof(what), "connect to %s", c->server.display);
+	if (st->code == PROTO_ERR_BAD_REQUEST || st->code == PROTO_ERR_VERSION) {
+		char text[CLIENT_TEXT_MAX];
+
+		client_error(c, CLIENT_FAIL_PROTOCOL, "%s: HELLO refused: %d %s", what,
+			     st->code, client_escape(text, sizeof(text), st->text,
+						     strlen(st->text)));
+		c->gone = true;
+	} else {
+		client_error_status(c, what, st);
+	}
+	return -ECONNREFUSED;
+}
+
+/* Reads the greeting ("TCPFILE <versions> <tokens>"), whose tokens name
+ * capabilities we do not use yet. */
+static int client_read_greeting(struct client *c)
 {
 	const char *what = "connect";
 	char text[CLIENT_TEXT_MAX];
+	struct proto_hello h;
 	struct proto_status st;
-	const char *nonce;
 	char *line;
 	size_t len;
-	int r, version;
+	int r;
 
 	r = linebuf_read_line(&c->lb, &line, &len);
 	if (r == -EAGAIN) {
@@ -276,16 +320,11 @@ static int client_greet(struct client *c)
 		client_error_connection(c, what, r);
 		return r < 0 ? r : -ECONNRESET;
 	}
-	if (strncmp(line, "ERR ", 4) == 0 && proto_parse_status(line, &st) == 0) {
-		snprintf(text, sizeof(text), "connect to %s", c->server.display);
-		client_error_status(c, text, &st);
-		return -ECONNREFUSED;
-	}
-	r = proto_parse_greeting(line, &version, &nonce);
+	if (strncmp(line, "ERR ", 4) == 0 && proto_parse_status(line, &st) == 0)
+		return client_error_refused(c, &st);
+	r = proto_parse_greeting(line, len, &h);
 	if (r == -EPROTONOSUPPORT) {
-		client_error(c, CLIENT_FAIL_PROTOCOL,
-			     "%s: %s speaks protocol version %d, tcpfile speaks %d",
-			     what, c->server.display, version, PROTO_VERSION);
+		client_error_version(c, line);
 		return r;
 	}
 	if (r < 0) {
@@ -294,6 +333,46 @@ static int client_greet(struct client *c)
 		return r;
 	}
 	return 0;
+}
+
+/* Reads the answer to our HELLO: "OK version=2 <enabled caps>". */
+static int client_read_hello_reply(struct client *c)
+{
+	struct proto_status st;
+	int r;
+
+	r = client_read_status(c, "connect", &st);
+	if (r < 0)
+		return r;
+	if (!st.ok)
+		return client_error_refused(c, &st);
+	if (client_parse_hello_reply(st.text) < 0)
+		return client_error_reply(c, "connect", st.text);
+	return 0;
+}
+
+/* Sends the HELLO without waiting for the greeting, then reads both.  A
+ * failed send is reported only after the greeting: a server that refuses
+ * us says why there, then closes. */
+static int client_greet(struct client *c)
+{
+	char hello[PROTO_MAX_LINE];
+	int len, sent, r;
+
+	len = proto_format_hello(hello, sizeof(hello), "tcpfile/" TCPFILED_VERSION, NULL);
+	if (len < 0) {
+		client_error(c, CLIENT_FAIL_PERMANENT, "connect: %s", strerror(-len));
+		return len;
+	}
+	sent = conn_write(&c->conn, hello, (size_t)len, false);
+	r = client_read_greeting(c);
+	if (r < 0)
+		return r;
+	if (sent < 0) {
+		client_error_connection(c, "connect", sent);
+		return sent;
+	}
+	return client_read_hello_reply(c);
 }
 
 int client_connect(struct client *c)
@@ -326,13 +405,13 @@ int client_connect(struct client *c)
 		return fd;
 	}
 
-	r = linebuf_init(&c->lb, fd, PROTO_MAX_LINE);
+	conn_init_plain(&c->conn, fd);
+	r = linebuf_init(&c->lb, &c->conn, PROTO_MAX_LINE);
 	if (r < 0) {
-		(void)close(fd);
+		conn_close(&c->conn);
 		client_error(c, CLIENT_FAIL_PERMANENT, "connect: %s", strerror(-r));
 		return r;
 	}
-	c->fd = fd;
 	c->gone = false;
 	c->closing = false;
 
@@ -403,7 +482,7 @@ int client_format_request(char *buf, size_t cap, const char *verb,
 
 int client_send(struct client *c, const char *what, const char *buf, size_t len)
 {
-	int r = write_full(c->fd, buf, len);
+	int r = conn_write(&c->conn, buf, len, false);
 
 	if (r < 0)
 		client_error_connection(c, what, r);
@@ -436,62 +515,74 @@ int client_error_reply(struct client *c, const char *what, const char *text)
 	return -EPROTO;
 }
 
-/* Splits text into exactly n tokens.  Returns true on success. */
-static bool client_split(const char *text, size_t n, const char **tok, size_t *len)
+int client_read_line(struct client *c, const char *what, char **line, size_t *len)
 {
-	const char *cursor = text, *end = text + strlen(text);
-	const char *extra;
-	size_t extra_len;
+	int r = linebuf_read_line(&c->lb, line, len);
 
-	for (size_t i = 0; i < n; i++)
-		if (!proto_next_token(&cursor, end, &tok[i], &len[i]))
-			return false;
-	return !proto_next_token(&cursor, end, &extra, &extra_len);
-}
-
-/* "<type> <size> <mtime>", the tokens a STAT answer and a LIST entry open
- * with, into out (mode untouched).  Returns 0 or -EPROTO. */
-static int client_parse_entry(const char *const *tok, const size_t *len,
-			      struct client_stat_reply *out)
-{
-	uint64_t mtime;
-
-	if (len[0] != 1 || !strchr("fdlo", tok[0][0]))
-		return -EPROTO;
-	if (parse_u64_n(tok[1], len[1], &out->size) < 0)
-		return -EPROTO;
-	if (parse_u64_n(tok[2], len[2], &mtime) < 0 || mtime > INT64_MAX)
-		return -EPROTO;
-	out->type = tok[0][0];
-	out->mtime = (int64_t)mtime;
+	if (r <= 0) {
+		client_error_connection(c, what, r);
+		return r < 0 ? r : -ECONNRESET;
+	}
 	return 0;
 }
 
-int client_parse_stat(const char *text, struct client_stat_reply *out)
+int client_error_line(struct client *c, const char *what, const char *line)
 {
-	const char *tok[4];
-	size_t len[4];
+	struct proto_status st;
 
-	if (!client_split(text, 4, tok, len))
+	if (strncmp(line, "ERR ", 4) != 0 || proto_parse_status(line, &st) < 0)
+		return client_error_reply(c, what, line);
+	client_error_status(c, what, &st);
+	c->gone = true;
+	return -EPROTO;
+}
+
+/* NAME=N among the tokens of text.  Returns 0 or -EPROTO. */
+static int client_reply_u64(const char *text, const char *name, uint64_t *out)
+{
+	const char *value;
+	size_t len;
+
+	if (!proto_reply_get(text, name, &value, &len) || !value)
 		return -EPROTO;
-	if (client_parse_entry(tok, len, out) < 0)
+	return parse_u64_n(value, len, out) < 0 ? -EPROTO : 0;
+}
+
+int client_parse_put_reply(const char *text, uint64_t *size,
+			   struct digest_value *digest)
+{
+	const char *value;
+	size_t len;
+
+	if (client_reply_u64(text, "size", size) < 0)
 		return -EPROTO;
-	if (proto_parse_mode(tok[3], len[3], &out->mode) < 0)
+	if (!proto_reply_get(text, "digest", &value, &len) || !value ||
+	    digest_parse(value, len, digest) < 0)
 		return -EPROTO;
 	return 0;
 }
 
-int client_parse_size_digest(const char *text, uint64_t *size,
-			     struct digest_value *digest)
+int client_parse_get_reply(const char *text, struct client_get_reply *out)
 {
-	const char *tok[2];
-	size_t len[2];
+	const char *value;
+	size_t len;
 
-	if (!client_split(text, 2, tok, len))
+	if (client_reply_u64(text, "size", &out->size) < 0)
 		return -EPROTO;
-	if (parse_u64_n(tok[0], len[0], size) < 0)
+	if (!proto_reply_get(text, "mtime", &value, &len) || !value ||
+	    proto_parse_mtime(value, len, &out->mtime_sec, &out->mtime_nsec) < 0)
 		return -EPROTO;
-	if (digest_parse(tok[1], len[1], digest) < 0)
+	if (!proto_reply_get(text, "mode", &value, &len) || !value ||
+	    proto_parse_mode(value, len, &out->mode) < 0)
+		return -EPROTO;
+	return 0;
+}
+
+int client_parse_hello_reply(const char *text)
+{
+	uint64_t version;
+
+	if (client_reply_u64(text, "version", &version) < 0 || version != PROTO_VERSION)
 		return -EPROTO;
 	return 0;
 }
@@ -582,63 +673,161 @@ static char client_type_char(char type)
 	}
 }
 
-/* Parses and prints one LIST entry.  Returns 0 or -EPROTO. */
-static int client_ls_entry(const char *line, bool long_format)
+
+/* What ls keeps of an entry until all have arrived and are sorted. */
+struct client_ls_entry {
+	char *name;             /* decoded, NUL-terminated */
+	char type;
+	uint64_t size;
+	int64_t mtime;
+};
+
+struct client_listing {
+	struct client_ls_entry *v;
+	size_t n;
+	size_t cap;
+};
+
+static void client_listing_free(struct client_listing *l)
 {
-	char name[PROTO_MAX_PATH + 1];
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].name);
+	free(l->v);
+	*l = (struct client_listing){ 0 };
+}
+
+/* Returns 0 or -ENOMEM. */
+static int client_listing_add(struct client_listing *l, const struct proto_entry *e)
+{
+	struct client_ls_entry *v;
+	char *name;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+
+		v = reallocarray(l->v, cap, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	name = strndup(e->name, e->name_len);
+	if (!name)
+		return -ENOMEM;
+	l->v[l->n++] = (struct client_ls_entry){
+		.name = name, .type = e->type, .size = e->size, .mtime = e->mtime_sec,
+	};
+	return 0;
+}
+
+/* Names never hold a NUL, so strcmp() is the bytewise order. */
+static int client_ls_compare(const void *a, const void *b)
+{
+	const struct client_ls_entry *x = a, *y = b;
+
+	return strcmp(x->name, y->name);
+}
+
+static void client_ls_print(const struct client_listing *l, bool long_format)
+{
 	char shown[4 * PROTO_MAX_PATH + 1];
 	char when[64];
-	struct client_stat_reply e;
-	const char *tok[4];
-	size_t len[4];
-	int n;
 
-	if (!client_split(line, 4, tok, len))
+	for (size_t i = 0; i < l->n; i++) {
+		const struct client_ls_entry *e = &l->v[i];
+
+		client_escape(shown, sizeof(shown), e->name, strlen(e->name));
+		if (long_format) {
+			client_format_time(when, sizeof(when), e->mtime, false);
+			printf("%c %12" PRIu64 " %s %s\n", client_type_char(e->type),
+			       e->size, when, shown);
+		} else {
+			printf("%s\n", shown);
+		}
+	}
+}
+
+/* Handles the line that ends a listing: "END count=N" or "ABORT <code>
+ * <text>".  Returns 0 when the listing is complete, else a negative errno
+ * (reported). */
+static int client_ls_end(struct client *c, const char *what, const char *line,
+			 size_t len, size_t received)
+{
+	char esc[CLIENT_TEXT_MAX];
+	struct proto_status st;
+	struct proto_frame f;
+
+	if (proto_parse_frame(line, len, &f) < 0 || f.type == PROTO_FRAME_DATA)
+		return client_error_line(c, what, line);
+	if (f.type == PROTO_FRAME_ABORT) {
+		st = (struct proto_status){
+			.code = f.code ? f.code : PROTO_ERR_INTERNAL,
+			.text = f.text,
+		};
+		client_error_status(c, what, &st);
+		return -ECANCELED;
+	}
+	if (!f.has_count || f.count != received) {
+		client_error(c, CLIENT_FAIL_PROTOCOL, "%s: %zu entries received, then: %s",
+			     what, received, client_escape(esc, 80, line, len));
 		return -EPROTO;
-	if (client_parse_entry(tok, len, &e) < 0)
-		return -EPROTO;
-	n = proto_decode_path(tok[3], len[3], name, sizeof(name));
-	if (n <= 0)
-		return -EPROTO;
-	client_escape(shown, sizeof(shown), name, (size_t)n);
-	if (long_format) {
-		client_format_time(when, sizeof(when), e.mtime, false);
-		printf("%c %12" PRIu64 " %s %s\n", client_type_char(e.type), e.size,
-		       when, shown);
-	} else {
-		printf("%s\n", shown);
 	}
 	return 0;
+}
+
+/* Reads ENTRY lines up to the END.  Returns 0 or a negative errno
+ * (reported). */
+static int client_ls_read(struct client *c, const char *what, struct client_listing *l)
+{
+	struct proto_entry *e = malloc(sizeof(*e));
+	char *line;
+	size_t len;
+	int r;
+
+	if (!e) {
+		client_error(c, CLIENT_FAIL_PERMANENT, "%s: %s", what, strerror(ENOMEM));
+		c->gone = true;
+		return -ENOMEM;
+	}
+	for (;;) {
+		r = client_read_line(c, what, &line, &len);
+		if (r < 0)
+			break;
+		if (strncmp(line, "ENTRY ", 6) != 0) {
+			r = client_ls_end(c, what, line, len, l->n);
+			break;
+		}
+		if (proto_parse_entry(line, len, e) < 0) {
+			r = client_error_reply(c, what, line);
+			break;
+		}
+		r = client_listing_add(l, e);
+		if (r < 0) {
+			client_error(c, CLIENT_FAIL_PERMANENT, "%s: %s", what, strerror(-r));
+			c->gone = true;
+			break;
+		}
+	}
+	free(e);
+	return r;
 }
 
 void client_ls(struct client *c, const char *remote, bool long_format)
 {
 	char what[CLIENT_WHAT_MAX];
+	struct client_listing l = { 0 };
 	struct proto_status st;
-	uint64_t count;
-	char *line;
-	size_t len;
-	int r;
 
 	client_what(what, sizeof(what), "ls", remote, NULL);
 	if (client_simple_request(c, what, "LIST", remote, &st) <= 0)
 		return;
-	if (parse_u64(st.text, &count) < 0) {
-		(void)client_error_reply(c, what, st.text);
-		return;
+	/* The server streams the directory unsorted: the entries are kept
+	 * and printed in order once the END has vouched for them. */
+	if (client_ls_read(c, what, &l) == 0) {
+		qsort(l.v, l.n, sizeof(*l.v), client_ls_compare);
+		client_ls_print(&l, long_format);
 	}
-	/* Entries print as they arrive: a huge directory needs no memory. */
-	for (uint64_t i = 0; i < count; i++) {
-		r = linebuf_read_line(&c->lb, &line, &len);
-		if (r <= 0) {
-			client_error_connection(c, what, r);
-			return;
-		}
-		if (client_ls_entry(line, long_format) < 0) {
-			(void)client_error_reply(c, what, line);
-			return;
-		}
-	}
+	client_listing_free(&l);
 }
 
 static const char *client_type_name(char type)
@@ -659,19 +848,25 @@ void client_stat(struct client *c, const char *remote)
 {
 	char what[CLIENT_WHAT_MAX];
 	char when[64];
-	struct client_stat_reply sr;
+	struct proto_entry *e;
 	struct proto_status st;
 
 	client_what(what, sizeof(what), "stat", remote, NULL);
 	if (client_simple_request(c, what, "STAT", remote, &st) <= 0)
 		return;
-	if (client_parse_stat(st.text, &sr) < 0) {
-		(void)client_error_reply(c, what, st.text);
+	e = malloc(sizeof(*e));
+	if (!e) {
+		client_error(c, CLIENT_FAIL_PERMANENT, "%s: %s", what, strerror(ENOMEM));
 		return;
 	}
-	client_format_time(when, sizeof(when), sr.mtime, true);
-	printf("type: %s\nsize: %" PRIu64 "\nmtime: %s\nmode: %04o\n",
-	       client_type_name(sr.type), sr.size, when, sr.mode);
+	if (proto_parse_attrs(st.text, e) < 0) {
+		(void)client_error_reply(c, what, st.text);
+	} else {
+		client_format_time(when, sizeof(when), e->mtime_sec, true);
+		printf("type: %s\nsize: %" PRIu64 "\nmtime: %s\nmode: %04o\n",
+		       client_type_name(e->type), e->size, when, e->mode);
+	}
+	free(e);
 }
 
 void client_rm(struct client *c, char *const *remotes, size_t n)

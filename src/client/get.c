@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -66,97 +67,170 @@ struct get_file {
 	char *what;             /* "get REMOTE → DEST" */
 	int out_fd;             /* stream destination, -1 for a temporary file */
 	bool close_out;
-	bool skip;              /* reported already: discard the body */
-	struct client_stat_reply meta;
+	struct client_get_reply meta;
 };
 
-/* Receives size body bytes into fd (until writing fails) and digests
- * them.  A write error lands in *write_err and the rest of the body is
- * still read to stay in step.  Returns 0 with
- * *got set, 1 when the digest could not be computed, or a negative errno
- * (all but 0 reported, except a write error). */
-static int get_receive(struct client *c, struct get_file *g, uint64_t size,
-		       int fd, char *buf, struct digest_value *got, int *write_err)
+/* How a body arrived: the digest of what came, and what went wrong
+ * locally (the body is still read to its end to stay in step). */
+struct get_result {
+	struct digest_value got;
+	struct digest_value want;   /* from the END */
+	int write_err;
+};
+
+/* Receives one DATA frame's len bytes into fd (unless writing failed
+ * already, or fd is -1: the bytes are dropped) and the digest.  Returns 0 or a negative errno (reported). */
+static int get_frame(struct client *c, const struct get_file *g, uint64_t len,
+		     int fd, char *buf, struct digest_ctx *ctx, struct get_result *res)
 {
-	struct digest_ctx ctx;
-	uint64_t left = size;
+	while (len > 0) {
+		ssize_t n = linebuf_read(&c->lb, buf, len < CLIENT_CHUNK ? len : CLIENT_CHUNK);
+
+		if (n <= 0) {
+			client_error_connection(c, g->what, (int)n);
+			return n < 0 ? (int)n : -ECONNRESET;
+		}
+		digest_update(ctx, buf, (size_t)n);
+		if (res->write_err == 0 && fd >= 0)
+			res->write_err = write_full(fd, buf, (size_t)n);
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Reports the ABORT the server sent instead of the rest of the body. */
+static void get_report_abort(struct client *c, const struct get_file *g,
+			     const struct proto_frame *f)
+{
+	struct proto_status st = {
+		.code = f->code ? f->code : PROTO_ERR_INTERNAL,
+		.text = f->text,
+	};
+	char what[CLIENT_WHAT_MAX + 32];
+
+	snprintf(what, sizeof(what), "%s: the server aborted the transfer", g->what);
+	client_error_status(c, what, &st);
+}
+
+/* Checks the END against what came: exactly size bytes, a digest of our
+ * algorithm.  Returns 0, or -EPROTO (reported; the connection stays in
+ * step). */
+static int get_check_end(struct client *c, const struct get_file *g,
+			 const struct proto_frame *f, uint64_t received)
+{
+	if (received != g->meta.size) {
+		client_error(c, CLIENT_FAIL_PROTOCOL,
+			     "%s: the server announced %" PRIu64 " bytes and sent %" PRIu64,
+			     g->what, g->meta.size, received);
+		return -EPROTO;
+	}
+	if (!f->has_digest || f->digest.alg != c->alg) {
+		client_error(c, CLIENT_FAIL_PROTOCOL, "%s: the body ended without a %s digest",
+			     g->what, digest_alg_name(c->alg));
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* Reads the body's frames up to its END (or ABORT) into fd, digesting
+ * them.  Returns 0 with res filled, 1 when the body failed but the
+ * connection is in step (reported), or a negative errno (reported; the
+ * connection is gone). */
+static int get_body(struct client *c, const struct get_file *g, int fd, char *buf,
+		    struct digest_ctx *ctx, struct get_result *res)
+{
+	uint64_t received = 0;
+	struct proto_frame f;
+	char *line;
+	size_t len;
 	int r;
 
-	*write_err = 0;
+	for (;;) {
+		r = client_read_line(c, g->what, &line, &len);
+		if (r < 0)
+			return r;
+		if (proto_parse_frame(line, len, &f) < 0)
+			return client_error_line(c, g->what, line);
+		if (f.type == PROTO_FRAME_ABORT) {
+			get_report_abort(c, g, &f);
+			return 1;
+		}
+		if (f.type == PROTO_FRAME_END)
+			break;
+		if (f.len > g->meta.size - received) {
+			client_error(c, CLIENT_FAIL_PROTOCOL,
+				     "%s: the server sends more than the %" PRIu64
+				     " bytes it announced", g->what, g->meta.size);
+			c->gone = true;
+			return -EPROTO;
+		}
+		r = get_frame(c, g, f.len, fd, buf, ctx, res);
+		if (r < 0)
+			return r;
+		received += f.len;
+		progress_update(&c->progress, received);
+	}
+	if (get_check_end(c, g, &f, received) < 0)
+		return 1;
+	res->want = f.digest;
+	return 0;
+}
+
+/* Receives the body into fd.  Returns 0 with res filled (the write error,
+ * if any, is the caller's to report), 1 when the body failed but the
+ * connection is in step, or a negative errno; all but 0 reported. */
+static int get_receive(struct client *c, const struct get_file *g, int fd,
+		       char *buf, struct get_result *res)
+{
+	struct digest_ctx ctx;
+	int r;
+
+	*res = (struct get_result){ 0 };
 	r = digest_init(&ctx, c->alg);
 	if (r < 0) {
 		client_error(c, CLIENT_FAIL_PERMANENT, "%s: %s", g->what, strerror(-r));
 		c->gone = true;
 		return r;
 	}
-	progress_begin(&c->progress, client_basename(g->remote), size);
-	while (left > 0) {
-		ssize_t n = linebuf_read(&c->lb, buf, left < CLIENT_CHUNK ? left : CLIENT_CHUNK);
-
-		if (n <= 0) {
-			r = n < 0 ? (int)n : -ECONNRESET;
-			client_error_connection(c, g->what, n < 0 ? (int)n : 0);
-			goto err_finish_ctx;
-		}
-		digest_update(&ctx, buf, (size_t)n);
-		if (*write_err == 0)
-			*write_err = write_full(fd, buf, (size_t)n);
-		left -= (uint64_t)n;
-		progress_update(&c->progress, size - left);
-	}
+	progress_begin(&c->progress, client_basename(g->remote), g->meta.size);
+	r = get_body(c, g, fd, buf, &ctx, res);
 	progress_end(&c->progress);
-	r = digest_final(&ctx, got);
+	if (r != 0) {
+		digest_finish(&ctx);
+		return r;
+	}
+	r = digest_final(&ctx, &res->got);
 	if (r < 0) {
 		client_error(c, CLIENT_FAIL_PERMANENT, "%s: computing the digest: %s",
 			     g->what, strerror(-r));
 		return 1;
 	}
 	return 0;
-
-err_finish_ctx:
-	progress_end(&c->progress);
-	digest_finish(&ctx);
-	return r;
 }
 
 static void get_report_mismatch(struct client *c, const struct get_file *g,
-				const struct digest_value *want,
-				const struct digest_value *got, const char *outcome)
+				const struct get_result *res, const char *outcome)
 {
 	char w[DIGEST_TEXT_MAX], h[DIGEST_TEXT_MAX];
 
 	client_error(c, CLIENT_FAIL_PERMANENT,
-		     "%s: DIGEST MISMATCH: server announced %s, received %s; %s", g->what,
-		     client_digest_text(want, w, sizeof(w)),
-		     client_digest_text(got, h, sizeof(h)), outcome);
-}
-
-/* Skips a body we do not keep, so the connection stays in step. */
-static void get_discard(struct client *c, const struct get_file *g, uint64_t size)
-{
-	int r = linebuf_discard(&c->lb, size);
-
-	if (r < 0)
-		client_error_connection(c, g->what, r == -EPIPE ? 0 : r);
+		     "%s: DIGEST MISMATCH: server sent %s, received %s; %s", g->what,
+		     client_digest_text(&res->want, w, sizeof(w)),
+		     client_digest_text(&res->got, h, sizeof(h)), outcome);
 }
 
 /* Writes straight into g->out_fd (stdout, a FIFO, a device). */
-static void get_stream(struct client *c, struct get_file *g, uint64_t size,
-		       const struct digest_value *want, char *buf)
+static void get_stream(struct client *c, struct get_file *g, char *buf)
 {
-	struct digest_value got;
-	int werr, r;
+	struct get_result res;
 
-	/* After a write error the rest of the body is still read (and
-	 * dropped), so the connection stays in step for the next file. */
-	r = get_receive(c, g, size, g->out_fd, buf, &got, &werr);
-	if (r == 0 && werr) {
-		client_error(c, CLIENT_FAIL_PERMANENT, "%s: write: %s", g->what,
-			     strerror(-werr));
+	if (get_receive(c, g, g->out_fd, buf, &res) != 0)
 		return;
-	}
-	if (r == 0 && !digest_equal(&got, want))
-		get_report_mismatch(c, g, want, &got, "the output is damaged");
+	if (res.write_err)
+		client_error(c, CLIENT_FAIL_PERMANENT, "%s: write: %s", g->what,
+			     strerror(-res.write_err));
+	else if (!digest_equal(&res.got, &res.want))
+		get_report_mismatch(c, g, &res, "the output is damaged");
 }
 
 static char *get_temp_name(const char *dest)
@@ -192,16 +266,17 @@ static int get_sync_dir(const char *dest)
 	return r;
 }
 
-/* Gives the temporary file the remote mode and mtime, like cp -p, and
- * makes it durable.  Returns 0 or -errno. */
-static int get_finish_temp(int fd, const struct client_stat_reply *meta)
+/* Gives the temporary file the remote permission bits through the umask,
+ * as cp(1) does, and the remote mtime, and makes it durable.  Returns 0 or
+ * -errno. */
+static int get_finish_temp(int fd, const struct client_get_reply *meta, mode_t umask_bits)
 {
 	const struct timespec times[2] = {
 		{ .tv_nsec = UTIME_OMIT },
-		{ .tv_sec = (time_t)meta->mtime },
+		{ .tv_sec = (time_t)meta->mtime_sec, .tv_nsec = meta->mtime_nsec },
 	};
 
-	if (fchmod(fd, (mode_t)(meta->mode & 0777)) < 0)
+	if (fchmod(fd, (mode_t)(meta->mode & 0777) & ~umask_bits) < 0)
 		return -errno;
 	if (futimens(fd, times) < 0)
 		return -errno;
@@ -212,12 +287,12 @@ static int get_finish_temp(int fd, const struct client_stat_reply *meta)
 
 /* Receives into DIR/.NAME.tcpfile-XXXXXX and renames it over the
  * destination only once the digest matched. */
-static void get_to_temp(struct client *c, struct get_file *g, uint64_t size,
-			const struct digest_value *want, char *buf)
+static void get_to_temp(struct client *c, struct get_file *g, char *buf,
+			mode_t umask_bits)
 {
-	struct digest_value got;
+	struct get_result res;
 	char *tmp = get_temp_name(g->dest);
-	int fd, werr, r;
+	int fd, r;
 
 	if (!tmp) {
 		client_error(c, CLIENT_FAIL_PERMANENT, "%s: %s", g->what, strerror(ENOMEM));
@@ -228,25 +303,26 @@ static void get_to_temp(struct client *c, struct get_file *g, uint64_t size,
 	if (fd < 0) {
 		client_error(c, CLIENT_FAIL_PERMANENT, "%s: %s: %s", g->what, tmp,
 			     strerror(errno));
-		get_discard(c, g, size);
 		free(tmp);
+		/* The body still comes: read past it to stay in step. */
+		(void)get_receive(c, g, -1, buf, &res);
 		return;
 	}
 	get_arm_cleanup(tmp);
 
-	r = get_receive(c, g, size, fd, buf, &got, &werr);
+	r = get_receive(c, g, fd, buf, &res);
 	if (r != 0)
 		goto err_unlink;
-	if (werr) {
+	if (res.write_err) {
 		client_error(c, CLIENT_FAIL_PERMANENT, "%s: write %s: %s", g->what, tmp,
-			     strerror(-werr));
+			     strerror(-res.write_err));
 		goto err_unlink;
 	}
-	if (!digest_equal(&got, want)) {
-		get_report_mismatch(c, g, want, &got, "nothing written");
+	if (!digest_equal(&res.got, &res.want)) {
+		get_report_mismatch(c, g, &res, "nothing written");
 		goto err_unlink;
 	}
-	r = get_finish_temp(fd, &g->meta);
+	r = get_finish_temp(fd, &g->meta, umask_bits);
 	if (r < 0) {
 		client_error(c, CLIENT_FAIL_PERMANENT, "%s: %s: %s", g->what, tmp, strerror(-r));
 		goto err_unlink;
@@ -301,89 +377,47 @@ static int get_open_dest(struct client *c, struct get_file *g)
 	return 0;
 }
 
-/* Sends "STAT p" (for a file destination) and "GET p" together and reads
- * the STAT answer.  Returns 0 or a negative errno (reported): the
- * connection is gone, or the path too long and nothing was sent. */
+/* Sends "GET p[ alg=]" and reads its answer into g->meta.  Returns 1
+ * when the body follows, 0 for a reported ERR, or a negative errno
+ * (reported; nothing was sent, or the connection is gone). */
 static int get_request(struct client *c, struct get_file *g)
 {
-	char req[2 * (PROTO_MAX_LINE + 1)];
+	char req[PROTO_MAX_LINE + 1];
 	char alg[CLIENT_ALG_ARG_MAX];
-	const char *args = client_alg_arg(c, alg, sizeof(alg));
 	struct proto_status st;
-	size_t len = 0;
 	int r;
 
-	if (g->out_fd < 0) {
-		r = client_format_request(req, sizeof(req), "STAT", g->remote, NULL);
-		if (r < 0)
-			goto err_path;
-		len = (size_t)r;
-	}
-	r = client_format_request(req + len, sizeof(req) - len, "GET", g->remote, args);
-	if (r < 0)
-		goto err_path;
-	r = client_send(c, g->what, req, len + (size_t)r);
-	if (r < 0 || g->out_fd >= 0)
+	r = client_format_request(req, sizeof(req), "GET", g->remote,
+				  client_alg_arg(c, alg, sizeof(alg)));
+	if (r < 0) {
+		client_error(c, CLIENT_FAIL_PERMANENT, "%s: remote path too long", g->what);
 		return r;
-
+	}
+	r = client_send(c, g->what, req, (size_t)r);
+	if (r < 0)
+		return r;
 	r = client_read_status(c, g->what, &st);
 	if (r < 0)
 		return r;
 	if (!st.ok) {
 		client_error_status(c, g->what, &st);
-		g->skip = true;
-		/* 421/426: the server closes without reading the GET. */
-		if (c->gone)
-			return -ECONNRESET;
-	} else if (client_parse_stat(st.text, &g->meta) < 0) {
-		return client_error_reply(c, g->what, st.text);
-	} else if (g->meta.type != 'f') {
-		client_error(c, CLIENT_FAIL_PERMANENT, "%s: %s", g->what,
-			     g->meta.type == 'd' ? "is a directory" : "not a regular file");
-		g->skip = true;
+		return 0;
 	}
-	return 0;
-
-err_path:
-	client_error(c, CLIENT_FAIL_PERMANENT, "%s: remote path too long", g->what);
-	return r;
+	if (client_parse_get_reply(st.text, &g->meta) < 0)
+		return client_error_reply(c, g->what, st.text);
+	return 1;
 }
 
-static void get_one(struct client *c, struct get_file *g, char *buf)
+static void get_one(struct client *c, struct get_file *g, char *buf, mode_t umask_bits)
 {
-	struct proto_status st;
-	struct digest_value want;
-	uint64_t size;
-	int r;
-
 	if (get_open_dest(c, g) < 0)
 		return;
-	r = get_request(c, g);
-	if (r < 0)
+	if (get_request(c, g) <= 0)
 		return;
-	r = client_read_status(c, g->what, &st);
-	if (r < 0)
-		return;
-	if (!st.ok) {
-		/* After a failed STAT the GET fails alike: say it once. */
-		if (g->skip)
-			client_note_status(c, &st);
-		else
-			client_error_status(c, g->what, &st);
-		return;
-	}
-	if (client_parse_size_digest(st.text, &size, &want) < 0 || want.alg != c->alg) {
-		(void)client_error_reply(c, g->what, st.text);
-		return;
-	}
-	if (g->skip) {
-		get_discard(c, g, size);
-		return;
-	}
 	if (g->out_fd >= 0)
-		get_stream(c, g, size, &want, buf);
+		get_stream(c, g, buf);
 	else
-		get_to_temp(c, g, size, &want, buf);
+		get_to_temp(c, g, buf, umask_bits);
 }
 
 static int get_file_init(struct get_file *g, const char *remote,
@@ -422,8 +456,11 @@ void transfer_get(struct client *c, char *const *remotes, size_t n,
 		  const char *local, bool local_is_dir)
 {
 	char *buf = malloc(CLIENT_CHUNK);
+	mode_t umask_bits = umask(0);
 	size_t i;
 
+	/* Reading the umask means setting it: put it back at once. */
+	(void)umask(umask_bits);
 	if (!buf) {
 		client_error(c, CLIENT_FAIL_PERMANENT, "get: %s", strerror(ENOMEM));
 		return;
@@ -437,7 +474,7 @@ void transfer_get(struct client *c, char *const *remotes, size_t n,
 			get_file_finish(&g);
 			break;
 		}
-		get_one(c, &g, buf);
+		get_one(c, &g, buf, umask_bits);
 		get_file_finish(&g);
 	}
 	if (i < n)

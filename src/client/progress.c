@@ -88,8 +88,11 @@ size_t progress_format(char *buf, size_t cap, const char *name,
 		progress_format_eta(eta_s, sizeof(eta_s), (double)(total - done) / rate);
 	else
 		progress_format_eta(eta_s, sizeof(eta_s), -1);
-	r = snprintf(tail, sizeof(tail), "  %3u%%  %s  %s/s  ETA %s",
-		     (unsigned)pct, done_s, rate_s, eta_s);
+	if (total == PROGRESS_TOTAL_UNKNOWN)
+		r = snprintf(tail, sizeof(tail), "  %s  %s/s", done_s, rate_s);
+	else
+		r = snprintf(tail, sizeof(tail), "  %3u%%  %s  %s/s  ETA %s",
+			     (unsigned)pct, done_s, rate_s, eta_s);
 	tail_len = r < 0 ? 0 : (size_t)r;
 	if (tail_len >= sizeof(tail))
 		tail_len = sizeof(tail) - 1;

@@ -24,7 +24,10 @@ struct progress {
 /* enabled should be "fd is a terminal and not -q". */
 void progress_init(struct progress *p, int fd, bool enabled);
 
-/* Starts a bar for one transfer of total bytes.  name must stay valid
+/* The total of a stream (put -): the bar shows no percentage and no ETA. */
+#define PROGRESS_TOTAL_UNKNOWN UINT64_MAX
+
+/* Starts a bar for one transfer of total bytes (or PROGRESS_TOTAL_UNKNOWN).  name must stay valid
  * until progress_end(). */
 void progress_begin(struct progress *p, const char *name, uint64_t total);
 /* done bytes so far; redraws when due. */
@@ -35,7 +38,8 @@ void progress_end(struct progress *p);
  * progress_update() draws it again. */
 void progress_clear(struct progress *p);
 
-/* The bar's text, "NAME  45%  230.1 MiB  112.4 MiB/s  ETA 0:03", fitted
+/* The bar's text, "NAME  45%  230.1 MiB  112.4 MiB/s  ETA 0:03" (for an
+ * unknown total "NAME  230.1 MiB  112.4 MiB/s"), fitted
  * into width columns (the name is cut, never the figures); no \r, no
  * newline.  Control bytes in name are shown as '?'.  Returns the length
  * written (always NUL-terminated, cap > 0). */

@@ -41,10 +41,10 @@ Test(client, format_request_encodes_path)
 {
 	char buf[PROTO_MAX_LINE + 1];
 	int n = client_format_request(buf, sizeof(buf), "PUT", "files/a b%\x01",
-				      "3 pipelined=1");
+				      "size=3 continue=1");
 
-	cr_assert_eq(n, (int)strlen("PUT files/a%20b%25%01 3 pipelined=1\n"));
-	cr_assert_str_eq(buf, "PUT files/a%20b%25%01 3 pipelined=1\n");
+	cr_assert_eq(n, (int)strlen("PUT files/a%20b%25%01 size=3 continue=1\n"));
+	cr_assert_str_eq(buf, "PUT files/a%20b%25%01 size=3 continue=1\n");
 	n = client_format_request(buf, sizeof(buf), "STAT", "files", NULL);
 	cr_assert_str_eq(buf, "STAT files\n");
 	cr_assert_eq(client_format_request(buf, sizeof(buf), "DEL", "", NULL), -EINVAL);
@@ -68,41 +68,65 @@ Test(client, format_request_limits)
 		     -ENAMETOOLONG);
 }
 
-Test(client, parse_stat)
-{
-	struct client_stat_reply r;
-
-	cr_assert_eq(client_parse_stat("f 1048576 1795270782 0644", &r), 0);
-	cr_assert_eq(r.type, 'f');
-	cr_assert_eq(r.size, 1048576);
-	cr_assert_eq(r.mtime, 1795270782);
-	cr_assert_eq(r.mode, 0644);
-	cr_assert_eq(client_parse_stat("d 0 0 7777", &r), 0);
-	cr_assert_eq(r.mode, 07777);
-	cr_assert_eq(client_parse_stat("x 0 0 0644", &r), -EPROTO);
-	cr_assert_eq(client_parse_stat("f 0 0 0648", &r), -EPROTO);
-	cr_assert_eq(client_parse_stat("f 0 0 10644", &r), -EPROTO);
-	cr_assert_eq(client_parse_stat("f -1 0 0644", &r), -EPROTO);
-	cr_assert_eq(client_parse_stat("f 0 0", &r), -EPROTO);
-	cr_assert_eq(client_parse_stat("f 0 0 0644 extra", &r), -EPROTO);
-	cr_assert_eq(client_parse_stat("f 0 9223372036854775808 0644", &r), -EPROTO);
-}
-
-Test(client, parse_size_digest)
+Test(client, parse_put_reply)
 {
 	struct digest_value d;
 	uint64_t size;
 
-	cr_assert_eq(client_parse_size_digest(
-			     "6 xxh3-128:6bba86c7e069f56d5a10b435f1c8e49c", &size, &d), 0);
+	cr_assert_eq(client_parse_put_reply(
+			     "size=6 digest=xxh3-128:6bba86c7e069f56d5a10b435f1c8e49c", &size, &d), 0);
 	cr_assert_eq(size, 6);
 	cr_assert_eq(d.alg, DIGEST_XXH3_128);
 	cr_assert_eq(d.bytes[0], 0x6b);
 	cr_assert_eq(d.bytes[15], 0x9c);
-	cr_assert_eq(client_parse_size_digest("6", &size, &d), -EPROTO);
-	cr_assert_eq(client_parse_size_digest("6 md5:00", &size, &d), -EPROTO);
-	cr_assert_eq(client_parse_size_digest(
-			     "x xxh3-128:6bba86c7e069f56d5a10b435f1c8e49c", &size, &d), -EPROTO);
+	/* Any order, unknown tokens (bare or with a value) ignored. */
+	cr_assert_eq(client_parse_put_reply(
+			     "zzz digest=xxh3-128:6BBA86C7E069F56D5A10B435F1C8E49C frob=a=b size=7 q",
+			     &size, &d), 0);
+	cr_assert_eq(size, 7);
+	cr_assert_eq(d.bytes[1], 0xba);
+	cr_assert_eq(client_parse_put_reply("size=6", &size, &d), -EPROTO);
+	cr_assert_eq(client_parse_put_reply(
+			     "digest=xxh3-128:6bba86c7e069f56d5a10b435f1c8e49c", &size, &d), -EPROTO);
+	cr_assert_eq(client_parse_put_reply("size=6 digest=md5:00", &size, &d), -EPROTO);
+	cr_assert_eq(client_parse_put_reply(
+			     "size=x digest=xxh3-128:6bba86c7e069f56d5a10b435f1c8e49c", &size, &d), -EPROTO);
+	cr_assert_eq(client_parse_put_reply(
+			     "size digest=xxh3-128:6bba86c7e069f56d5a10b435f1c8e49c", &size, &d), -EPROTO);
+	/* The old positional form is no longer understood. */
+	cr_assert_eq(client_parse_put_reply(
+			     "6 xxh3-128:6bba86c7e069f56d5a10b435f1c8e49c", &size, &d), -EPROTO);
+}
+
+Test(client, parse_get_reply)
+{
+	struct client_get_reply r;
+
+	cr_assert_eq(client_parse_get_reply("size=1048576 mtime=1795270782.5 mode=0640", &r), 0);
+	cr_assert_eq(r.size, 1048576);
+	cr_assert_eq(r.mtime_sec, 1795270782);
+	cr_assert_eq(r.mtime_nsec, 500000000);
+	cr_assert_eq(r.mode, 0640);
+	cr_assert_eq(client_parse_get_reply(
+			     "etag=xyz mode=7777 new-cap mtime=0 size=0 frob=1", &r), 0);
+	cr_assert_eq(r.mode, 07777);
+	cr_assert_eq(r.mtime_sec, 0);
+	cr_assert_eq(r.mtime_nsec, 0);
+	cr_assert_eq(client_parse_get_reply("size=1 mtime=0", &r), -EPROTO);
+	cr_assert_eq(client_parse_get_reply("mtime=0 mode=0644", &r), -EPROTO);
+	cr_assert_eq(client_parse_get_reply("size=1 mtime=0 mode=0648", &r), -EPROTO);
+	cr_assert_eq(client_parse_get_reply("size=1 mtime=-1 mode=0644", &r), -EPROTO);
+	cr_assert_eq(client_parse_get_reply("size=-1 mtime=0 mode=0644", &r), -EPROTO);
+}
+
+Test(client, parse_hello_reply)
+{
+	cr_assert_eq(client_parse_hello_reply("version=2"), 0);
+	cr_assert_eq(client_parse_hello_reply("zzz-cap frob=1 version=2 auth=X"), 0);
+	cr_assert_eq(client_parse_hello_reply(""), -EPROTO);
+	cr_assert_eq(client_parse_hello_reply("version=1"), -EPROTO);
+	cr_assert_eq(client_parse_hello_reply("version=3"), -EPROTO);
+	cr_assert_eq(client_parse_hello_reply("version"), -EPROTO);
 }
 
 Test(client, normalize_and_basename)
@@ -172,6 +196,16 @@ Test(progress, format_fits_width)
 	progress_format(buf, sizeof(buf), "f", 1024, 1024 + 1024 * 3661,
 			1000000000ULL, 80);
 	cr_assert(strstr(buf, "ETA 1:01:01") != NULL, "%s", buf);
+}
+
+Test(progress, format_unknown_total)
+{
+	char buf[256];
+
+	/* A stream: bytes and rate, no percentage, no ETA. */
+	progress_format(buf, sizeof(buf), "-", 2097152, PROGRESS_TOTAL_UNKNOWN,
+			1000000000ULL, 80);
+	cr_assert_str_eq(buf, "-  2.0 MiB  2.0 MiB/s");
 }
 
 Test(progress, utf8_not_split)
