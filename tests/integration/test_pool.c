@@ -212,6 +212,27 @@ static int first_line(char *line, size_t cap, int64_t *elapsed_ms)
 	return fd;
 }
 
+/* A connection whose worker is busy for good: an upload that stopped
+ * after `sent` of its 1000 bytes (the daemon runs with min_rate = 0, so
+ * nothing cuts it, and a worker in a body does not yield it to queued
+ * clients as one that only waits for a request line does). */
+static int hold_worker(int i, size_t sent)
+{
+	char body[1000];
+	int fd = daemon_connect_hello(&d);
+
+	if (fd < 0)
+		return fd;
+	memset(body, 'h', sizeof(body));
+	if (proto_send_line(fd, "PUT files/held%d size=1000", i) < 0 ||
+	    proto_send_line(fd, "DATA 1000") < 0 ||
+	    (sent && write(fd, body, sent) != (ssize_t)sent)) {
+		close(fd);
+		return -EIO;
+	}
+	return fd;
+}
+
 Test(pool, grows_to_max_workers_answers_busy_and_shrinks_back)
 {
 	int held[6];
@@ -221,11 +242,11 @@ Test(pool, grows_to_max_workers_answers_busy_and_shrinks_back)
 	int fd;
 
 	start_daemon(&d, &(struct daemon_opts){ .workers = 1,
-		.server_extra = "min_spare = 1\nmax_spare = 2\nmax_workers = 6" });
+		.server_extra = "min_spare = 1\nmax_spare = 2\nmax_workers = 6\nmin_rate = 0" });
 	cr_assert_eq(daemon_wait_workers(&d, 1, workers, 8, HARNESS_TIMEOUT_MS), 0);
 	/* Each connection holds a worker; the pool grows to greet the next. */
 	for (int i = 0; i < 6; i++) {
-		held[i] = daemon_connect_greeted(&d);
+		held[i] = hold_worker(i, 0);
 		cr_assert_geq(held[i], 0, "connection %d: %s", i, strerror(-held[i]));
 	}
 	cr_assert_eq(n_children(), 6, "pool of %zu", n_children());
@@ -252,9 +273,9 @@ Test(pool, full_fixed_pool_answers_busy_at_once)
 	int64_t ms;
 	int fd;
 
-	start_daemon(&d, &(struct daemon_opts){ .workers = 2 });
+	start_daemon(&d, &(struct daemon_opts){ .workers = 2, .server_extra = "min_rate = 0" });
 	for (int i = 0; i < 2; i++) {
-		held[i] = daemon_connect_greeted(&d);
+		held[i] = hold_worker(i, 0);
 		cr_assert_geq(held[i], 0);
 	}
 	fd = first_line(line, sizeof(line), &ms);
@@ -282,7 +303,7 @@ Test(pool, full_fixed_pool_answers_busy_at_once)
 static void quit_once(void)
 {
 	char line[512];
-	int fd = daemon_connect_greeted(&d);
+	int fd = daemon_connect_hello(&d);
 
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(proto_send_line(fd, "QUIT"), 0);
@@ -320,7 +341,7 @@ Test(pool, hung_worker_is_killed_and_replaced)
 
 	start_daemon(&d, &(struct daemon_opts){ .workers = 1,
 		.server_extra = "idle_timeout = 1s\nhung_timeout = 2s" });
-	fd = daemon_connect_greeted(&d);
+	fd = daemon_connect_hello(&d);
 	cr_assert_geq(fd, 0);
 	wait_busy(&victim, 1);
 	/* A stopped worker makes no progress and cannot close its client. */
@@ -342,6 +363,17 @@ static int run_status(char *out, size_t cap, bool json)
 	return harness_run(argv, out, cap);
 }
 
+static bool status_shows_upload(void *arg)
+{
+	char out[65536];
+
+	(void)arg;
+	if (run_status(out, sizeof(out), true) != 0)
+		return false;
+	return strstr(out, "\"op\":\"put\",\"share\":\"files\",\"path\":\"held7\"") &&
+	       strstr(out, "\"bytes_done\":300,\"bytes_total\":1000,");
+}
+
 Test(pool, status_json_parses_and_lists_the_workers)
 {
 	const char *py[] = { "/usr/bin/python3", "-m", "json.tool", NULL, NULL };
@@ -349,11 +381,14 @@ Test(pool, status_json_parses_and_lists_the_workers)
 	pid_t workers[2], busy;
 	int fd, held;
 
-	start_daemon(&d, &(struct daemon_opts){ .workers = 2 });
+	start_daemon(&d, &(struct daemon_opts){ .workers = 2, .server_extra = "min_rate = 0" });
 	cr_assert_eq(daemon_wait_workers(&d, 2, workers, 2, HARNESS_TIMEOUT_MS), 0);
-	held = daemon_connect_greeted(&d);
+	held = hold_worker(7, 300);
 	cr_assert_geq(held, 0);
 	wait_busy(&busy, 1);
+	/* The upload in progress shows with its path and byte count. */
+	cr_assert(wait_until(status_shows_upload, NULL, HARNESS_TIMEOUT_MS),
+		  "tcpfiled status never showed put files/held7 at 300 of 1000 bytes");
 
 	cr_assert_eq(run_status(out, 1 << 20, true), 0, "%s", out);
 	path_join(path, sizeof(path), d.dir, "status.json");
