@@ -434,6 +434,7 @@ static void session_stat(struct session *s, struct proto_request *req)
 struct list_out {
 	struct session *s;
 	char *buf;              /* the session's chunk buffer */
+	struct proto_entry *entry;   /* one entry being formatted */
 	size_t len;
 	uint64_t count;
 	uint64_t bytes;
@@ -455,31 +456,22 @@ static int session_list_flush(struct list_out *lo)
 static int session_list_entry(const struct storage_entry *se, void *arg)
 {
 	struct list_out *lo = arg;
-	struct proto_entry *e = malloc(sizeof(*e));
+	struct proto_entry *e = lo->entry;
 	size_t name_len = strlen(se->name);
 	int n;
 
-	if (!e)
-		return -ENOMEM;
-	*e = (struct proto_entry){
-		.type = se->type,
-		.size = se->size,
-		.mtime_sec = se->mtime_sec,
-		.mtime_nsec = se->mtime_nsec,
-		.mode = se->mode,
-	};
-	if (name_len > PROTO_MAX_PATH) {
-		free(e);
+	if (name_len > PROTO_MAX_PATH)
 		return 0;    /* cannot be named on the wire: skipped */
-	}
+	e->type = se->type;
+	e->size = se->size;
+	e->mtime_sec = se->mtime_sec;
+	e->mtime_nsec = se->mtime_nsec;
+	e->mode = se->mode;
 	memcpy(e->name, se->name, name_len + 1);
 	e->name_len = name_len;
-	if (SESSION_CHUNK - lo->len < PROTO_MAX_LINE && session_list_flush(lo) < 0) {
-		free(e);
+	if (SESSION_CHUNK - lo->len < PROTO_MAX_LINE && session_list_flush(lo) < 0)
 		return -EPIPE;
-	}
 	n = proto_format_entry(lo->buf + lo->len, SESSION_CHUNK - lo->len, e);
-	free(e);
 	if (n < 0)
 		return 0;    /* a name too long to announce is skipped, not fatal */
 	lo->len += (size_t)n;
@@ -500,6 +492,13 @@ static void session_list(struct session *s, struct proto_request *req)
 	int code, dfd = -1, r, n;
 
 	code = session_resolve(s, req, true, &t, &why);
+	if (!code) {
+		lo.entry = malloc(sizeof(*lo.entry));
+		if (!lo.entry) {
+			code = PROTO_ERR_INTERNAL;
+			why = strerror(ENOMEM);
+		}
+	}
 	if (!code) {
 		dfd = storage_open_dir(t.root_fd, t.rel);
 		if (dfd < 0)
@@ -533,6 +532,7 @@ static void session_list(struct session *s, struct proto_request *req)
 	}
 	o.bytes = lo.bytes;
 out:
+	free(lo.entry);
 	session_log(s, &o);
 }
 
