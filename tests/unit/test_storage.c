@@ -2168,7 +2168,9 @@ Test(list, large_directory_in_bounded_memory, .init = setup, .fini = teardown,
 
 	cr_expect_eq(res.v[1], 0, "list: %ld", res.v[1]);
 	cr_expect_eq(res.v[3], LIST_BIG, "each entry once");
-	cr_expect_lt(res.v[2] - res.v[0], 512, "LIST grew the RSS by %ld KiB",
+	/* Collecting the names would take ~10 MiB here; ASan's allocator
+	 * alone may map a few hundred KiB for its first allocations. */
+	cr_expect_lt(res.v[2] - res.v[0], 2048, "LIST grew the RSS by %ld KiB",
 		     res.v[2] - res.v[0]);
 }
 
