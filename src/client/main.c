@@ -334,7 +334,9 @@ static int main_security(const struct main_opts *o, const struct client_server *
 						o->pin);
 		sec->pin = pin;
 	}
-	if (tls_client_ctx_new(o->cafile, &sec->tls_ctx, err, sizeof(err)) < 0) {
+	/* A pin decides alone: no CA store to read. */
+	if ((sec->pin ? tls_client_ctx_new_pinned(&sec->tls_ctx, err, sizeof(err))
+		      : tls_client_ctx_new(o->cafile, &sec->tls_ctx, err, sizeof(err))) < 0) {
 		fprintf(stderr, "tcpfile: TLS: %s\n", err);
 		return CLIENT_EXIT_FAILED;
 	}
