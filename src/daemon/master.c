@@ -513,7 +513,13 @@ static void master_check_hung(struct master *m, uint64_t now)
 		progress = __atomic_load_n(&s->bytes, __ATOMIC_RELAXED) +
 			   __atomic_load_n(&s->requests, __ATOMIC_RELAXED) +
 			   __atomic_load_n(&s->accepted, __ATOMIC_RELAXED);
-		if (progress != w->seen_progress || master_state(m, w) != WORKER_BUSY) {
+		enum worker_state st = master_state(m, w);
+
+		/* A worker waiting for its client's next line has deadlines
+		 * (idle_timeout) far below hung_timeout: stuck there, it is hung
+		 * too. */
+		if (progress != w->seen_progress ||
+		    (st != WORKER_BUSY && st != WORKER_WAITING)) {
 			w->seen_progress = progress;
 			w->progress_ms = now;
 			continue;
@@ -573,6 +579,20 @@ static bool master_pool_full(const struct master *m)
 	return c.current >= m->conf->max_workers && c.busy == c.current;
 }
 
+/* Closes a connection we answered without serving it.  The client spoke
+ * first (its HELLO is already here): closing with unread bytes would
+ * answer them with a reset that can destroy our line before the client
+ * reads it, so what has arrived is read first, without waiting. */
+static void master_close_unread(int fd)
+{
+	char drain[4096];
+
+	(void)shutdown(fd, SHUT_WR);
+	for (int i = 0; i < 4 && recv(fd, drain, sizeof(drain), MSG_DONTWAIT) > 0; i++)
+		;
+	close(fd);
+}
+
 /* Answers a connection the full pool cannot take: one line, written
  * without blocking (it fits any socket buffer), nothing read. */
 static void master_answer_busy(struct master *m, int lfd)
@@ -599,7 +619,7 @@ static void master_answer_busy(struct master *m, int lfd)
 		}
 		if (send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 			log_debug("busy answer: send: %s", strerror(errno));
-		close(fd);
+		master_close_unread(fd);
 		m->busy_answers++;
 		log_debug("pool full: answered %s busy",
 			  listener_format_sockaddr((struct sockaddr *)&peer, addr, sizeof(addr)));

@@ -278,6 +278,8 @@ static int storage_emit(DIR *d, const char *name,
 	e.type = storage_type(st.st_mode);
 	e.size = (uint64_t)st.st_size;
 	e.mtime_sec = (int64_t)st.st_mtim.tv_sec;
+	e.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+	e.mode = (uint32_t)(st.st_mode & 07777);
 	e.name = name;
 	return fn(&e, arg);
 }

@@ -35,13 +35,16 @@ TestSuite(access, .fini = access_fini, .timeout = 120);
 
 /* Connects, speaks first (as a protocol-2 client does) and returns the
  * first line the server sends. */
+/* A protocol 2 client's first words: it speaks before the greeting. */
+#define CLIENT_HELLO_QUIT "HELLO 2 client=itest/1\nQUIT\n"
+
 static int open_and_read_first(char *line, size_t cap)
 {
 	int fd = daemon_connect(&d);
 	ssize_t n;
 
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
-	cr_assert_eq(write_full(fd, "QUIT\n", 5), 0);
+	cr_assert_eq(write_full(fd, CLIENT_HELLO_QUIT, strlen(CLIENT_HELLO_QUIT)), 0);
 	n = proto_recv_line(fd, line, cap);
 	cr_assert_geq(n, 0, "first line: %s", strerror((int)-n));
 	return fd;
@@ -175,13 +178,15 @@ Test(access, defer_accept_keeps_silent_clients_in_the_kernel)
 	/* A client that speaks is served at once by the only worker. */
 	fd = open_and_read_first(line, sizeof(line));
 	cr_assert(strncmp(line, "TCPFILE ", 8) == 0, "greeting: %s", line);
+	expect_line(fd, "OK version=2", line, sizeof(line));
 	expect_line(fd, "OK bye", line, sizeof(line));
 	close(fd);
 	/* The silent one was never handed to the worker. */
 	pfd = (struct pollfd){ .fd = silent, .events = POLLIN };
 	cr_assert_eq(poll(&pfd, 1, 0), 0, "the silent connection got nothing");
-	cr_assert_eq(write_full(silent, "QUIT\n", 5), 0);
+	cr_assert_eq(write_full(silent, CLIENT_HELLO_QUIT, strlen(CLIENT_HELLO_QUIT)), 0);
 	expect_line(silent, "TCPFILE ", line, sizeof(line));
+	expect_line(silent, "OK version=2", line, sizeof(line));
 	expect_line(silent, "OK bye", line, sizeof(line));
 	close(silent);
 }

@@ -208,8 +208,8 @@ Test(config, every_key)
 	cr_expect_eq(conf->shares[0].min_free.bytes, 536870912);
 	cr_expect_eq(conf->shares[0].min_free.percent, 0);
 	cr_expect_eq(conf->shares[0].umask, 027);
-	cr_expect_eq(conf->shares[0].line, 14);
-	cr_expect_eq(conf->shares[0].path_line, 15);
+	cr_expect_eq(conf->shares[0].line, 18);
+	cr_expect_eq(conf->shares[0].path_line, 19);
 	cr_expect_str_eq(conf->shares[1].name, "other.share-2_x");
 	cr_expect(!conf->shares[1].read_only);
 	cr_expect(conf->shares[1].overwrite);
@@ -217,7 +217,7 @@ Test(config, every_key)
 	cr_expect_eq(conf->shares[1].min_free.bytes, 0);
 	cr_expect_eq(conf->shares[1].min_free.percent, 0);
 	cr_expect_eq(conf->shares[1].umask, 0);
-	cr_expect_eq(conf->shares[1].line, 22);
+	cr_expect_eq(conf->shares[1].line, 26);
 	config_free(conf);
 	free(text);
 }

@@ -1158,7 +1158,7 @@ Test(protocol, code_texts)
 		const char *text;
 		bool temporary;
 	} codes[] = {
-		{ 421, "shutting down", true },
+		{ 421, "unavailable", true },
 		{ 426, "timeout", true },
 		{ 450, "aborted", true },
 		{ 451, "internal error", true },
