@@ -927,7 +927,9 @@ void client_ls(struct client *c, const char *remote, bool long_format)
 	/* The server streams the directory unsorted: the entries are kept
 	 * and printed in order once the END has vouched for them. */
 	if (client_ls_read(c, what, &l) == 0) {
-		qsort(l.v, l.n, sizeof(*l.v), client_ls_compare);
+		/* An empty listing has no array: qsort wants one all the same. */
+		if (l.n)
+			qsort(l.v, l.n, sizeof(*l.v), client_ls_compare);
 		client_ls_print(&l, long_format);
 	}
 	client_listing_free(&l);

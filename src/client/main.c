@@ -324,8 +324,8 @@ static int main_security(const struct main_opts *o, const struct client_server *
 	sec->user = user;
 	if (!srv->tls) {
 		if (o->cafile || o->pin)
-			return main_usage_error("%s needs a TLS server: -s tcps://%s",
-						o->pin ? "--pin" : "--cafile", srv->display);
+			return main_usage_error("%s needs a TLS server: -s tcps://HOST[:PORT]",
+						o->pin ? "--pin" : "--cafile");
 		return 0;
 	}
 	if (o->pin) {
