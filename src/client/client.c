@@ -9,12 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "build_config.h"
+#include "credentials.h"
 #include "parse.h"
+#include "signin.h"
 
 /* A server text is cut to this in messages. */
 #define CLIENT_TEXT_MAX 512
@@ -23,13 +26,23 @@
 
 int client_server_parse(const char *spec, struct client_server *srv)
 {
-	const char *host = spec, *port = NULL;
+	const char *host, *port = NULL;
 	size_t host_len;
 	uint64_t port_num = CLIENT_DEFAULT_PORT;
-	bool v6 = false;
+	bool v6 = false, tls = false;
 
-	if (!spec || !*spec)
+	if (!spec)
 		return -EINVAL;
+	if (strncasecmp(spec, "tcps://", 7) == 0) {
+		tls = true;
+		port_num = CLIENT_DEFAULT_TLS_PORT;
+		spec += 7;
+	} else if (strncasecmp(spec, "tcp://", 6) == 0) {
+		spec += 6;
+	}
+	if (!*spec)
+		return -EINVAL;
+	host = spec;
 	if (spec[0] == '[') {
 		const char *end = strchr(spec, ']');
 
@@ -57,7 +70,7 @@ int client_server_parse(const char *spec, struct client_server *srv)
 			host_len = strlen(spec);
 		}
 	}
-	if (host_len == 0 || host_len >= sizeof(srv->host))
+	if (host_len == 0 || host_len >= sizeof(srv->host) || memchr(host, '/', host_len))
 		return -EINVAL;
 	if (port && (parse_u64(port, &port_num) < 0 || port_num == 0 ||
 		     port_num > 65535))
@@ -68,6 +81,8 @@ int client_server_parse(const char *spec, struct client_server *srv)
 	snprintf(srv->port, sizeof(srv->port), "%u", (unsigned)port_num);
 	snprintf(srv->display, sizeof(srv->display), v6 ? "[%s]:%s" : "%s:%s",
 		 srv->host, srv->port);
+	srv->tls = tls;
+	srv->port_given = port != NULL;
 	return 0;
 }
 
@@ -92,10 +107,23 @@ void client_disconnect(struct client *c)
 	c->gone = true;
 }
 
+void client_set_security(struct client *c, const struct client_security *sec)
+{
+	client_forget_password(c);
+	c->sec = *sec;
+}
+
+void client_forget_password(struct client *c)
+{
+	credentials_free(c->password);
+	c->password = NULL;
+}
+
 void client_finish(struct client *c)
 {
 	progress_end(&c->progress);
 	client_disconnect(c);
+	client_forget_password(c);
 }
 
 void client_error(struct client *c, enum client_fail kind, const char *fmt, ...)
@@ -164,7 +192,9 @@ void client_error_status(struct client *c, const char *what,
 		snprintf(text, sizeof(text), "%s", proto_code_text(st->code));
 	client_error(c, proto_code_is_temporary(st->code) ? CLIENT_FAIL_TEMPORARY
 							   : CLIENT_FAIL_PERMANENT,
-		     "%s: %d %s", what, st->code, text);
+		     "%s: %d %s%s", what, st->code, text,
+		     st->code == PROTO_ERR_LOGIN_NEEDED && !c->logged_in && !c->sec.user ?
+		     " (log in with -u USER)" : "");
 	client_note_status(c, st);
 }
 
@@ -201,6 +231,8 @@ int client_exit_status(const struct client *c)
 		return CLIENT_EXIT_UNAVAILABLE;
 	if (c->failures[CLIENT_FAIL_PROTOCOL])
 		return CLIENT_EXIT_PROTOCOL;
+	if (c->failures[CLIENT_FAIL_LOGIN])
+		return CLIENT_EXIT_NOPERM;
 	if (c->failures[CLIENT_FAIL_PERMANENT])
 		return CLIENT_EXIT_FAILED;
 	if (c->failures[CLIENT_FAIL_TEMPORARY])
@@ -256,6 +288,46 @@ err_close_fd:
 	return r;
 }
 
+/* The TLS handshake on the connected socket fd (taken over), within
+ * CLIENT_CONNECT_TIMEOUT_MS.  A refused handshake (the certificate does
+ * not verify, is not the pinned one, no ALPN tcpfile/2) is a protocol
+ * failure (76), with a hint at what to do; a timeout a temporary one. */
+static int client_handshake(struct client *c, int fd)
+{
+	struct tls_client_opts o = { .host = c->server.host, .pin = c->sec.pin };
+	char err[TLS_ERROR_MAX];
+	const char *hint = "";
+	int r;
+
+	if (!c->sec.tls_ctx) {
+		close(fd);
+		client_error(c, CLIENT_FAIL_PERMANENT, "connect to %s: no TLS context",
+			     c->server.display);
+		return -EINVAL;
+	}
+	r = tls_conn_connect(&c->conn, fd, c->sec.tls_ctx, &o, CLIENT_CONNECT_TIMEOUT_MS,
+			     err, sizeof(err));
+	if (r == 0)
+		return 0;
+	c->conn.fd = -1;
+	if (strstr(err, "not the pinned certificate"))
+		hint = " (--pin names another certificate)";
+	else if (strstr(err, "hostname mismatch") || strstr(err, "IP address mismatch"))
+		hint = " (the certificate is not issued for this host name or address)";
+	else if (strstr(err, "certificate verify failed"))
+		hint = c->sec.cafile ?
+		       " (not trusted by --cafile; a self-signed server needs --pin sha256:HEX)" :
+		       " (not trusted by the system's CA store: give its CA with --cafile FILE,"
+		       " or pin it with --pin sha256:HEX)";
+	else if (strstr(err, "ALPN") || strstr(err, "no application protocol"))
+		hint = " (the server does not speak tcpfile/2 over TLS: is this a tcpfile server?)";
+	else if (strstr(err, "wrong version number") || strstr(err, "packet length too long"))
+		hint = " (no TLS on this port: a plain tcpfile server is tcp://HOST[:PORT])";
+	client_error(c, r == -ETIMEDOUT ? CLIENT_FAIL_TEMPORARY : CLIENT_FAIL_PROTOCOL,
+		     "connect to tcps://%s: %s%s", c->server.display, err, hint);
+	return r;
+}
+
 /* Reports a greeting line that names no version we speak: the versions
  * are its second token. */
 static void client_error_version(struct client *c, const char *line)
@@ -297,16 +369,17 @@ static int client_error_refused(struct client *c, const struct proto_status *st)
 	return -ECONNREFUSED;
 }
 
-/* Reads the greeting ("TCPFILE <versions> <tokens>"), whose tokens name
- * capabilities we do not use yet. */
+/* Reads the greeting ("TCPFILE <versions> <tokens>") and keeps what it
+ * offers for logins (auth=). */
 static int client_read_greeting(struct client *c)
 {
 	const char *what = "connect";
 	char text[CLIENT_TEXT_MAX];
 	struct proto_hello h;
 	struct proto_status st;
+	const char *value;
+	size_t len, value_len;
 	char *line;
-	size_t len;
 	int r;
 
 	r = linebuf_read_line(&c->lb, &line, &len);
@@ -331,6 +404,12 @@ static int client_read_greeting(struct client *c)
 		client_error(c, CLIENT_FAIL_PROTOCOL, "%s: %s is not a tcpfile server: %s",
 			     what, c->server.display, client_escape(text, 80, line, len));
 		return r;
+	}
+	c->auth_offered[0] = '\0';
+	if (proto_hello_has_cap(&h, "auth", &value, &value_len) && value &&
+	    value_len < sizeof(c->auth_offered)) {
+		memcpy(c->auth_offered, value, value_len);
+		c->auth_offered[value_len] = '\0';
 	}
 	return 0;
 }
@@ -359,7 +438,9 @@ static int client_greet(struct client *c)
 	char hello[PROTO_MAX_LINE];
 	int len, sent, r;
 
-	len = proto_format_hello(hello, sizeof(hello), "tcpfile/" TCPFILED_VERSION, NULL);
+	/* "auth" asks the answer to confirm the login capability. */
+	len = proto_format_hello(hello, sizeof(hello), "tcpfile/" TCPFILED_VERSION,
+				 c->sec.user ? "auth" : NULL);
 	if (len < 0) {
 		client_error(c, CLIENT_FAIL_PERMANENT, "connect: %s", strerror(-len));
 		return len;
@@ -386,6 +467,19 @@ int client_connect(struct client *c)
 	int r, fd = -ECONNREFUSED;
 
 	client_disconnect(c);
+	if (c->sec.user && !c->password) {
+		/* Asked before connecting: the server does not wait for a
+		 * prompt to be answered. */
+		char err[CREDENTIALS_ERROR_MAX], user[128];
+
+		r = credentials_get(&c->server, c->sec.user, &c->password, err, sizeof(err));
+		if (r < 0) {
+			client_error(c, r == -ENOMEM ? CLIENT_FAIL_PERMANENT : CLIENT_FAIL_LOGIN,
+				     "login as %s: %s", client_escape(user, sizeof(user), c->sec.user,
+								      strlen(c->sec.user)), err);
+			return r;
+		}
+	}
 	r = getaddrinfo(c->server.host, c->server.port, &hints, &res);
 	if (r != 0) {
 		client_error(c, CLIENT_FAIL_UNAVAILABLE, "connect to %s: %s",
@@ -405,7 +499,13 @@ int client_connect(struct client *c)
 		return fd;
 	}
 
-	conn_init_plain(&c->conn, fd);
+	if (c->server.tls) {
+		r = client_handshake(c, fd);
+		if (r < 0)
+			return r;
+	} else {
+		conn_init_plain(&c->conn, fd);
+	}
 	r = linebuf_init(&c->lb, &c->conn, PROTO_MAX_LINE);
 	if (r < 0) {
 		conn_close(&c->conn);
@@ -414,6 +514,7 @@ int client_connect(struct client *c)
 	}
 	c->gone = false;
 	c->closing = false;
+	c->logged_in = false;
 
 	r = socket_set_timeouts(fd, CLIENT_CONNECT_TIMEOUT_MS);
 	if (r == 0)
@@ -425,6 +526,8 @@ int client_connect(struct client *c)
 		if (r < 0)
 			client_error(c, CLIENT_FAIL_PERMANENT, "connect: %s", strerror(-r));
 	}
+	if (r == 0 && c->sec.user)
+		r = signin_run(c);
 	if (r < 0) {
 		client_disconnect(c);
 		return r;
@@ -824,7 +927,9 @@ void client_ls(struct client *c, const char *remote, bool long_format)
 	/* The server streams the directory unsorted: the entries are kept
 	 * and printed in order once the END has vouched for them. */
 	if (client_ls_read(c, what, &l) == 0) {
-		qsort(l.v, l.n, sizeof(*l.v), client_ls_compare);
+		/* An empty listing has no array: qsort wants one all the same. */
+		if (l.n)
+			qsort(l.v, l.n, sizeof(*l.v), client_ls_compare);
 		client_ls_print(&l, long_format);
 	}
 	client_listing_free(&l);

@@ -9,10 +9,14 @@
 #include "netio.h"
 #include "progress.h"
 #include "protocol.h"
+#include "tls.h"
 
 #define CLIENT_DEFAULT_HOST "localhost"
 #define CLIENT_DEFAULT_PORT 5005
+#define CLIENT_DEFAULT_TLS_PORT 5006
 #define CLIENT_SERVER_ENV "TCPFILE_SERVER"
+#define CLIENT_USER_ENV "TCPFILE_USER"
+#define CLIENT_PASSWORD_ENV "TCPFILE_PASSWORD"
 /* connect() and the greeting must both finish within this. */
 #define CLIENT_CONNECT_TIMEOUT_MS 10000
 /* Longest wait for any byte to move once connected. */
@@ -29,7 +33,9 @@ enum client_exit {
 	CLIENT_EXIT_USAGE = 64,        /* EX_USAGE */
 	CLIENT_EXIT_UNAVAILABLE = 69,  /* EX_UNAVAILABLE: cannot connect */
 	CLIENT_EXIT_TEMPFAIL = 75,     /* EX_TEMPFAIL: only 4xx-type failures */
-	CLIENT_EXIT_PROTOCOL = 76,     /* EX_PROTOCOL: bad reply, connection lost */
+	CLIENT_EXIT_PROTOCOL = 76,     /* EX_PROTOCOL: bad reply, connection lost,
+					  TLS handshake refused */
+	CLIENT_EXIT_NOPERM = 77,       /* EX_NOPERM: the login failed */
 };
 
 /* What kind of failure an error message reports; decides the exit status. */
@@ -38,6 +44,8 @@ enum client_fail {
 	CLIENT_FAIL_TEMPORARY,    /* 4xx, timeout */
 	CLIENT_FAIL_PROTOCOL,     /* unexpected reply, connection lost */
 	CLIENT_FAIL_UNAVAILABLE,  /* cannot connect */
+	CLIENT_FAIL_LOGIN,        /* no password, 535, no safe mechanism, a
+				     server that could not prove itself */
 	CLIENT_FAIL_KINDS,
 };
 
@@ -45,6 +53,17 @@ struct client_server {
 	char host[256];
 	char port[6];
 	char display[272];  /* "host:port" or "[v6]:port", for messages */
+	bool tls;           /* tcps:// */
+	bool port_given;    /* the spec named the port */
+};
+
+/* How to check a TLS server, and who to log in as; none of it owned. */
+struct client_security {
+	SSL_CTX *tls_ctx;             /* for a tcps:// server */
+	const char *cafile;           /* what tls_ctx trusts (NULL: the system's
+					 store), for messages */
+	const unsigned char *pin;     /* TLS_PIN_LEN bytes, or NULL */
+	const char *user;             /* log in as this user, or NULL */
 };
 
 struct client {
@@ -60,26 +79,44 @@ struct client {
 	 * connection afterwards is a temporary failure, not a protocol one. */
 	bool closing;
 	unsigned failures[CLIENT_FAIL_KINDS];
+	struct client_security sec;
+	/* The password for sec.user, from credentials_get (owned: wiped and
+	 * freed once the login has used it, or by client_finish). */
+	char *password;
+	/* The greeting's auth= value ("" when it offered none). */
+	char auth_offered[PROTO_MAX_LINE / 8];
+	bool logged_in;
 };
 
-/* "HOST", "HOST:PORT", "[V6]", "[V6]:PORT" or a bare IPv6 address; the
- * port defaults to CLIENT_DEFAULT_PORT.  Returns 0 or -EINVAL. */
+/* "HOST", "HOST:PORT", "[V6]", "[V6]:PORT" or a bare IPv6 address, after
+ * an optional "tcp://" (plain) or "tcps://" (TLS) in any case; the port
+ * defaults to CLIENT_DEFAULT_PORT, or CLIENT_DEFAULT_TLS_PORT for tcps.
+ * Returns 0 or -EINVAL. */
 int client_server_parse(const char *spec, struct client_server *srv);
 
 /* progress_enabled: stderr is a terminal and -q was not given. */
 void client_init(struct client *c, const struct client_server *srv,
 		 enum digest_alg alg, bool progress_enabled);
-/* Closes the connection, if any. */
+/* TLS checks and the login for the connections to come: sec is copied
+ * (its pointers must outlive c).  With a user, client_connect gets the
+ * password (credentials_get) before it connects. */
+void client_set_security(struct client *c, const struct client_security *sec);
+/* Wipes and frees the password, if the client still holds one. */
+void client_forget_password(struct client *c);
+/* Closes the connection, if any, and forgets the password. */
 void client_finish(struct client *c);
 
 /* Resolves the server, connects to the first address that answers within
- * CLIENT_CONNECT_TIMEOUT_MS, sends "HELLO 2 client=tcpfile/VERSION" at
- * once and reads the greeting and the HELLO's answer (unknown tokens and
- * capabilities ignored).  Reports failures (69 unavailable; 75 for "ERR
- * 4xx" instead of a greeting, a busy server; 1 for "ERR 5xx"; 76 for a
- * peer that is no tcpfile protocol 2 server) and returns 0 or a negative
- * errno.  Leaves the socket blocking, with CLIENT_IO_TIMEOUT_MS send and
- * receive timeouts. */
+ * CLIENT_CONNECT_TIMEOUT_MS, makes the TLS handshake for a tcps:// server
+ * (within the same time), sends "HELLO 2 client=tcpfile/VERSION" at once
+ * and reads the greeting and the HELLO's answer (unknown tokens and
+ * capabilities ignored); with a user, logs in (signin_run) before
+ * returning, so no request goes out before the login is done.  Reports
+ * failures (69 unavailable; 75 for "ERR 4xx" instead of a greeting, a
+ * busy server; 1 for "ERR 5xx"; 76 for a peer that is no tcpfile protocol
+ * 2 server, or a TLS handshake refused; 77 for a failed login) and
+ * returns 0 or a negative errno.  Leaves the socket blocking, with
+ * CLIENT_IO_TIMEOUT_MS send and receive timeouts. */
 int client_connect(struct client *c);
 void client_disconnect(struct client *c);
 
@@ -89,7 +126,8 @@ void client_error(struct client *c, enum client_fail kind, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Reports an "ERR" reply as "tcpfile: <what>: <code> <text>", counts it as
  * temporary (4xx) or permanent (5xx) and marks the connection gone for the
- * codes after which the server closes (421, 426). */
+ * codes after which the server closes (421, 426).  A 530 without a login
+ * adds a hint at -u. */
 void client_error_status(struct client *c, const char *what,
 			 const struct proto_status *st);
 /* Notes that the server closes after this status (421, 426): marks the
@@ -182,7 +220,7 @@ void client_ls(struct client *c, const char *remote, bool long_format);
 void client_stat(struct client *c, const char *remote);
 void client_rm(struct client *c, char *const *remotes, size_t n);
 
-/* The exit status for all failures counted so far: 69 or 76 if any such
- * failure occurred (in that order), else 1 if any permanent failure, else
- * 75 if any temporary failure, else 0. */
+/* The exit status for all failures counted so far: 69, 76 or 77 if any
+ * such failure occurred (in that order), else 1 if any permanent failure,
+ * else 75 if any temporary failure, else 0. */
 int client_exit_status(const struct client *c);

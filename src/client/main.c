@@ -14,10 +14,13 @@
 #include "transfer.h"
 
 /* getopt_long() values of the options that have no short form. */
-enum { MAIN_OPT_SHA256 = 256 };
+enum { MAIN_OPT_SHA256 = 256, MAIN_OPT_CAFILE, MAIN_OPT_PIN };
 
 struct main_opts {
 	const char *server;
+	const char *user;
+	const char *cafile;
+	const char *pin;
 	bool quiet;
 	bool no_clobber;
 	bool long_format;
@@ -36,7 +39,8 @@ struct main_command {
 };
 
 static const char main_help[] =
-	"Usage: tcpfile [-s HOST[:PORT]] [-q] [-h] [-V] COMMAND ...\n"
+	"Usage: tcpfile [-s [tcps://]HOST[:PORT]] [-u USER] [--cafile FILE]\n"
+	"               [--pin sha256:HEX] [-q] [-h] [-V] COMMAND ...\n"
 	"\n"
 	"Commands:\n"
 	"  put [-n|--no-clobber] [--sha256] LOCAL... REMOTE\n"
@@ -51,13 +55,21 @@ static const char main_help[] =
 	"  rm REMOTE...             delete files and empty directories\n"
 	"\n"
 	"Options:\n"
-	"  -s, --server HOST[:PORT] server (default $" CLIENT_SERVER_ENV ", else localhost:5005)\n"
+	"  -s, --server [tcps://]HOST[:PORT]\n"
+	"                           server (default $" CLIENT_SERVER_ENV ", else localhost:5005);\n"
+	"                           tcps:// for TLS (port 5006 unless given)\n"
+	"  -u, --user USER          log in as USER (default $" CLIENT_USER_ENV "); the password\n"
+	"                           from $" CLIENT_PASSWORD_ENV ", ~/.config/tcpfile/credentials\n"
+	"                           or the terminal\n"
+	"      --cafile FILE        trust the CAs in FILE (PEM) instead of the system's\n"
+	"      --pin sha256:HEX     trust exactly the certificate with this SHA-256\n"
 	"  -q, --quiet              no progress bar\n"
 	"  -h, --help               show this help and exit\n"
 	"  -V, --version            show the version and exit\n"
 	"\n"
 	"Exit status: 0 success, 1 failure, 64 usage, 69 cannot connect,\n"
-	"75 temporary server failure, 76 protocol error.  See tcpfile(1).\n";
+	"75 temporary server failure, 76 protocol or TLS error, 77 login failed.\n"
+	"See tcpfile(1).\n";
 
 static int main_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -232,6 +244,9 @@ static int main_global_options(int argc, char **argv, struct main_opts *o)
 {
 	static const struct option longopts[] = {
 		{ "server", required_argument, NULL, 's' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "cafile", required_argument, NULL, MAIN_OPT_CAFILE },
+		{ "pin", required_argument, NULL, MAIN_OPT_PIN },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -241,10 +256,19 @@ static int main_global_options(int argc, char **argv, struct main_opts *o)
 
 	opterr = 0;
 	/* '+': stop at COMMAND, whose options are its own. */
-	while ((opt = getopt_long(argc, argv, "+:s:qhV", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:s:u:qhV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			o->server = optarg;
+			break;
+		case 'u':
+			o->user = optarg;
+			break;
+		case MAIN_OPT_CAFILE:
+			o->cafile = optarg;
+			break;
+		case MAIN_OPT_PIN:
+			o->pin = optarg;
 			break;
 		case 'q':
 			o->quiet = true;
@@ -275,8 +299,47 @@ static int main_server(const struct main_opts *o, struct client_server *srv)
 			spec = CLIENT_DEFAULT_HOST;
 	}
 	if (client_server_parse(spec, srv) < 0)
-		return main_usage_error("bad server address '%s' (HOST[:PORT] or [IPV6][:PORT])",
-					spec);
+		return main_usage_error("bad server address '%s' ([tcps://]HOST[:PORT] or "
+					"[tcps://][IPV6][:PORT])", spec);
+	return 0;
+}
+
+/* The user (-u, else $TCPFILE_USER), the pin and the TLS context, checked
+ * against the server's scheme.  Returns 0, or an exit status after saying
+ * why. */
+static int main_security(const struct main_opts *o, const struct client_server *srv,
+			 unsigned char pin[TLS_PIN_LEN], struct client_security *sec)
+{
+	char err[TLS_ERROR_MAX];
+	const char *user = o->user;
+
+	*sec = (struct client_security){ .cafile = o->cafile };
+	if (!user) {
+		user = getenv(CLIENT_USER_ENV);
+		if (user && !*user)
+			user = NULL;
+	}
+	if (user && !*user)
+		return main_usage_error("-u: empty user name");
+	sec->user = user;
+	if (!srv->tls) {
+		if (o->cafile || o->pin)
+			return main_usage_error("%s needs a TLS server: -s tcps://HOST[:PORT]",
+						o->pin ? "--pin" : "--cafile");
+		return 0;
+	}
+	if (o->pin) {
+		if (tls_parse_pin(o->pin, pin) < 0)
+			return main_usage_error("--pin: want sha256: and 64 hex digits, got '%s'",
+						o->pin);
+		sec->pin = pin;
+	}
+	/* A pin decides alone: no CA store to read. */
+	if ((sec->pin ? tls_client_ctx_new_pinned(&sec->tls_ctx, err, sizeof(err))
+		      : tls_client_ctx_new(o->cafile, &sec->tls_ctx, err, sizeof(err))) < 0) {
+		fprintf(stderr, "tcpfile: TLS: %s\n", err);
+		return CLIENT_EXIT_FAILED;
+	}
 	return 0;
 }
 
@@ -285,6 +348,8 @@ int main(int argc, char **argv)
 	struct main_opts o = { .alg = DIGEST_XXH3_128 };
 	const struct main_command *cmd = NULL;
 	struct sigaction ignore = { .sa_handler = SIG_IGN };
+	unsigned char pin[TLS_PIN_LEN];
+	struct client_security sec;
 	struct client_server srv;
 	struct client c;
 	char **cargv;
@@ -314,21 +379,27 @@ int main(int argc, char **argv)
 		return main_usage_error("%s: too many arguments", cmd->name);
 	if (main_server(&o, &srv))
 		return CLIENT_EXIT_USAGE;
+	r = main_security(&o, &srv, pin, &sec);
+	if (r)
+		return r;
 
 	/* Socket writes use MSG_NOSIGNAL; this covers a closed stdout pipe,
 	 * which then fails with EPIPE and is reported. */
 	sigemptyset(&ignore.sa_mask);
 	if (sigaction(SIGPIPE, &ignore, NULL) < 0) {
 		fprintf(stderr, "tcpfile: sigaction: %s\n", strerror(errno));
+		SSL_CTX_free(sec.tls_ctx);
 		return CLIENT_EXIT_FAILED;
 	}
 
 	client_init(&c, &srv, o.alg, !o.quiet && isatty(STDERR_FILENO));
+	client_set_security(&c, &sec);
 	r = cmd->run(&c, &o, cargv + first, n_args);
 	if (r == 0 && (fflush(stdout) != 0 || ferror(stdout)))
 		client_error(&c, CLIENT_FAIL_PERMANENT, "stdout: %s", strerror(errno));
 	if (r == 0)
 		r = client_exit_status(&c);
 	client_finish(&c);
+	SSL_CTX_free(sec.tls_ctx);
 	return r;
 }

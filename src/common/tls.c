@@ -158,7 +158,9 @@ int tls_server_ctx_reload(SSL_CTX **ctx, const char *cert, const char *key,
 	return 0;
 }
 
-int tls_client_ctx_new(const char *cafile, SSL_CTX **out, char *err, size_t errlen)
+/* load_store false: no CA at all (for pinned servers only). */
+static int tls_client_ctx_make(const char *cafile, bool load_store, SSL_CTX **out, char *err,
+			       size_t errlen)
 {
 	SSL_CTX *ctx;
 
@@ -172,8 +174,8 @@ int tls_client_ctx_new(const char *cafile, SSL_CTX **out, char *err, size_t errl
 		tls_fail_openssl(err, errlen, "minimum TLS version");
 		goto err_free;
 	}
-	if (cafile ? SSL_CTX_load_verify_locations(ctx, cafile, NULL) != 1 :
-		     SSL_CTX_set_default_verify_paths(ctx) != 1) {
+	if (load_store && (cafile ? SSL_CTX_load_verify_locations(ctx, cafile, NULL) != 1 :
+				   SSL_CTX_set_default_verify_paths(ctx) != 1)) {
 		tls_fail_openssl(err, errlen, cafile ? cafile : "system CA store");
 		goto err_free;
 	}
@@ -190,6 +192,16 @@ int tls_client_ctx_new(const char *cafile, SSL_CTX **out, char *err, size_t errl
 err_free:
 	SSL_CTX_free(ctx);
 	return -EINVAL;
+}
+
+int tls_client_ctx_new(const char *cafile, SSL_CTX **out, char *err, size_t errlen)
+{
+	return tls_client_ctx_make(cafile, true, out, err, errlen);
+}
+
+int tls_client_ctx_new_pinned(SSL_CTX **out, char *err, size_t errlen)
+{
+	return tls_client_ctx_make(NULL, false, out, err, errlen);
 }
 
 int tls_parse_pin(const char *text, unsigned char pin[TLS_PIN_LEN])

@@ -36,6 +36,9 @@ int tls_server_ctx_reload(SSL_CTX **ctx, const char *cert, const char *key,
  * verification off: see tls_conn_connect for pinning.  Returns 0 or
  * -errno with why in err. */
 int tls_client_ctx_new(const char *cafile, SSL_CTX **out, char *err, size_t errlen);
+/* The same without any CA: only for connections with a pin, which decides
+ * alone (reading the system's store costs some 15 ms per process). */
+int tls_client_ctx_new_pinned(SSL_CTX **out, char *err, size_t errlen);
 
 /* "sha256:" followed by 64 hex digits, optionally in colon-separated
  * pairs (as `openssl x509 -fingerprint -sha256` prints them).

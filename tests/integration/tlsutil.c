@@ -23,15 +23,21 @@
 
 void tls_make_cert(const char *dir, const char *name)
 {
-	char crt[512], key[512], out[4096];
+	tls_make_cert_for(dir, name, "localhost", "DNS:localhost,IP:127.0.0.1");
+}
+
+void tls_make_cert_for(const char *dir, const char *name, const char *cn, const char *san)
+{
+	char crt[512], key[512], out[4096], subj[300], ext[600];
 
 	snprintf(crt, sizeof(crt), "%s/%s.crt", dir, name);
 	snprintf(key, sizeof(key), "%s/%s.key", dir, name);
+	snprintf(subj, sizeof(subj), "/CN=%s", cn);
+	snprintf(ext, sizeof(ext), "subjectAltName=%s", san);
 	const char *argv[] = {
 		"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-		"ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost", "-addext",
-		"subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "2", "-keyout", key,
-		"-out", crt, NULL,
+		"ec_paramgen_curve:P-256", "-nodes", "-subj", subj, "-addext",
+		ext, "-days", "2", "-keyout", key, "-out", crt, NULL,
 	};
 	int st = harness_run(argv, out, sizeof(out));
 	cr_assert_eq(st, 0, "openssl req: %d: %s", st, out);

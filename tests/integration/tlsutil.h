@@ -14,6 +14,9 @@
 /* Makes dir/NAME.crt and dir/NAME.key: a self-signed P-256 certificate for
  * localhost and 127.0.0.1.  Fails the test when openssl fails. */
 void tls_make_cert(const char *dir, const char *name);
+/* The same with subject CN=cn and subjectAltName san (e.g.
+ * "DNS:other.example"). */
+void tls_make_cert_for(const char *dir, const char *name, const char *cn, const char *san);
 /* SHA-256 of the certificate's DER form, lower-case hex (65 bytes). */
 void tls_file_fingerprint(const char *pem, char hex[65]);
 
