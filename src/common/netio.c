@@ -42,7 +42,9 @@ ssize_t read_full(int fd, void *buf, size_t len)
 	return (ssize_t)done;
 }
 
-int write_full(int fd, const void *buf, size_t len)
+/* send() until all len bytes are out, retrying EINTR and short counts;
+ * falls back to write() for fds that are no sockets (pipes, files). */
+static int netio_send_all(int fd, const void *buf, size_t len, int flags)
 {
 	const char *p = buf;
 	/* MSG_NOSIGNAL keeps a vanished peer from killing the process with
@@ -53,7 +55,7 @@ int write_full(int fd, const void *buf, size_t len)
 		ssize_t n;
 
 		if (is_socket)
-			n = send(fd, p, len, MSG_NOSIGNAL);
+			n = send(fd, p, len, MSG_NOSIGNAL | flags);
 		else
 			n = write(fd, p, len);
 		if (n < 0) {
@@ -71,6 +73,11 @@ int write_full(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+int write_full(int fd, const void *buf, size_t len)
+{
+	return netio_send_all(fd, buf, len, 0);
 }
 
 int pwrite_full(int fd, const void *buf, size_t len, off_t offset)
@@ -168,22 +175,7 @@ static ssize_t conn_plain_read(struct conn *c, void *buf, size_t len)
 
 static int conn_plain_write(struct conn *c, const void *buf, size_t len, bool more)
 {
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return netio_errno();
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return netio_send_all(c->fd, buf, len, more ? MSG_MORE : 0);
 }
 
 static int conn_plain_sendfile(struct conn *c, int in_fd, off_t *offset, uint64_t count)
