@@ -360,6 +360,8 @@ fsync = $4
 path = $2/tcpfiled
 read_only = no
 overwrite = yes
+# The benchmark's clients are on loopback: no login.
+anonymous = write
 EOF
 	"$daemon_bin" -c "$work/etc/$1.conf" >>"$work/log/$1.log" 2>&1 &
 	launched "$1" $! "$stf_port" "$work/log/$1.log" $((1 + $3))
