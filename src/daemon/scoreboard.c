@@ -249,6 +249,13 @@ static void scoreboard_slot_reset(struct scoreboard_slot *s)
 	seq_write_end(&s->seq);
 }
 
+unsigned scoreboard_hwm(const struct scoreboard *sb)
+{
+	unsigned hwm = __atomic_load_n(&sb->hwm, __ATOMIC_ACQUIRE);
+
+	return hwm < SCOREBOARD_SLOTS ? hwm : SCOREBOARD_SLOTS;
+}
+
 int scoreboard_claim(struct scoreboard *sb, unsigned gen)
 {
 	if (!sb)
@@ -260,6 +267,8 @@ int scoreboard_claim(struct scoreboard *sb, unsigned gen)
 		    __atomic_load_n(&s->pid, __ATOMIC_RELAXED) != 0)
 			continue;
 		scoreboard_slot_reset(s);
+		if ((unsigned)i + 1 > __atomic_load_n(&sb->hwm, __ATOMIC_RELAXED))
+			__atomic_store_n(&sb->hwm, (unsigned)i + 1, __ATOMIC_RELEASE);
 		__atomic_store_n(&s->generation, gen, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->start_mono_ms, monotonic_ms(), __ATOMIC_RELAXED);
 		__atomic_store_n(&s->state, WORKER_STARTING, __ATOMIC_RELEASE);
@@ -527,7 +536,7 @@ void scoreboard_totals(const struct scoreboard *sb, struct scoreboard_totals *ou
 	out->transfers = __atomic_load_n(&sb->released_transfers, __ATOMIC_RELAXED);
 	out->bytes = __atomic_load_n(&sb->released_bytes, __ATOMIC_RELAXED);
 	out->accepted = __atomic_load_n(&sb->released_accepted, __ATOMIC_RELAXED);
-	for (int i = 0; i < SCOREBOARD_SLOTS; i++) {
+	for (int i = 0, n = (int)scoreboard_hwm(sb); i < n; i++) {
 		const struct scoreboard_slot *s = &sb->slots[i];
 		int st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 

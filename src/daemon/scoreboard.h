@@ -20,7 +20,7 @@
 
 /* Bumped whenever the layout changes: `tcpfiled status` refuses a file
  * of another version instead of misreading it. */
-#define SCOREBOARD_VERSION 1
+#define SCOREBOARD_VERSION 2
 
 enum worker_state {
 	WORKER_FREE = 0,     /* slot unused */
@@ -83,9 +83,16 @@ struct scoreboard {
 	uint64_t released_accepted;
 	unsigned death_seq;          /* seqlock over the ring below */
 	unsigned death_next;         /* deaths recorded, ever: ring index */
+	/* Slots ever claimed are below this: readers scan no further, so the
+	 * pages of slots never used are never touched (an idle pool's
+	 * memory stays small). */
+	unsigned hwm;
 	struct scoreboard_death death[SCOREBOARD_DEATHS];
 	struct scoreboard_slot slots[SCOREBOARD_SLOTS];
 };
+
+/* One past the highest slot ever claimed (at most SCOREBOARD_SLOTS). */
+unsigned scoreboard_hwm(const struct scoreboard *sb);
 
 /* A consistent copy of one slot, as readers see it. */
 struct scoreboard_view {

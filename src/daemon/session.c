@@ -363,10 +363,19 @@ int session_resolve(struct session *s, struct proto_request *req,
 		return code;
 	t->root_fd = s->ctx->share_fds[t->share - conf->shares];
 	/* A share this worker could not open, or whose root was renamed or
-	 * removed since: refused until a reload opens the path afresh. */
-	if (!sharecheck_still_valid(t->share, t->root_fd)) {
-		*why = "share unavailable";
-		return PROTO_ERR_INTERNAL;
+	 * removed since: refused until a reload opens the path afresh.  A
+	 * pipelined batch to one share asks the file system only now and
+	 * then (every connection's first request always does). */
+	uint64_t now = monotonic_ms();
+
+	if (t->share != s->share_seen || now - s->share_seen_ms >= SESSION_SHARE_RECHECK_MS) {
+		if (!sharecheck_still_valid(t->share, t->root_fd)) {
+			s->share_seen = NULL;
+			*why = "share unavailable";
+			return PROTO_ERR_INTERNAL;
+		}
+		s->share_seen = t->share;
+		s->share_seen_ms = now;
 	}
 	t->rel = slash ? slash + 1 : "";
 	t->rel_len = slash ? req->path_len - name_len - 1 : 0;
@@ -887,7 +896,11 @@ void session_run(struct session_ctx *ctx, struct conn *c, bool tls,
 	while (!s.close && session_next_request(&s, &line, &len) == 1) {
 		/* A reload since the last request applies from this one on. */
 		if (ctx->refresh) {
+			const struct config *before = ctx->conf;
+
 			ctx->refresh(ctx, ctx->refresh_arg);
+			if (ctx->conf != before)
+				s.share_seen = NULL;
 			session_auth_follow(&s);
 		}
 		if (proto_is_auth(line, len)) {

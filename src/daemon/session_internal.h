@@ -28,6 +28,8 @@
  * instead of a whole window; it is also the socket timeout that lets a
  * stalled body be judged at all. */
 #define SESSION_BODY_TICK_MS 1000
+/* How long a share found in place is trusted within one connection. */
+#define SESSION_SHARE_RECHECK_MS 100
 
 struct session {
 	struct session_ctx *ctx;
@@ -45,6 +47,9 @@ struct session {
 	struct upload_owed *owed;   /* STORAGE_BATCH_MAX, allocated on first use */
 	bool flushing;
 	bool stop_ends_wait;       /* a stop request ends session_wait_line */
+	/* The share last found still in place (sharecheck), and when. */
+	const struct share_conf *share_seen;
+	uint64_t share_seen_ms;
 	bool tls;             /* a TLS connection: logins use channel binding */
 	bool local;           /* the peer is on this machine (policy_peer_is_local) */
 	char user[USERS_NAME_MAX + 1];   /* logged in as; "" for nobody */

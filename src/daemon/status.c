@@ -21,7 +21,7 @@ struct status_counts {
 static void status_count(const struct scoreboard *sb, struct status_counts *c)
 {
 	*c = (struct status_counts){ 0 };
-	for (size_t i = 0; i < SCOREBOARD_SLOTS; i++) {
+	for (size_t i = 0, hwm = scoreboard_hwm(sb); i < hwm; i++) {
 		int st = __atomic_load_n(&sb->slots[i].state, __ATOMIC_ACQUIRE);
 
 		if (st == WORKER_FREE)
@@ -158,7 +158,7 @@ static void status_text(const struct scoreboard *sb, uint64_t now_mono,
 	fprintf(out, "\n%-8s %4s  %-8s %-22s %-5s %-10s %-12s %-24s %-6s %s\n",
 		"PID", "GEN", "STATE", "CLIENT", "OP", "RATE", "FOR", "DONE", "CONNS",
 		"SHARE/PATH");
-	for (size_t i = 0; i < SCOREBOARD_SLOTS; i++) {
+	for (size_t i = 0, hwm = scoreboard_hwm(sb); i < hwm; i++) {
 		struct scoreboard_view v;
 
 		if (__atomic_load_n(&sb->slots[i].state, __ATOMIC_ACQUIRE) == WORKER_FREE)
@@ -246,7 +246,7 @@ static void status_json(const struct scoreboard *sb, uint64_t now_mono,
 		__atomic_load_n(&sb->spawns, __ATOMIC_RELAXED),
 		__atomic_load_n(&sb->deaths, __ATOMIC_RELAXED));
 	fprintf(out, ",\"workers\":[");
-	for (size_t i = 0; i < SCOREBOARD_SLOTS; i++) {
+	for (size_t i = 0, hwm = scoreboard_hwm(sb); i < hwm; i++) {
 		struct scoreboard_view v;
 
 		if (__atomic_load_n(&sb->slots[i].state, __ATOMIC_ACQUIRE) == WORKER_FREE)

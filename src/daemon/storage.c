@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -467,6 +468,26 @@ int storage_digest(int fd, const struct stat *st, enum digest_alg alg,
 
 /* --- uploads ------------------------------------------------------------ */
 
+static pid_t storage_cached_pid;
+
+static void storage_forget_pid(void)
+{
+	storage_cached_pid = 0;
+}
+
+/* getpid() is a system call, and every upload names its temporary after
+ * the process: ask once per process (a fork forgets the answer). */
+static pid_t storage_pid(void)
+{
+	static bool registered;
+
+	if (!registered)
+		registered = pthread_atfork(NULL, NULL, storage_forget_pid) == 0;
+	if (!registered || storage_cached_pid == 0)
+		storage_cached_pid = getpid();
+	return storage_cached_pid;
+}
+
 /* prefix followed by 16 lower-case hex digits: random once per process
  * (pid: the caller's getpid()), then counted, so that a name costs no
  * system call of its own. */
@@ -718,7 +739,7 @@ static int storage_create_tmp(struct storage_upload *up, int base_fd,
 {
 	char prefix[24];
 	struct stat base_st, state_st;
-	pid_t pid = getpid();
+	pid_t pid = storage_pid();
 	int r, tries = 0;
 
 	r = storage_state_open(up->root_fd, true, &state_st);
@@ -1002,7 +1023,7 @@ static int storage_name_unnamed(struct storage_upload *up, bool overwrite)
 {
 	char tmp[sizeof(STORAGE_TMP_PREFIX) + 24], prefix[sizeof(STORAGE_TMP_PREFIX)];
 	int via = up->tmp_dir_fd >= 0 ? up->tmp_dir_fd : up->dir_fd;
-	pid_t pid = getpid();
+	pid_t pid = storage_pid();
 	int r, tries = 0;
 
 	r = storage_link_unnamed(up, up->dir_fd, up->name);
