@@ -103,7 +103,11 @@ else
 	cp "$service_in" "$tmp/tcpfiled.service" || fail "cp $service_in"
 fi
 cp "$socket_in" "$tmp/tcpfiled.socket" || fail "cp $socket_in"
-chmod 0644 "$tmp/tcpfiled.service" "$tmp/tcpfiled.socket"
+# The TLS socket unit is generated beside the plain one.
+tls_socket_in=$(dirname "$socket_in")/tcpfiled-tls.socket
+[ -r "$tls_socket_in" ] || fail "cannot read $tls_socket_in"
+cp "$tls_socket_in" "$tmp/tcpfiled-tls.socket" || fail "cp $tls_socket_in"
+chmod 0644 "$tmp/tcpfiled.service" "$tmp/tcpfiled.socket" "$tmp/tcpfiled-tls.socket"
 
 # --- verify -----------------------------------------------------------------
 # --man=no: the man pages are built, not installed, while tests run (scdoc
@@ -114,14 +118,14 @@ chmod 0644 "$tmp/tcpfiled.service" "$tmp/tcpfiled.socket"
 # PID 1 would.  So every line it prints about our units is a failure; lines
 # about other units (the host's) are shown but ignored.
 (cd "$tmp" && systemd-analyze verify --man=no --recursive-errors=no \
-	./tcpfiled.service ./tcpfiled.socket) >"$tmp/verify.log" 2>&1
+	./tcpfiled.service ./tcpfiled.socket ./tcpfiled-tls.socket) >"$tmp/verify.log" 2>&1
 verify_rc=$?
 if [ -s "$tmp/verify.log" ]; then
 	echo "systemd-analyze verify said:"
 	sed 's/^/  /' "$tmp/verify.log"
 fi
 [ "$verify_rc" -eq 0 ] || fail "systemd-analyze verify exited $verify_rc"
-if grep -q -F -e "$tmp" -e 'tcpfiled.service' -e 'tcpfiled.socket' \
+if grep -q -F -e "$tmp" -e 'tcpfiled.service' -e 'tcpfiled.socket' -e 'tcpfiled-tls.socket' \
 	"$tmp/verify.log"; then
 	fail "systemd-analyze verify complained about the units"
 fi
