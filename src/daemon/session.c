@@ -702,14 +702,14 @@ static int session_hello(struct session *s)
 	size_t len;
 	int r, code;
 
-	/* A client that has sent nothing by the time it is accepted (it has
-	 * been silent for all of TCP_DEFER_ACCEPT) gives its worker up at
-	 * once to a client that queues. */
+	/* A client that has sent nothing by the time it is accepted (with
+	 * TCP_DEFER_ACCEPT it has been silent for the whole defer period)
+	 * gives its worker up at once to a client that queues. */
 	struct pollfd pfd = { .fd = s->conn.fd, .events = POLLIN };
 	const struct session_ctx *ctx = s->ctx;
 
-	if (conn_pending(&s->conn) == 0 && poll(&pfd, 1, 0) == 0 && ctx->pressure &&
-	    ctx->pressure(ctx->pressure_arg, true)) {
+	if (ctx->conf->defer_accept_ms && conn_pending(&s->conn) == 0 &&
+	    poll(&pfd, 1, 0) == 0 && ctx->pressure && ctx->pressure(ctx->pressure_arg, true)) {
 		r = -EBUSY;
 	} else {
 		s->yield_grace_ms = SESSION_HELLO_GRACE_MS;
