@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "monotonic.h"
@@ -34,6 +36,11 @@ struct tls_conn {
 	bool has_pin;
 	bool pin_ok;            /* the verify callback saw the pinned leaf */
 	char *buf;              /* sendfile bounce buffer, allocated on first use */
+	/* Server side: the socket stays non-blocking after the handshake, so
+	 * a read never waits inside OpenSSL for the rest of a record a peer
+	 * trickles: it returns -EAGAIN and the caller waits in ppoll() under
+	 * its own deadlines.  Writes wait here, bounded by SO_SNDTIMEO. */
+	bool nonblocking;
 };
 
 static const struct conn_ops tls_conn_ops;
@@ -307,7 +314,8 @@ static int tls_handshake_error(struct tls_conn *t, int ret, char *err, size_t er
 }
 
 /* Runs the handshake non-blocking, so that the deadline bounds it however
- * slowly the peer trickles bytes, then puts the socket back to blocking. */
+ * slowly the peer trickles bytes; then puts a client's socket back to
+ * blocking (a server's stays non-blocking: see tls_conn.nonblocking). */
 static int tls_handshake(struct tls_conn *t, int fd, bool server, int timeout_ms,
 			 char *err, size_t errlen)
 {
@@ -348,10 +356,33 @@ static int tls_handshake(struct tls_conn *t, int fd, bool server, int timeout_ms
 			return r;
 		}
 	}
-	r = fd_set_nonblock(fd, false);
+	t->nonblocking = server;
+	r = server ? 0 : fd_set_nonblock(fd, false);
 	if (r < 0)
 		tls_fail(err, errlen, "TLS handshake: %s", strerror(-r));
 	return r;
+}
+
+/* A non-blocking socket's write wants room (or, rarely, a read): waits
+ * for it as long as SO_SNDTIMEO says a blocking send would.  Returns 0 to
+ * retry, or -EAGAIN when that time passed with no room. */
+static int tls_wait_io(struct tls_conn *t, int fd, int want)
+{
+	struct timeval tv = { 0 };
+	socklen_t len = sizeof(tv);
+	struct pollfd pfd = { .fd = fd, .events = want == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT };
+	int timeout = -1, r;
+
+	(void)t;
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0 &&
+	    (tv.tv_sec || tv.tv_usec))
+		timeout = (int)(tv.tv_sec * 1000 + tv.tv_usec / 1000);
+	do
+		r = poll(&pfd, 1, timeout);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	return r == 0 ? -EAGAIN : 0;
 }
 
 static bool tls_alpn_agreed(SSL *ssl)
@@ -536,6 +567,11 @@ static int tls_write(struct conn *c, const void *buf, size_t len, bool more)
 		r = tls_io_error(t, errno);
 		if (r == -EINTR)
 			continue;       /* the same arguments, as OpenSSL requires */
+		if (r == -EAGAIN && t->nonblocking) {
+			r = tls_wait_io(t, c->fd, SSL_get_error(t->ssl, 0));
+			if (r == 0)
+				continue;
+		}
 		return r == 0 ? -EPIPE : r;
 	}
 }
@@ -555,6 +591,8 @@ static int tls_sendfile_ktls(struct tls_conn *t, int in_fd, off_t *offset, uint6
 		if (n < 0) {
 			r = tls_io_error(t, errno);
 			if (r == -EINTR)
+				continue;
+			if (r == -EAGAIN && t->nonblocking && tls_wait_io(t, SSL_get_fd(t->ssl), SSL_ERROR_WANT_WRITE) == 0)
 				continue;
 			return r == 0 ? -EPIPE : r;
 		}

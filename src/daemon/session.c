@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -267,22 +268,34 @@ int session_wait_line(struct session *s, uint64_t deadline_ms, char **line,
 int session_read_body(struct session *s, void *buf, size_t len,
 		      struct session_pace *pace)
 {
+	uint64_t tick = pace->min_rate ? SESSION_BODY_TICK_MS : s->ctx->conf->idle_timeout_ms;
+	uint64_t moved_ms = monotonic_ms();
 	char *p = buf;
 
 	while (len > 0) {
-		/* Blocking read bounded by SO_RCVTIMEO (SESSION_BODY_TICK_MS):
-		 * a peer that sends nothing at all is judged by its pace. */
+		/* A plain socket's read blocks for at most SO_RCVTIMEO (a tick);
+		 * a TLS socket is non-blocking and says -EAGAIN until a whole
+		 * record is in.  Either way a peer that sends nothing, or
+		 * trickles a record, is judged by its pace every tick. */
 		ssize_t n = linebuf_read(&s->lb, p, len);
 
 		if (n == 0)
 			return -EPIPE;
 		if (n == -EAGAIN) {
-			if (!pace->min_rate || session_pace_account(pace, 0) < 0)
-				return -ETIMEDOUT;
+			int r = session_wait_readable(s, moved_ms + tick);
+
+			if (r < 0 && r != -EINTR)
+				return r;
+			if (r == 0 || monotonic_ms() - moved_ms >= tick) {
+				if (!pace->min_rate || session_pace_account(pace, 0) < 0)
+					return -ETIMEDOUT;
+				moved_ms = monotonic_ms();
+			}
 			continue;
 		}
 		if (n < 0)
 			return (int)n;
+		moved_ms = monotonic_ms();
 		p += n;
 		len -= (size_t)n;
 		scoreboard_add_bytes(s->ctx->slot, (uint64_t)n);
@@ -457,6 +470,8 @@ static int session_list_flush(struct list_out *lo)
 		lo->s->close = true;
 		return -EPIPE;
 	}
+	/* Progress for the scoreboard: a long listing is not a hung worker. */
+	scoreboard_add_bytes(lo->s->ctx->slot, lo->len);
 	lo->bytes += lo->len;
 	lo->len = 0;
 	return 0;
@@ -704,11 +719,13 @@ static int session_hello(struct session *s)
 
 	/* A client that has sent nothing by the time it is accepted (with
 	 * TCP_DEFER_ACCEPT it has been silent for the whole defer period)
-	 * gives its worker up at once to a client that queues. */
+	 * gives its worker up at once to a client that queues.  Not over TLS:
+	 * there the data that ended the deferral was the ClientHello, and
+	 * the HELLO follows the handshake. */
 	struct pollfd pfd = { .fd = s->conn.fd, .events = POLLIN };
 	const struct session_ctx *ctx = s->ctx;
 
-	if (ctx->conf->defer_accept_ms && conn_pending(&s->conn) == 0 &&
+	if (ctx->conf->defer_accept_ms && !s->tls && conn_pending(&s->conn) == 0 &&
 	    poll(&pfd, 1, 0) == 0 && ctx->pressure && ctx->pressure(ctx->pressure_arg, true)) {
 		r = -EBUSY;
 	} else {
@@ -876,8 +893,15 @@ void session_run(struct session_ctx *ctx, struct conn *c, bool tls,
 	log_ratelimit_init(&s.refusals, 5, 0, LOG_NOTICE, "refused requests");
 	listener_format_sockaddr((const struct sockaddr *)peer, s.peer, sizeof(s.peer));
 	snprintf(s.pid, sizeof(s.pid), "%d", (int)getpid());
-	/* The waits for lines use ppoll() with their own deadlines. */
+	/* The waits for lines use ppoll() with their own deadlines.  Sends
+	 * may wait for room a whole pace window: replies and LIST lines
+	 * have no pace of their own, and a download judges its pace when
+	 * one returns (struct timeval, as socket_set_timeouts() sets it). */
+	uint64_t send_wait_ms = conf->min_rate ? conf->min_rate_window_ms : conf->idle_timeout_ms;
+	struct timeval snd = { .tv_sec = (time_t)(send_wait_ms / 1000),
+			       .tv_usec = (suseconds_t)(send_wait_ms % 1000) * 1000 };
 	if (socket_set_timeouts(fd, body_wait_ms) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd)) < 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		log_warn_errno(errno, "%s: socket options", s.peer);
 	s.chunk = malloc(SESSION_CHUNK);

@@ -282,6 +282,10 @@ static void upload_end(struct upload *u, const struct proto_frame *f)
 	struct timespec mtime = { .tv_sec = req->mtime_sec, .tv_nsec = req->mtime_nsec };
 	if (s->ctx->conf->fsync && upload_owe(u, req->has_mtime ? &mtime : NULL) == 0)
 		return;
+	/* Committed alone (fsync turned off by a reload, or no memory for the
+	 * batch): the uploads before it in the batch go first. */
+	if (s->batch.n)
+		upload_flush(s);
 	/* No digest xattr: it costs a sixth of a small upload and is read
 	 * only if the file is downloaded, where GET caches what it hashes. */
 	r = storage_upload_commit(&u->up, u->overwrite, s->ctx->conf->fsync,

@@ -355,9 +355,9 @@ static void worker_refresh(struct session_ctx *ctx, void *arg)
 		return;
 	}
 	worker_refresh_users(wc, ctx, fresh);
-	for (size_t i = 0; i < ctx->conf->n_shares; i++)
-		if (wc->share_fds[i] >= 0)
-			close(wc->share_fds[i]);
+	/* The old share roots stay open: uploads waiting in the session's
+	 * group commit are still to be named beneath them.  A worker of an
+	 * old generation exits after this connection, which closes them. */
 	free(wc->share_fds);
 	config_free(wc->owned);
 	wc->owned = fresh;
