@@ -36,10 +36,8 @@ struct tls_conn {
 	bool has_pin;
 	bool pin_ok;            /* the verify callback saw the pinned leaf */
 	char *buf;              /* sendfile bounce buffer, allocated on first use */
-	/* Server side: the socket stays non-blocking after the handshake, so
-	 * a read never waits inside OpenSSL for the rest of a record a peer
-	 * trickles: it returns -EAGAIN and the caller waits in ppoll() under
-	 * its own deadlines.  Writes wait here, bounded by SO_SNDTIMEO. */
+	/* Set by tls_conn_nonblocking(): reads return -EAGAIN instead of
+	 * waiting inside OpenSSL; writes wait here, bounded by SO_SNDTIMEO. */
 	bool nonblocking;
 };
 
@@ -314,8 +312,8 @@ static int tls_handshake_error(struct tls_conn *t, int ret, char *err, size_t er
 }
 
 /* Runs the handshake non-blocking, so that the deadline bounds it however
- * slowly the peer trickles bytes; then puts a client's socket back to
- * blocking (a server's stays non-blocking: see tls_conn.nonblocking). */
+ * slowly the peer trickles bytes, then puts the socket back to blocking
+ * (tls_conn_nonblocking() makes it non-blocking for good). */
 static int tls_handshake(struct tls_conn *t, int fd, bool server, int timeout_ms,
 			 char *err, size_t errlen)
 {
@@ -356,8 +354,7 @@ static int tls_handshake(struct tls_conn *t, int fd, bool server, int timeout_ms
 			return r;
 		}
 	}
-	t->nonblocking = server;
-	r = server ? 0 : fd_set_nonblock(fd, false);
+	r = fd_set_nonblock(fd, false);
 	if (r < 0)
 		tls_fail(err, errlen, "TLS handshake: %s", strerror(-r));
 	return r;
@@ -383,6 +380,16 @@ static int tls_wait_io(struct tls_conn *t, int fd, int want)
 	if (r < 0)
 		return -errno;
 	return r == 0 ? -EAGAIN : 0;
+}
+
+int tls_conn_nonblocking(struct conn *c)
+{
+	struct tls_conn *t = c->impl;
+	int r = fd_set_nonblock(c->fd, true);
+
+	if (r == 0)
+		t->nonblocking = true;
+	return r;
 }
 
 static bool tls_alpn_agreed(SSL *ssl)

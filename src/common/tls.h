@@ -56,6 +56,14 @@ int tls_cert_pin(const char *pem_path, unsigned char pin[TLS_PIN_LEN]);
  * -ETIMEDOUT, -EPROTO (handshake refused: why in err) or -errno.
  * Like sendfile_full, writes to a socket whose peer has gone raise
  * SIGPIPE: a process using these connections must ignore SIGPIPE. */
+/* Makes an established TLS connection's socket non-blocking for good: a
+ * read returns -EAGAIN until a whole record is in, rather than waiting
+ * inside OpenSSL for the rest of one a peer trickles byte by byte, so the
+ * caller can wait in ppoll() under its own deadlines; a write still waits
+ * for room, as long as SO_SNDTIMEO.  The server's sessions use it.
+ * Returns 0 or -errno. */
+int tls_conn_nonblocking(struct conn *c);
+
 int tls_conn_accept(struct conn *c, int fd, SSL_CTX *ctx, int timeout_ms,
 		    char *err, size_t errlen);
 

@@ -198,6 +198,14 @@ static int worker_handshake(struct worker_admission *adm, struct conn *c, int fd
 				  r == -ETIMEDOUT ? "timed out" : err[0] ? err : strerror(-r));
 		return r;
 	}
+	/* The session waits for records in ppoll() under its deadlines, never
+	 * inside OpenSSL for the rest of one a peer trickles. */
+	r = tls_conn_nonblocking(c);
+	if (r < 0) {
+		log_warn_errno(r, "TLS socket O_NONBLOCK");
+		conn_close(c);
+		return r;
+	}
 	if (!adm->ktls_logged) {
 		adm->ktls_logged = true;
 		log_info("TLS downloads in this worker: %s (%s)",

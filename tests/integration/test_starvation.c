@@ -305,3 +305,41 @@ Test(starvation, list_streams_in_bounded_memory)
 	cr_assert_lt(after - before, 1024, "the worker grew by %ld KiB", after - before);
 	close(fd);
 }
+
+/* An upload waiting in the group commit (fsync = yes) when a reload swaps
+ * the configuration is still named in its own share: the old share roots
+ * outlive the swap. */
+Test(starvation, reload_between_a_batched_upload_and_its_commit)
+{
+	char other[PATH_MAX], shares[PATH_MAX + 64], line[512], path[PATH_MAX + 32];
+	int fd;
+
+	scratch_create(other, sizeof(other), "itest_other_share");
+	snprintf(shares, sizeof(shares), "[other]\npath = %s\nanonymous = write\n", other);
+	start_daemon(&d, &(struct daemon_opts){ .workers = 1, .server_extra = "fsync = yes",
+						 .shares_extra = shares });
+	fd = daemon_connect_hello(&d);
+	cr_assert_geq(fd, 0);
+	/* The first upload's body, all but its END. */
+	cr_assert_eq(proto_send_line(fd, "PUT files/x/y/a.txt size=3"), 0);
+	cr_assert_eq(proto_send_line(fd, "DATA 3"), 0);
+	cr_assert_eq(write(fd, "abc", 3), 3);
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	cr_assert(wait_until(reloaded, NULL, HARNESS_TIMEOUT_MS), "no reload in the log");
+	/* Its END and a second upload in one write: the first waits in the
+	 * batch while the second request takes the reloaded configuration. */
+	static const char rest[] = "END\nPUT other/b.txt size=1\nDATA 1\nbEND\n";
+	cr_assert_eq(write(fd, rest, sizeof(rest) - 1), (ssize_t)(sizeof(rest) - 1));
+	for (int i = 0; i < 2; i++) {
+		cr_assert_gt(proto_recv_line(fd, line, sizeof(line)), 0);
+		cr_assert(strncmp(line, "OK size=", 8) == 0, "answer %d: %s", i, line);
+	}
+	close(fd);
+	path_join(path, sizeof(path), d.share_dir, "x/y/a.txt");
+	cr_assert(file_is(path, "abc", 3), "files/x/y/a.txt is not where it was acknowledged");
+	path_join(path, sizeof(path), other, "b.txt");
+	cr_assert(file_is(path, "b", 1), "other/b.txt");
+	path_join(path, sizeof(path), other, "x");
+	cr_assert(!path_exists(path), "the first upload landed in the other share");
+	scratch_remove(other);
+}

@@ -5,6 +5,8 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,4 +239,44 @@ Test(tls, tls_listen_without_certificate_is_a_config_error)
 	cr_expect_eq(st, 78, "%d: %s", st, out);
 	cr_expect_not_null(strstr(out, "t.conf:2: tls_listen: needs tls_certificate and tls_key"),
 			   "%s", out);
+}
+
+/* A peer that trickles one TLS record a byte at a time after the handshake
+ * must not hold its worker past handshake_timeout: the worker waits in
+ * ppoll() under its deadline, never inside OpenSSL for the record's end. */
+Test(tls, a_trickled_record_does_not_hold_a_worker)
+{
+	static const unsigned char header[] = { 0x17, 0x03, 0x03, 0x40, 0x11 };
+	char ca[300], drain[256];
+	struct tconn c;
+	int64_t start, closed = 0;
+
+	start_tls_daemon("handshake_timeout = 2s\n");
+	ca_path("a", ca, sizeof(ca));
+	cr_assert_eq(tconn_open(&c, tls_port, ca, "tcpfile/2"), 0);
+	start = harness_now_ms();
+	/* The start of an application-data record of 16 KiB, then a byte
+	 * every 200 ms: the HELLO never completes. */
+	cr_assert_eq(write(c.fd, header, sizeof(header)), (ssize_t)sizeof(header));
+	while (harness_now_ms() - start < 10000) {
+		struct pollfd pfd = { .fd = c.fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&pfd, 1, 200) > 0) {
+			n = recv(c.fd, drain, sizeof(drain), MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && errno != EAGAIN)) {
+				closed = harness_now_ms();
+				break;
+			}
+			continue;    /* the greeting's record; the alert comes later */
+		}
+		if (send(c.fd, "x", 1, MSG_NOSIGNAL) < 0) {
+			closed = harness_now_ms();
+			break;
+		}
+	}
+	cr_assert_neq(closed, 0, "the trickling peer still held its worker after 10 s");
+	cr_log_info("trickled TLS record cut after %lld ms", (long long)(closed - start));
+	cr_assert_lt(closed - start, 2000 + 2500, "cut after %lld ms", (long long)(closed - start));
+	tconn_close(&c);
 }
