@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -342,4 +345,107 @@ Test(starvation, reload_between_a_batched_upload_and_its_commit)
 	path_join(path, sizeof(path), other, "x");
 	cr_assert(!path_exists(path), "the first upload landed in the other share");
 	scratch_remove(other);
+}
+
+/* ---- space ---- */
+
+struct small_uploads {
+	int ok, failed;
+	char detail[512];
+};
+
+/* One connection uploading count small files to tiny/, pipelined one at a
+ * time; counts the OK and ERR answers. */
+static void upload_small_files(int n, struct small_uploads *r)
+{
+	char line[512];
+	int fd = daemon_connect_hello(&d);
+
+	cr_assert_geq(fd, 0);
+	for (int i = 0; i < n; i++) {
+		cr_assert_eq(proto_send_line(fd, "PUT tiny/s%d size=4096", i), 0);
+		cr_assert_eq(proto_send_line(fd, "DATA 4096"), 0);
+		{
+			char body[4096];
+
+			memset(body, 's', sizeof(body));
+			cr_assert_eq(write(fd, body, sizeof(body)), (ssize_t)sizeof(body));
+		}
+		cr_assert_eq(proto_send_line(fd, "END"), 0);
+		cr_assert_gt(proto_recv_line(fd, line, sizeof(line)), 0);
+		if (strncmp(line, "OK ", 3) == 0) {
+			r->ok++;
+		} else {
+			r->failed++;
+			snprintf(r->detail, sizeof(r->detail), "%s", line);
+		}
+	}
+	close(fd);
+}
+
+/* Sends oversize headers (4 MiB, twice what the nearly full file system
+ * has free) as fast as the server refuses them, until killed. */
+static _Noreturn void hammer_oversize(void)
+{
+	char line[512];
+	int fd = daemon_connect_hello(&d);
+
+	if (fd < 0)
+		_exit(2);
+	for (;;) {
+		if (proto_send_line(fd, "PUT tiny/big size=4194304 continue=1") < 0 ||
+		    proto_recv_line(fd, line, sizeof(line)) <= 0)
+			_exit(3);
+		if (strncmp(line, "ERR 452 ", 8) != 0)
+			_exit(4);
+		if (proto_send_line(fd, "ABORT") < 0)
+			_exit(5);
+	}
+}
+
+Test(starvation, an_oversize_header_reserves_nothing)
+{
+	char mnt[PATH_MAX], shares[PATH_MAX + 64];
+	struct small_uploads r = { 0 };
+	struct statvfs before, after;
+	pid_t hammer;
+	int status;
+
+	if (geteuid() != 0)
+		cr_skip_test("mounting a small tmpfs needs root");
+	scratch_create(mnt, sizeof(mnt), "itest_tiny");
+	if (mount("tmpfs", mnt, "tmpfs", 0, "size=8m") != 0)
+		cr_skip_test("cannot mount a tmpfs: %s", strerror(errno));
+	snprintf(shares, sizeof(shares), "[tiny]\npath = %s\nanonymous = write\n", mnt);
+	/* Nearly full: 6 of its 8 MiB taken. */
+	{
+		char fill[PATH_MAX + 16];
+		void *six = random_buf(6 << 20);
+
+		path_join(fill, sizeof(fill), mnt, "fill");
+		write_file(fill, six, 6 << 20);
+	}
+	start_daemon(&d, &(struct daemon_opts){ .workers = 2, .shares_extra = shares });
+	cr_assert_eq(statvfs(mnt, &before), 0);
+
+	/* Headers larger than what is free, refused with 452 as fast as they
+	 * come, while small uploads run beside them: none may fail. */
+	hammer = fork();
+	cr_assert_geq(hammer, 0);
+	if (hammer == 0)
+		hammer_oversize();
+	upload_small_files(200, &r);
+	cr_assert_eq(waitpid(hammer, &status, WNOHANG), 0, "the hammer stopped: %d", status);
+	cr_assert_eq(kill(hammer, SIGKILL), 0);
+	cr_assert_eq(waitpid(hammer, &status, 0), hammer);
+	cr_assert_eq(statvfs(mnt, &after), 0);
+	cr_assert_eq(r.failed, 0, "%d of 200 small uploads failed: %s", r.failed, r.detail);
+	cr_assert_eq(r.ok, 200);
+	/* What is used is the small files (200 x 4 KiB), nothing reserved. */
+	cr_assert_leq((before.f_bfree - after.f_bfree) * before.f_frsize, 200 * 4096 + 256 * 1024,
+		      "%llu bytes taken", (unsigned long long)((before.f_bfree - after.f_bfree) *
+							       before.f_frsize));
+	daemon_stop(&d);
+	cr_assert_eq(umount(mnt), 0, "umount: %s", strerror(errno));
+	scratch_remove(mnt);
 }
