@@ -965,6 +965,21 @@ static unsigned config_server_line(const struct config_parser *p, const char *na
 	return key ? p->server_key_line[key - config_keys] : 0;
 }
 
+/* An upper bound (hi, its key set at line l_hi, 0 if defaulted) found
+ * below the value it bounds (lo, set at l_lo): a defaulted bound follows
+ * lo; two settings against each other are an error at the later line. */
+static int config_raise_bound(struct config_parser *p, unsigned *hi, const char *hi_name,
+			      unsigned l_hi, unsigned lo, const char *lo_name, unsigned l_lo)
+{
+	if (!l_hi) {
+		*hi = lo;
+		return 0;
+	}
+	config_fail(p, -EINVAL, l_hi > l_lo ? l_hi : l_lo, "%s: %s (%u) must be at least %s (%u)",
+		    l_hi > l_lo ? hi_name : lo_name, hi_name, *hi, lo_name, lo);
+	return -EINVAL;
+}
+
 /* The pool keys bound each other.  A bound left to its default follows
  * the key that was set (workers = 100 alone raises max_workers to 100);
  * two keys set against each other are an error at the later line. */
@@ -978,28 +993,14 @@ static int config_validate_pool(struct config_parser *p)
 	unsigned l_hung = config_server_line(p, "hung_timeout");
 	unsigned l_idle = config_server_line(p, "idle_timeout");
 
-	if (conf->max_workers < conf->workers) {
-		if (!l_max) {
-			conf->max_workers = conf->workers;
-		} else {
-			config_fail(p, -EINVAL, l_max > l_workers ? l_max : l_workers,
-				    "%s: max_workers (%u) must be at least workers (%u)",
-				    l_max > l_workers ? "max_workers" : "workers",
-				    conf->max_workers, conf->workers);
-			return -EINVAL;
-		}
-	}
-	if (conf->max_spare < conf->min_spare) {
-		if (!l_max_spare) {
-			conf->max_spare = conf->min_spare;
-		} else {
-			config_fail(p, -EINVAL, l_max_spare > l_min_spare ? l_max_spare : l_min_spare,
-				    "%s: max_spare (%u) must be at least min_spare (%u)",
-				    l_max_spare > l_min_spare ? "max_spare" : "min_spare",
-				    conf->max_spare, conf->min_spare);
-			return -EINVAL;
-		}
-	}
+	if (conf->max_workers < conf->workers &&
+	    config_raise_bound(p, &conf->max_workers, "max_workers", l_max,
+			       conf->workers, "workers", l_workers) < 0)
+		return -EINVAL;
+	if (conf->max_spare < conf->min_spare &&
+	    config_raise_bound(p, &conf->max_spare, "max_spare", l_max_spare,
+			       conf->min_spare, "min_spare", l_min_spare) < 0)
+		return -EINVAL;
 	/* A connection waiting for its next request makes no progress: the
 	 * worker must close it (idle_timeout) before it looks hung. */
 	if (conf->hung_timeout_ms && conf->hung_timeout_ms <= conf->idle_timeout_ms) {
