@@ -173,3 +173,102 @@ Test(log, ratelimit_windows)
 		"notice: w2 0\n"
 		"notice: w3 0\n");
 }
+
+/* ---- stderr records and levels ---- */
+
+static void log_some_records(void)
+{
+	struct log_field fields[] = {
+		{ "PATH", "files/a b" },
+		{ "SIZE", "42" },
+		{ "NOTE", "say \"hi\"\\" },
+		{ "EMPTY", "" },
+	};
+
+	log_info("plain %d", 1);
+	log_debug("hidden at the default level");
+	errno = ENOSPC;
+	log_errno(-ENOENT, "open %s", "x");
+	if (errno != ENOSPC)
+		_exit(20);
+	log_event(LOG_NOTICE, 0, LOG_MSGID_TRANSFER, fields, 4, "transfer");
+	log_set_level(LOG_WARNING);
+	log_info("hidden by the level");
+	log_warn("kept");
+}
+
+Test(log, stderr_lines)
+{
+	char out[4096];
+
+	capture_stderr(log_some_records, out, sizeof(out));
+	cr_assert_str_eq(out,
+			 "info: plain 1\n"
+			 "error: open x: No such file or directory\n"
+			 "notice: transfer path=\"files/a b\" size=42 "
+			 "note=\"say \\\"hi\\\"\\\\\" empty=\"\"\n"
+			 "warning: kept\n");
+}
+
+static void log_huge_record(void)
+{
+	char big[10000];
+
+	memset(big, 'y', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	log_info("%s", big);
+	log_info("after");
+}
+
+Test(log, long_records_are_cut_into_one_line)
+{
+	static const char ellipsis[] = "\xe2\x80\xa6\n";
+	char out[32768];
+	size_t n = capture_stderr(log_huge_record, out, sizeof(out));
+	char *nl = strchr(out, '\n');
+
+	cr_assert_not_null(nl);
+	cr_assert_leq((size_t)(nl - out) + 1, 4096u);
+	cr_assert_eq(strncmp(out, "info: yyyy", 10), 0);
+	cr_assert_eq(memcmp(nl + 1 - strlen(ellipsis), ellipsis, strlen(ellipsis)), 0);
+	cr_assert_str_eq(nl + 1, "info: after\n");
+	cr_assert_eq(n, (size_t)(nl - out) + 1 + strlen("info: after\n"));
+}
+
+static void log_with_pid(void)
+{
+	log_set_ident_pid(true);
+	log_warn("w");
+}
+
+Test(log, ident_pid_prefix)
+{
+	char out[256], want[256];
+
+	/* The child's pid is only known inside it: compare the shape. */
+	capture_stderr(log_with_pid, out, sizeof(out));
+	cr_assert_eq(strncmp(out, "test[", 5), 0, "%s", out);
+	snprintf(want, sizeof(want), "]: warning: w\n");
+	cr_assert_not_null(strstr(out, want), "%s", out);
+}
+
+Test(log, level_names)
+{
+	cr_assert_eq(log_level_from_name("err"), LOG_ERR);
+	cr_assert_eq(log_level_from_name("error"), LOG_ERR);
+	cr_assert_eq(log_level_from_name("warning"), LOG_WARNING);
+	cr_assert_eq(log_level_from_name("warn"), LOG_WARNING);
+	cr_assert_eq(log_level_from_name("notice"), LOG_NOTICE);
+	cr_assert_eq(log_level_from_name("info"), LOG_INFO);
+	cr_assert_eq(log_level_from_name("debug"), LOG_DEBUG);
+	cr_assert_eq(log_level_from_name("verbose"), -1);
+	cr_assert_eq(log_level_from_name(""), -1);
+	cr_assert_eq(log_level_from_name(NULL), -1);
+	cr_assert_str_eq(log_level_name(LOG_ERR), "err");
+	cr_assert_str_eq(log_level_name(LOG_WARNING), "warning");
+	cr_assert_str_eq(log_level_name(LOG_DEBUG), "debug");
+	log_set_level(LOG_DEBUG);
+	cr_assert_eq(log_get_level(), LOG_DEBUG);
+	log_set_level(LOG_INFO);
+	cr_assert_eq(log_get_level(), LOG_INFO);
+}
