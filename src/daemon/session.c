@@ -722,11 +722,10 @@ static int session_hello(struct session *s)
 	 * gives its worker up at once to a client that queues.  Not over TLS:
 	 * there the data that ended the deferral was the ClientHello, and
 	 * the HELLO follows the handshake. */
-	struct pollfd pfd = { .fd = s->conn.fd, .events = POLLIN };
 	const struct session_ctx *ctx = s->ctx;
 
-	if (ctx->conf->defer_accept_ms && !s->tls && conn_pending(&s->conn) == 0 &&
-	    poll(&pfd, 1, 0) == 0 && ctx->pressure && ctx->pressure(ctx->pressure_arg, true)) {
+	if (ctx->conf->defer_accept_ms && !s->tls && !session_input_ready(s) &&
+	    ctx->pressure && ctx->pressure(ctx->pressure_arg, true)) {
 		r = -EBUSY;
 	} else {
 		s->yield_grace_ms = SESSION_HELLO_GRACE_MS;
