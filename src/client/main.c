@@ -11,6 +11,7 @@
 
 #include "build_config.h"
 #include "client.h"
+#include "cryptomod.h"
 #include "transfer.h"
 
 /* getopt_long() values of the options that have no short form. */
@@ -312,6 +313,7 @@ static int main_security(const struct main_opts *o, const struct client_server *
 {
 	char err[TLS_ERROR_MAX];
 	const char *user = o->user;
+	int r;
 
 	*sec = (struct client_security){ .cafile = o->cafile };
 	if (!user) {
@@ -329,7 +331,12 @@ static int main_security(const struct main_opts *o, const struct client_server *
 		return 0;
 	}
 	if (o->pin) {
-		if (tls_parse_pin(o->pin, pin) < 0)
+		r = tls_parse_pin(o->pin, pin);
+		if (r == -ELIBACC) {
+			fprintf(stderr, "tcpfile: TLS: %s\n", cryptomod_error());
+			return CLIENT_EXIT_FAILED;
+		}
+		if (r < 0)
 			return main_usage_error("--pin: want sha256: and 64 hex digits, got '%s'",
 						o->pin);
 		sec->pin = pin;
@@ -388,7 +395,7 @@ int main(int argc, char **argv)
 	sigemptyset(&ignore.sa_mask);
 	if (sigaction(SIGPIPE, &ignore, NULL) < 0) {
 		fprintf(stderr, "tcpfile: sigaction: %s\n", strerror(errno));
-		SSL_CTX_free(sec.tls_ctx);
+		tls_ctx_free(sec.tls_ctx);
 		return CLIENT_EXIT_FAILED;
 	}
 
@@ -400,6 +407,6 @@ int main(int argc, char **argv)
 	if (r == 0)
 		r = client_exit_status(&c);
 	client_finish(&c);
-	SSL_CTX_free(sec.tls_ctx);
+	tls_ctx_free(sec.tls_ctx);
 	return r;
 }

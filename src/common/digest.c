@@ -1,6 +1,8 @@
-/* digest: XXH3-128 (libxxhash) and SHA-256 (OpenSSL EVP) behind one streaming interface. */
+/* digest: XXH3-128 (libxxhash) and SHA-256 (sha256.c, in the crypto module)
+ * behind one streaming interface. */
 #include "digest.h"
 #include "parse.h"
+#include "sha256.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -8,8 +10,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <xxhash.h>
+
+_Static_assert(SHA256_BYTES <= DIGEST_MAX_BYTES, "a SHA-256 digest fits");
 
 #define DIGEST_FD_CHUNK (256 * 1024)
 
@@ -63,16 +66,11 @@ int digest_init(struct digest_ctx *ctx, enum digest_alg alg)
 		return 0;
 	}
 	case DIGEST_SHA256: {
-		EVP_MD_CTX *md = EVP_MD_CTX_new();
-		if (!md)
-			return -ENOMEM;
-		/* OpenSSL only fails here when it cannot allocate or load
-		 * the provider; neither is the caller's fault. */
-		if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-			EVP_MD_CTX_free(md);
-			return -ENOMEM;
-		}
-		ctx->state = md;
+		struct sha256 *sha = NULL;
+		int r = sha256_new(&sha);
+		if (r < 0)
+			return r;
+		ctx->state = sha;
 		return 0;
 	}
 	}
@@ -88,7 +86,7 @@ void digest_finish(struct digest_ctx *ctx)
 		XXH3_freeState(ctx->state);
 		break;
 	case DIGEST_SHA256:
-		EVP_MD_CTX_free(ctx->state);
+		sha256_free(ctx->state);
 		break;
 	}
 	ctx->state = NULL;
@@ -105,7 +103,7 @@ void digest_update(struct digest_ctx *ctx, const void *data, size_t len)
 		ok = XXH3_128bits_update(ctx->state, data, len) == XXH_OK;
 		break;
 	case DIGEST_SHA256:
-		ok = EVP_DigestUpdate(ctx->state, data, len) == 1;
+		ok = sha256_update(ctx->state, data, len) == 0;
 		break;
 	}
 	/* update() has no way to report; a released state makes the
@@ -132,18 +130,10 @@ int digest_final(struct digest_ctx *ctx, struct digest_value *out)
 		out->len = sizeof(canon.digest);
 		break;
 	}
-	case DIGEST_SHA256: {
-		unsigned char md[EVP_MAX_MD_SIZE];
-		unsigned int md_len = 0;
-		if (EVP_DigestFinal_ex(ctx->state, md, &md_len) != 1 ||
-		    md_len != digest_algs[DIGEST_SHA256].len) {
-			r = -EIO;
-			break;
-		}
-		memcpy(out->bytes, md, md_len);
-		out->len = md_len;
+	case DIGEST_SHA256:
+		r = sha256_final(ctx->state, out->bytes);
+		out->len = SHA256_BYTES;
 		break;
-	}
 	}
 	digest_finish(ctx);
 	return r;

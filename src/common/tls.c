@@ -199,6 +199,11 @@ err_free:
 	return -EINVAL;
 }
 
+void tls_ctx_free(SSL_CTX *ctx)
+{
+	SSL_CTX_free(ctx);
+}
+
 int tls_client_ctx_new(const char *cafile, SSL_CTX **out, char *err, size_t errlen)
 {
 	return tls_client_ctx_make(cafile, true, out, err, errlen);

@@ -31,6 +31,9 @@ int tls_server_ctx_new(const char *cert, const char *key, int min_version,
 int tls_server_ctx_reload(SSL_CTX **ctx, const char *cert, const char *key,
 			  int min_version, char *err, size_t errlen);
 
+/* Drops a context from tls_*_ctx_new (no-op on NULL). */
+void tls_ctx_free(SSL_CTX *ctx);
+
 /* The client's context: peers verified against cafile (PEM) or, when it is
  * NULL, the system's CA store; TLS 1.2 or 1.3.  There is no way to turn
  * verification off: see tls_conn_connect for pinning.  Returns 0 or

@@ -158,6 +158,11 @@ int auth_init(void)
 	return 0;
 }
 
+bool auth_ready(void)
+{
+	return auth_gsasl != NULL;
+}
+
 void auth_done(void)
 {
 	if (!auth_gsasl)

@@ -24,6 +24,9 @@ enum auth_result {
  * Returns 0 or -errno.  auth_done() undoes it. */
 int auth_init(void);
 void auth_done(void);
+/* Whether auth_init() has succeeded in this process (or the master it was
+ * forked from): a worker must not start logins without it. */
+bool auth_ready(void);
 
 /* The mechanism a connection offers: -PLUS with channel binding (TLS),
  * plain SCRAM-SHA-256 without. */

@@ -23,6 +23,7 @@
 #include "access.h"
 #include "auth.h"
 #include "config.h"
+#include "cryptomod.h"
 #include "listener.h"
 #include "log.h"
 #include "monotonic.h"
@@ -670,12 +671,21 @@ static int master_load_secrets(struct master *m, const struct config *conf,
 
 	*users = NULL;
 	*tls_ctx = NULL;
-	if (conf->users_file) {
-		if (!m->auth_ready) {
-			snprintf(err, errlen, "users_file: GNU SASL has no SCRAM-SHA-256(-PLUS): "
-				 "logins are impossible");
-			return -EPROTONOSUPPORT;
+	/* GNU SASL is set up the first time a configuration has logins: in
+	 * the master, so that the workers forked after it share the made-up
+	 * salts (see auth_init). */
+	if (conf->users_file && !m->auth_ready) {
+		r = auth_init();
+		if (r < 0) {
+			snprintf(err, errlen, "users_file: %s",
+				 r == -ELIBACC ? cryptomod_error() :
+				 r == -EPROTONOSUPPORT ? "GNU SASL has no SCRAM-SHA-256(-PLUS): "
+							 "logins are impossible" : strerror(-r));
+			return r;
 		}
+		m->auth_ready = true;
+	}
+	if (conf->users_file) {
 		r = users_load(conf->users_file, users, why, sizeof(why));
 		if (r < 0) {
 			snprintf(err, errlen, "users_file: %s", why);
@@ -762,7 +772,7 @@ static void master_reload(struct master *m)
 	m->users = users;
 	if (tls_ctx) {
 		/* Workers of the old generation keep their copy (fork). */
-		SSL_CTX_free(m->tls_ctx);
+		tls_ctx_free(m->tls_ctx);
 		m->tls_ctx = tls_ctx;
 	}
 	log_set_level(fresh->log_level);
@@ -1117,13 +1127,9 @@ int master_run(struct config *conf, const char *config_path)
 		goto err_free_conf;
 	}
 	/* Before any fork: every worker shares the GNU SASL set-up, the
-	 * made-up salts for unknown names and the session ticket keys. */
-	r = auth_init();
-	m.auth_ready = r == 0;
-	if (r < 0 && conf->users_file) {
-		log_errno(r, "GNU SASL set-up for logins");
-		goto err_close_listeners;
-	}
+	 * made-up salts for unknown names and the session ticket keys
+	 * (master_load_secrets sets them up when the configuration has
+	 * logins or TLS listeners). */
 	{
 		char why[CONFIG_ERROR_MAX + TLS_ERROR_MAX];
 
@@ -1206,7 +1212,7 @@ err_free_scoreboard:
 	scoreboard_free(m.sb, m.status_path);
 	free(m.status_path);
 err_close_listeners:
-	SSL_CTX_free(m.tls_ctx);
+	tls_ctx_free(m.tls_ctx);
 	users_free(m.users);
 	auth_done();
 	listener_set_close(&m.listeners);

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <gsasl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -25,6 +24,7 @@
 #include "config.h"
 #include "netio.h"
 #include "parse.h"
+#include "scram.h"
 
 __attribute__((format(printf, 3, 4)))
 static void passwd_fail(char *err, size_t errlen, const char *fmt, ...)
@@ -38,32 +38,13 @@ static void passwd_fail(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int passwd_base64(const char *bin, size_t len, char *dst, size_t cap)
-{
-	char *b64 = NULL;
-	size_t n = 0;
-	int rc;
-
-	rc = gsasl_base64_to(bin, len, &b64, &n);
-	if (rc != GSASL_OK)
-		return -ENOMEM;
-	if (n >= cap) {
-		gsasl_free(b64);
-		return -ENOSPC;
-	}
-	memcpy(dst, b64, n + 1);
-	gsasl_free(b64);
-	return 0;
-}
-
 int passwd_make_user(const char *name, const char *password, uint32_t iterations,
 		     struct user *out)
 {
 	char salt[PASSWD_SALT_LEN];
-	char salted[GSASL_HASH_SHA256_SIZE], client_key[GSASL_HASH_SHA256_SIZE];
-	char server_key[GSASL_HASH_SHA256_SIZE], stored_key[GSASL_HASH_SHA256_SIZE];
+	unsigned char server_key[SCRAM_KEY_BYTES], stored_key[SCRAM_KEY_BYTES];
 	ssize_t n;
-	int r, rc;
+	int r;
 
 	memset(out, 0, sizeof(*out));
 	if (!users_name_valid(name, strlen(name)) || password[0] == '\0' ||
@@ -76,25 +57,18 @@ int passwd_make_user(const char *name, const char *password, uint32_t iterations
 		return -errno;
 	if ((size_t)n != sizeof(salt))
 		return -EIO;
-	rc = gsasl_scram_secrets_from_password(GSASL_HASH_SHA256, password, iterations,
-					       salt, sizeof(salt), salted, client_key,
-					       server_key, stored_key);
-	if (rc != GSASL_OK) {
-		r = rc == GSASL_MALLOC_ERROR ? -ENOMEM : -EINVAL;
-		goto out;
-	}
+	r = scram_secrets(password, iterations, salt, sizeof(salt), stored_key, server_key);
+	if (r < 0)
+		return r;
 	strcpy(out->name, name);
 	out->iterations = iterations;
-	r = passwd_base64(salt, sizeof(salt), out->salt, sizeof(out->salt));
+	r = scram_base64(salt, sizeof(salt), out->salt, sizeof(out->salt));
 	if (r == 0)
-		r = passwd_base64(stored_key, sizeof(stored_key), out->stored_key,
-				  sizeof(out->stored_key));
+		r = scram_base64(stored_key, sizeof(stored_key), out->stored_key,
+				 sizeof(out->stored_key));
 	if (r == 0)
-		r = passwd_base64(server_key, sizeof(server_key), out->server_key,
-				  sizeof(out->server_key));
-out:
-	explicit_bzero(salted, sizeof(salted));
-	explicit_bzero(client_key, sizeof(client_key));
+		r = scram_base64(server_key, sizeof(server_key), out->server_key,
+				 sizeof(out->server_key));
 	return r;
 }
 

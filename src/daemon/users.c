@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <gsasl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "parse.h"
+#include "scram.h"
 
 #define USERS_SCHEME "SCRAM-SHA-256$"
 
@@ -75,16 +75,14 @@ bool users_line_is_comment(const char *line, size_t len)
 static int users_take_base64(const char *s, size_t len, size_t min, size_t max,
 			     char *dst, size_t cap)
 {
-	char *bin = NULL;
 	size_t binlen = 0;
-	int rc;
+	int r;
 
 	if (len == 0 || len >= cap)
 		return -EINVAL;
-	rc = gsasl_base64_from(s, len, &bin, &binlen);
-	if (rc != GSASL_OK)
-		return rc == GSASL_MALLOC_ERROR ? -ENOMEM : -EINVAL;
-	gsasl_free(bin);
+	r = scram_base64_length(s, len, &binlen);
+	if (r < 0)
+		return r;
 	if (binlen < min || binlen > max)
 		return -EINVAL;
 	memcpy(dst, s, len);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "auth.h"
 #include "listener.h"
 #include "log.h"
 #include "monotonic.h"
@@ -318,7 +319,11 @@ static void worker_refresh_users(struct worker_conf *wc, struct session_ctx *ctx
 	struct users *users = NULL;
 	int r;
 
-	if (fresh->users_file) {
+	if (fresh->users_file && !auth_ready()) {
+		/* The reload turned logins on after this worker was forked:
+		 * the workers forked since share the master's GNU SASL set-up. */
+		log_warn("logins were turned on by a reload: none on this connection");
+	} else if (fresh->users_file) {
 		r = users_load(fresh->users_file, &users, err, sizeof(err));
 		if (r < 0) {
 			log_warn("reloaded users file: %s; no logins on this connection", err);
