@@ -386,6 +386,12 @@ int main(int argc, char **argv)
 		return main_usage_error("%s: too many arguments", cmd->name);
 	if (main_server(&o, &srv))
 		return CLIENT_EXIT_USAGE;
+	/* Before a byte goes out: a transfer that could not be checked is
+	 * not made. */
+	if (o.alg == DIGEST_SHA256 && !cryptomod_get()) {
+		fprintf(stderr, "tcpfile: --sha256: %s\n", cryptomod_error());
+		return CLIENT_EXIT_FAILED;
+	}
 	r = main_security(&o, &srv, pin, &sec);
 	if (r)
 		return r;

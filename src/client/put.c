@@ -269,6 +269,7 @@ static void put_queue_small(struct put_batch *b, struct put_item *it, int fd,
 	size_t start = b->out_len;
 	size_t len = from_stdin ? 0 : (size_t)st->st_size;
 	char why[128];
+	int r;
 
 	if (put_queue_header(b, it, st, from_stdin, false) < 0)
 		return;
@@ -281,8 +282,15 @@ static void put_queue_small(struct put_batch *b, struct put_item *it, int fd,
 		client_error(b->c, CLIENT_FAIL_PERMANENT, "%s: %s; not sent", it->what, why);
 		return;
 	}
-	if (digest_buffer(b->c->alg, b->out + b->out_len, len, &it->digest) == 0)
-		it->digest_ok = true;
+	r = digest_buffer(b->c->alg, b->out + b->out_len, len, &it->digest);
+	if (r < 0) {
+		/* Never a file that could not be checked. */
+		b->out_len = start;
+		client_error(b->c, CLIENT_FAIL_PERMANENT, "%s: digest: %s; not sent", it->what,
+			     strerror(-r));
+		return;
+	}
+	it->digest_ok = true;
 	b->out_len += len;
 	it->size = len;
 	put_queue_end(b, it->digest_ok ? &it->digest : NULL);
