@@ -332,6 +332,59 @@ Test(pool, max_requests_recycles_a_worker)
 	cr_assert_not(daemon_log_contains(&d, "before its first accept"));
 }
 
+/* ---- a connection wakes one idle worker, not the pool ------------------- */
+
+/* How often pid has given up the CPU of its own accord: every wake-up from
+ * a wait counts one. */
+static long voluntary_switches(pid_t pid)
+{
+	char path[64], *text = NULL, *p;
+	size_t len = 0;
+	long n = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	cr_assert_gt(getdelim(&text, &len, '\0', f), 0);
+	fclose(f);
+	p = strstr(text, "\nvoluntary_ctxt_switches:");
+	if (p)
+		n = strtol(p + strlen("\nvoluntary_ctxt_switches:"), NULL, 10);
+	free(text);
+	cr_assert_geq(n, 0, "no voluntary_ctxt_switches in %s", path);
+	return n;
+}
+
+#define HERD_WORKERS 8
+#define HERD_CONNECTIONS 3
+
+Test(pool, a_connection_wakes_one_idle_worker_not_the_pool)
+{
+	pid_t pids[HERD_WORKERS], again[HERD_WORKERS];
+	long before[HERD_WORKERS];
+	size_t woken = 0;
+
+	start_daemon(&d, &(struct daemon_opts){ .workers = HERD_WORKERS });
+	cr_assert_eq(daemon_wait_workers(&d, HERD_WORKERS, pids, HERD_WORKERS,
+					 HARNESS_TIMEOUT_MS), 0);
+	for (size_t i = 0; i < HERD_WORKERS; i++)
+		before[i] = voluntary_switches(pids[i]);
+	for (int c = 0; c < HERD_CONNECTIONS; c++) {
+		quit_once();
+		cr_assert_eq(daemon_wait_workers(&d, HERD_WORKERS, again, HERD_WORKERS,
+						 HARNESS_TIMEOUT_MS), 0);
+	}
+	/* Woken for nothing, an idle worker would also count a switch: with
+	 * every idle worker polling the listener, all of them woke for each
+	 * connection. */
+	for (size_t i = 0; i < HERD_WORKERS; i++)
+		if (voluntary_switches(pids[i]) != before[i])
+			woken++;
+	cr_expect_leq(woken, HERD_CONNECTIONS, "%zu of %d idle workers woke for %d connections",
+		      woken, HERD_WORKERS, HERD_CONNECTIONS);
+}
+
 static bool log_has_hung(void *arg)
 {
 	return daemon_log_contains(&d, "is hung");
