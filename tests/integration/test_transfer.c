@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "harness.h"
 #include "netio.h"
 #include "protocol.h"
@@ -353,6 +354,41 @@ Test(transfer, roundtrip_client, .timeout = 300)
 	raw_conn_close(c);
 	/* No temporary file left beside the destinations. */
 	cr_assert_eq(count_entries(backdir, ""), 4);
+}
+
+/* Files around the client's frame size, in one pipelined put: a body one
+ * byte short of a frame goes out whole, the others in frames after
+ * CONTINUE, the last frame of each as short as one byte.  Every byte
+ * lands, and nothing is left beside the files. */
+Test(transfer, client_frame_edges, .timeout = 120)
+{
+	static const size_t sizes[] = {
+		CLIENT_CHUNK - 1, CLIENT_CHUNK, CLIENT_CHUNK + 1, 2 * CLIENT_CHUNK,
+		3 * CLIENT_CHUNK + 7,
+	};
+	enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+	char src[N][PATH_MAX], dst[PATH_MAX], out[4096], name[32];
+	const char *argv[N + 3];
+	size_t argc = 0;
+	int rc;
+
+	argv[argc++] = "put";
+	for (size_t i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "edge%zu.bin", sizes[i]);
+		path_join(src[i], sizeof(src[i]), local, name);
+		cr_assert_eq(make_random_file(src[i], sizes[i]), 0);
+		argv[argc++] = src[i];
+	}
+	argv[argc++] = "files/";
+	argv[argc] = NULL;
+	rc = tcpfile_runv(&d, out, sizeof(out), argv, NULL);
+	cr_assert_eq(rc, 0, "tcpfile put: %d\n%s", rc, out);
+	for (size_t i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "edge%zu.bin", sizes[i]);
+		share_path(dst, sizeof(dst), name);
+		cr_assert(files_equal(src[i], dst), "stored file differs (%zu bytes)", sizes[i]);
+	}
+	cr_assert_eq(count_entries(d.share_dir, ""), N);
 }
 
 /* Tokens the verb does not know, given twice, or with a bad value are 501
