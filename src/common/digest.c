@@ -1,5 +1,11 @@
 /* digest: XXH3-128 (libxxhash) and SHA-256 (sha256.c, in the crypto module)
- * behind one streaming interface. */
+ * behind one streaming interface.
+ *
+ * XXH3 is compiled in from libxxhash's header (XXH_INLINE_ALL, the mode
+ * its authors document for speed) rather than linked: the shared library
+ * cost every tcpfile run ~30 us of loading (an empty C program linked
+ * with it starts in 0.39 ms instead of 0.36 ms here), for a function with
+ * no input to parse. */
 #include "digest.h"
 #include "parse.h"
 #include "sha256.h"
@@ -10,6 +16,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 _Static_assert(SHA256_BYTES <= DIGEST_MAX_BYTES, "a SHA-256 digest fits");
