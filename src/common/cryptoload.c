@@ -11,6 +11,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,10 +21,13 @@
 
 static const struct cryptomod *cryptoload_table;
 static char cryptoload_why[PATH_MAX + 256];
+static int cryptoload_pinned = -1;     /* cryptomod_pin()'s descriptor */
+static char cryptoload_pinned_path[PATH_MAX];
 
-/* The module beside the running program (a build tree) or else the
- * installed one.  A program's own directory is as trusted as the program. */
-static void *cryptoload_open(char *path, size_t cap)
+/* Where the module is: beside the running program (a build tree), else
+ * the installed one.  A program's own directory is as trusted as the
+ * program.  Returns path. */
+static const char *cryptoload_find(char *path, size_t cap)
 {
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -36,10 +40,39 @@ static void *cryptoload_open(char *path, size_t cap)
 		len = slash ? snprintf(path, cap, "%.*s/%s", (int)(slash - exe), exe,
 				       CRYPTOMOD_FILE) : -1;
 		if (len > 0 && (size_t)len < cap && access(path, F_OK) == 0)
-			return dlopen(path, RTLD_NOW | RTLD_LOCAL);
+			return path;
 	}
 	snprintf(path, cap, "%s/%s", TCPFILED_MODULEDIR, CRYPTOMOD_FILE);
-	return dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	return path;
+}
+
+int cryptomod_pin(void)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (cryptoload_pinned >= 0 || cryptoload_table)
+		return 0;
+	fd = open(cryptoload_find(path, sizeof(path)), O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	cryptoload_pinned = fd;
+	snprintf(cryptoload_pinned_path, sizeof(cryptoload_pinned_path), "%s", path);
+	return 0;
+}
+
+/* dlopen()s the pinned file when there is one (through its descriptor:
+ * an upgrade that replaced the file since is not seen), else the file
+ * cryptoload_find() names.  path gets the name to report. */
+static void *cryptoload_open(char *path, size_t cap)
+{
+	char fdpath[64];
+
+	if (cryptoload_pinned < 0)
+		return dlopen(cryptoload_find(path, cap), RTLD_NOW | RTLD_LOCAL);
+	snprintf(path, cap, "%s", cryptoload_pinned_path);
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", cryptoload_pinned);
+	return dlopen(fdpath, RTLD_NOW | RTLD_LOCAL);
 }
 
 const struct cryptomod *cryptomod_get(void)
@@ -55,8 +88,8 @@ const struct cryptomod *cryptomod_get(void)
 	if (!h) {
 		e = dlerror();
 		snprintf(cryptoload_why, sizeof(cryptoload_why),
-			 "cannot load the crypto module (TLS, logins, SHA-256): %s",
-			 e ? e : path);
+			 "cannot load the crypto module (TLS, logins, SHA-256) %s: %s", path,
+			 e ? e : "dlopen failed");
 		return NULL;
 	}
 	t = dlsym(h, CRYPTOMOD_SYMBOL);

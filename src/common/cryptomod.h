@@ -94,3 +94,9 @@ const struct cryptomod *cryptomod_get(void);
 const char *cryptomod_error(void);
 /* Whether this process has loaded it. */
 bool cryptomod_loaded(void);
+/* Opens the module file now without loading it, so that a later
+ * cryptomod_get() -- in this process or a child forked from it -- loads
+ * this very file even if an upgrade has replaced it meanwhile (a daemon's
+ * workers then never mix versions).  Returns 0 or -errno (nothing pinned:
+ * cryptomod_get() then looks for the file when it needs it). */
+int cryptomod_pin(void);

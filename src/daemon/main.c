@@ -8,6 +8,7 @@
 
 #include "build_config.h"
 #include "config.h"
+#include "cryptomod.h"
 #include "log.h"
 #include "master.h"
 #include "sharecheck.h"
@@ -83,5 +84,11 @@ int main(int argc, char **argv)
 		return EX_OK;
 	}
 	log_set_level(conf->log_level);
+	/* The workers load the crypto module when a client first needs it
+	 * (SHA-256): from the file there is now, even after an upgrade. */
+	r = cryptomod_pin();
+	if (r < 0)
+		log_debug("crypto module not found now (%s): loaded when needed, if it is there then",
+			  strerror(-r));
 	return master_run(conf, config_path);
 }

@@ -247,3 +247,44 @@ Test(cryptomod, logins_turned_on_by_a_reload_reach_new_connections)
 			      sizeof(line), NULL, 0, NULL), "%s", line);
 	tconn_close(&fresh);
 }
+
+/* The module file beside TCPFILED_BIN (the build tree's). */
+static void module_beside(const char *bin, char *out, size_t cap)
+{
+	const char *slash = strrchr(bin, '/');
+
+	cr_assert_not_null(slash);
+	snprintf(out, cap, "%.*s/%s", (int)(slash - bin), bin, CRYPTOMOD_FILE);
+}
+
+Test(cryptomod, workers_load_the_module_the_daemon_started_with)
+{
+	char bin[400], mod[400], built[400], junk[400], out[4096], local[400], remote[400];
+	const char *argv[4];
+
+	/* A daemon installed in a directory of its own, module beside it. */
+	cr_assert_eq(daemon_prepare(&d, &(struct daemon_opts){ 0 }), 0);
+	path_join(bin, sizeof(bin), d.dir, "tcpfiled");
+	path_join(mod, sizeof(mod), d.dir, CRYPTOMOD_FILE);
+	copy_program(harness_bin("TCPFILED_BIN"), bin);
+	module_beside(harness_bin("TCPFILED_BIN"), built, sizeof(built));
+	copy_program(built, mod);
+	argv[0] = bin;
+	argv[1] = "-c";
+	argv[2] = d.conf_path;
+	argv[3] = NULL;
+	cr_assert_eq(daemon_spawn(&d, argv, NULL), 0);
+	cr_assert_eq(daemon_wait_ready(&d), 0);
+
+	/* An "upgrade" replaces the module with one that cannot load. */
+	path_join(junk, sizeof(junk), d.dir, "junk.so");
+	write_file(junk, "not an ELF file\n", 16);
+	cr_assert_eq(rename(junk, mod), 0);
+
+	make_local("pinned.bin", 70000, local, sizeof(local));
+	int st = tcpfile_run(&d, out, sizeof(out), "put", "--sha256", local, "files/pinned.bin",
+			     NULL);
+	cr_expect_eq(st, 0, "a worker loaded the replaced module: %d: %s", st, out);
+	path_join(remote, sizeof(remote), d.share_dir, "pinned.bin");
+	cr_expect(files_equal(local, remote));
+}
