@@ -30,7 +30,7 @@
 
 /* ---- replies ---- */
 
-void session_flush_replies(struct session *s)
+static void session_flush_replies(struct session *s)
 {
 	size_t n = s->out_len;
 
@@ -223,6 +223,23 @@ int session_pace_account(struct session_pace *p, uint64_t bytes)
 	return 0;
 }
 
+/* True when bytes can be read without waiting. */
+static bool session_input_ready(struct session *s)
+{
+	struct pollfd pfd = { .fd = s->conn.fd, .events = POLLIN };
+
+	return conn_pending(&s->conn) > 0 || poll(&pfd, 1, 0) > 0;
+}
+
+void session_settle(struct session *s)
+{
+	/* The batch waits only while more of the client's bytes are there
+	 * to be read: they may hold further uploads to commit with it. */
+	if (s->batch.n && !s->flushing && !session_input_ready(s))
+		upload_flush(s);
+	session_flush_replies(s);
+}
+
 /* Lets a signal that arrived during the last request run its handler
  * (signals are blocked outside waits), without waiting for anything. */
 static void session_poll_signals(struct session *s)
@@ -248,8 +265,8 @@ static int session_wait_readable(struct session *s, uint64_t deadline_ms)
 
 	if (conn_pending(&s->conn) > 0)
 		return 1;
-	/* The client may be waiting for them before it sends more. */
-	session_flush_replies(s);
+	/* The client may be waiting for answers before it sends more. */
+	session_settle(s);
 	if (!left)
 		return 0;
 	r = ppoll(&pfd, 1, &timeout, s->ctx->wait_mask);
@@ -266,7 +283,7 @@ int session_sleep_until(struct session *s, uint64_t deadline_ms)
 
 		if (*s->ctx->stop)
 			return -ESHUTDOWN;
-		session_flush_replies(s);
+		session_settle(s);
 		if (now >= deadline_ms)
 			return 0;
 		left = deadline_ms - now;
@@ -347,7 +364,7 @@ int session_read_body(struct session *s, void *buf, size_t len,
 
 		/* Nothing buffered: the read below may block. */
 		if (!linebuf_pending(&s->lb))
-			session_flush_replies(s);
+			session_settle(s);
 		n = linebuf_read(&s->lb, p, len);
 		if (n == 0)
 			return -EPIPE;
@@ -680,13 +697,6 @@ static void session_log_refused_line(struct session *s, const char *line, size_t
 		  s->peer, shown, len >= sizeof(shown) ? "..." : "", code, why);
 }
 
-/* True when bytes can be read without waiting. */
-static bool session_input_ready(struct session *s)
-{
-	struct pollfd pfd = { .fd = s->conn.fd, .events = POLLIN };
-
-	return conn_pending(&s->conn) > 0 || poll(&pfd, 1, 0) > 0;
-}
 
 /* Waits for the next request line until the idle deadline.  Returns 1 with
  * the line, or 0 when the connection is over (answered and logged). */
@@ -724,9 +734,6 @@ static int session_next_request(struct session *s, char **line, size_t *len)
 			session_send_error(s, PROTO_ERR_SHUTTING_DOWN, "shutting down");
 			return 0;
 		}
-		/* The batch waits only while more requests are ready to read. */
-		if (s->batch.n && !session_input_ready(s))
-			upload_flush(s);
 		if (first)
 			scoreboard_set_state(s->ctx->slot, WORKER_WAITING);
 		first = false;

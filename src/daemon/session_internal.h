@@ -115,14 +115,16 @@ void session_reply(struct session *s, const char *fmt, ...)
 /* session_reply for a final answer that may wait: while the next request
  * line is already buffered it is held back (up to SESSION_OUT_MAX bytes)
  * and goes out in one write with the answers that follow, at the latest
- * before the session could wait for the client: session_flush_replies()
- * runs before every wait and every read that may block. */
+ * before the session could wait for the client (session_settle). */
 void session_answer(struct session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Sends the answers session_answer held back.  Whoever reads from the
- * connection other than through session_wait_line / session_read_body
- * must call it first (the client may be waiting for them). */
-void session_flush_replies(struct session *s);
+/* What the session owes goes out before it may block on the client: the
+ * batch is committed and answered unless more input can be read at once,
+ * and the answers session_answer held back are sent.  session_wait_line,
+ * session_read_body and session_sleep_until call it; whoever reads from
+ * the connection otherwise must call it first, or a client that waits for
+ * its answers before sending more would wait for ever. */
+void session_settle(struct session *s);
 /* Sends "ERR <code> <text>: why" and records it in o (when o is not NULL). */
 void session_fail(struct session *s, struct outcome *o, int code, const char *why);
 
