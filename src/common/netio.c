@@ -24,6 +24,11 @@ static int netio_errno(void)
 
 ssize_t read_full(int fd, void *buf, size_t len)
 {
+	return read_file_full(fd, buf, len, len);
+}
+
+ssize_t read_file_full(int fd, void *buf, size_t len, size_t enough)
+{
 	char *p = buf;
 	size_t done = 0;
 
@@ -38,6 +43,8 @@ ssize_t read_full(int fd, void *buf, size_t len)
 		if (n == 0)
 			break;
 		done += (size_t)n;
+		if (done >= enough && done < len)
+			break;
 	}
 	return (ssize_t)done;
 }

@@ -13,6 +13,13 @@
  * SO_RCVTIMEO expired). */
 ssize_t read_full(int fd, void *buf, size_t len);
 
+/* read_full for a regular file that should hold enough (<= len) bytes: a
+ * read that comes back short once enough bytes are in ends it, since a
+ * regular file's read is short only at its end -- which saves the read
+ * that would return 0 (asking for one byte more than a file should hold
+ * then costs one read, not two).  Returns as read_full. */
+ssize_t read_file_full(int fd, void *buf, size_t len, size_t enough);
+
 /* Writes all len bytes.  Sockets are written with MSG_NOSIGNAL.  Retries
  * EINTR and short writes.  Returns 0 or -errno. */
 int write_full(int fd, const void *buf, size_t len);
