@@ -60,32 +60,6 @@ void session_send(struct session *s, const char *buf, size_t len, bool more)
 		s->close = true;
 }
 
-/* Formats a reply line into line[PROTO_MAX_LINE]: its length, or -1 (the
- * session is then marked for closing). */
-static int session_format(struct session *s, char *line, const char *fmt, va_list ap)
-{
-	int n = vsnprintf(line, PROTO_MAX_LINE, fmt, ap);
-
-	if (n < 0 || n >= PROTO_MAX_LINE) {
-		s->close = true;
-		return -1;
-	}
-	return n;
-}
-
-void session_reply(struct session *s, const char *fmt, ...)
-{
-	char line[PROTO_MAX_LINE];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = session_format(s, line, fmt, ap);
-	va_end(ap);
-	if (n >= 0)
-		session_send(s, line, (size_t)n, false);
-}
-
 /* The next request line is already in the buffer: the session will not
  * wait for the client before it has served it. */
 static bool session_line_buffered(const struct session *s)
@@ -95,25 +69,47 @@ static bool session_line_buffered(const struct session *s)
 	return pending > 0 && memchr(s->lb.buf + s->lb.start, '\n', pending) != NULL;
 }
 
-void session_answer(struct session *s, const char *fmt, ...)
+/* Formats one reply line and sends it, or, when may_wait and the next
+ * request is already buffered, holds it back with those before it. */
+static void session_vreply(struct session *s, bool may_wait, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void session_vreply(struct session *s, bool may_wait, const char *fmt, va_list ap)
 {
 	char line[PROTO_MAX_LINE];
-	va_list ap;
-	int n;
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
 
-	va_start(ap, fmt);
-	n = session_format(s, line, fmt, ap);
-	va_end(ap);
-	if (n < 0)
+	if (n < 0 || (size_t)n >= sizeof(line)) {
+		s->close = true;
 		return;
-	if (s->batch.n && !s->flushing)
+	}
+	if (may_wait && s->batch.n && !s->flushing)
 		upload_flush(s);
-	if (session_line_buffered(s) && (size_t)n <= sizeof(s->out) - s->out_len) {
+	if (may_wait && session_line_buffered(s) &&
+	    (size_t)n <= sizeof(s->out) - s->out_len) {
 		memcpy(s->out + s->out_len, line, (size_t)n);
 		s->out_len += (size_t)n;
 		return;
 	}
 	session_send(s, line, (size_t)n, false);
+}
+
+void session_reply(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s, false, fmt, ap);
+	va_end(ap);
+}
+
+void session_answer(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s, true, fmt, ap);
+	va_end(ap);
 }
 
 static void session_send_error(struct session *s, int code, const char *detail)

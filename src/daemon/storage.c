@@ -1354,27 +1354,23 @@ static int storage_name(struct storage_upload *up, bool overwrite)
 {
 	int r;
 
-	if (up->dir_fd < 0) {
-		up->dir_fd = storage_make_parents(up);
+	for (;;) {
 		if (up->dir_fd < 0) {
-			r = up->dir_fd;
-			goto err_remove;
-		}
-	}
-	r = up->tmp[0] ? storage_name_tmp(up, overwrite)
-		       : storage_name_unnamed(up, overwrite);
-	/* A directory from the cache may have been removed since it was
-	 * opened: the name goes where a fresh walk of the path puts it. */
-	if (r == -ENOENT && up->dir_ref) {
-		up->dir_ref->gone = true;
-		storage_release_fd(&up->dir_fd, &up->dir_ref);
-		up->dir_fd = storage_make_parents(up);
-		if (up->dir_fd < 0) {
-			r = up->dir_fd;
-			goto err_remove;
+			up->dir_fd = storage_make_parents(up);
+			if (up->dir_fd < 0) {
+				r = up->dir_fd;
+				goto err_remove;
+			}
 		}
 		r = up->tmp[0] ? storage_name_tmp(up, overwrite)
 			       : storage_name_unnamed(up, overwrite);
+		/* A directory from the cache may have been removed since it
+		 * was opened: the name goes where a fresh walk of the path
+		 * puts it (once: that directory is not borrowed). */
+		if (r != -ENOENT || !up->dir_ref)
+			break;
+		up->dir_ref->gone = true;
+		storage_release_fd(&up->dir_fd, &up->dir_ref);
 	}
 	if (r < 0)
 		goto err_remove;
