@@ -144,7 +144,8 @@ void session_log(struct session *s, const struct outcome *o);
  * worker's signals in.  Returns 1 with the line, 0 on EOF, -ETIMEDOUT,
  * -EBUSY (clients queue for the pool and this wait has lasted
  * s->yield_grace_ms: give the worker up), -EMSGSIZE (no LF within a
- * line's length) or -errno.  Sends nothing. */
+ * line's length) or -errno.  Sends nothing but what session_settle owes
+ * the client before a wait. */
 int session_wait_line(struct session *s, uint64_t deadline_ms, char **line,
 		      size_t *len);
 
