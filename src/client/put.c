@@ -227,7 +227,7 @@ static void put_queue_abort(struct put_batch *b)
 static int put_read_exact(int fd, char *buf, size_t want, bool last, char *why,
 			  size_t why_cap)
 {
-	ssize_t n = read_full(fd, buf, last ? want + 1 : want);
+	ssize_t n = read_file_full(fd, buf, last ? want + 1 : want, want);
 
 	if (n < 0) {
 		snprintf(why, why_cap, "read: %s", strerror((int)-n));

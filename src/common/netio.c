@@ -24,6 +24,11 @@ static int netio_errno(void)
 
 ssize_t read_full(int fd, void *buf, size_t len)
 {
+	return read_file_full(fd, buf, len, len);
+}
+
+ssize_t read_file_full(int fd, void *buf, size_t len, size_t enough)
+{
 	char *p = buf;
 	size_t done = 0;
 
@@ -38,6 +43,8 @@ ssize_t read_full(int fd, void *buf, size_t len)
 		if (n == 0)
 			break;
 		done += (size_t)n;
+		if (done >= enough && done < len)
+			break;
 	}
 	return (ssize_t)done;
 }
@@ -242,13 +249,16 @@ void conn_close(struct conn *c)
 
 int linebuf_init(struct linebuf *lb, struct conn *conn, size_t cap)
 {
+	size_t size = cap > LINEBUF_READ_SIZE ? cap : LINEBUF_READ_SIZE;
+
 	*lb = (struct linebuf){ .conn = conn };
 	if (cap == 0)
 		return -EINVAL;
-	lb->buf = malloc(cap);
+	lb->buf = malloc(size);
 	if (!lb->buf)
 		return -ENOMEM;
-	lb->cap = cap;
+	lb->cap = size;
+	lb->line_max = cap;
 	return 0;
 }
 
@@ -256,7 +266,7 @@ void linebuf_finish(struct linebuf *lb)
 {
 	free(lb->buf);
 	lb->buf = NULL;
-	lb->cap = lb->start = lb->end = lb->scanned = 0;
+	lb->cap = lb->line_max = lb->start = lb->end = lb->scanned = 0;
 }
 
 /* Moves the unconsumed bytes to the front once they sit in the back half
@@ -293,6 +303,8 @@ int linebuf_take_line(struct linebuf *lb, char **line, size_t *len)
 		if (p) {
 			lf = (size_t)(p - lb->buf);
 			n = lf - lb->start;
+			if (n >= lb->line_max)
+				return -EMSGSIZE;
 			if (n > 0 && lb->buf[lf - 1] == '\r')
 				n--;
 			lb->buf[lb->start + n] = '\0';
@@ -304,7 +316,7 @@ int linebuf_take_line(struct linebuf *lb, char **line, size_t *len)
 		}
 		lb->scanned = pending;
 	}
-	if (pending == lb->cap)
+	if (pending >= lb->line_max)
 		return -EMSGSIZE;
 	return 0;
 }

@@ -13,6 +13,13 @@
  * SO_RCVTIMEO expired). */
 ssize_t read_full(int fd, void *buf, size_t len);
 
+/* read_full for a regular file that should hold enough (<= len) bytes: a
+ * read that comes back short once enough bytes are in ends it, since a
+ * regular file's read is short only at its end -- which saves the read
+ * that would return 0 (asking for one byte more than a file should hold
+ * then costs one read, not two).  Returns as read_full. */
+ssize_t read_file_full(int fd, void *buf, size_t len, size_t enough);
+
 /* Writes all len bytes.  Sockets are written with MSG_NOSIGNAL.  Retries
  * EINTR and short writes.  Returns 0 or -errno. */
 int write_full(int fd, const void *buf, size_t len);
@@ -36,24 +43,30 @@ int socket_set_timeouts(int fd, uint64_t timeout_ms);
 /* Buffered line reader over a connection, also used for the body bytes
  * that follow a line (a pipelining client may have sent them in the same
  * segment). */
+/* A linebuf reads up to this much at a time (or a line's length when
+ * that is more): a pipelining peer's small requests and bodies come in
+ * with a few reads, not one or two per request. */
+#define LINEBUF_READ_SIZE (64 * 1024)
+
 struct linebuf {
 	struct conn *conn;  /* not owned */
 	char *buf;
-	size_t cap;      /* max line length + terminator */
+	size_t cap;      /* size of buf: max(line_max, LINEBUF_READ_SIZE) */
+	size_t line_max; /* max line length + terminator */
 	size_t start;    /* first unconsumed byte */
 	size_t end;      /* one past the last buffered byte */
 	size_t scanned;  /* bytes of [start,end) known to hold no LF */
 };
 
-/* cap bounds the longest line including its LF.  Returns 0, -EINVAL (cap
- * 0) or -ENOMEM. */
+/* cap bounds the longest line including its LF (the buffer may be
+ * larger).  Returns 0, -EINVAL (cap 0) or -ENOMEM. */
 int linebuf_init(struct linebuf *lb, struct conn *conn, size_t cap);
 void linebuf_finish(struct linebuf *lb);
 
 /* Extracts one buffered line without reading: returns 1 and sets *line
  * (NUL-terminated in place, LF or CRLF stripped, valid until the next call)
  * and *len; 0 when no full line is buffered yet; -EMSGSIZE when cap bytes
- * hold no LF (the framing is lost). */
+ * (linebuf_init's) hold no LF (the framing is lost). */
 int linebuf_take_line(struct linebuf *lb, char **line, size_t *len);
 
 /* One read() into the buffer.  Returns bytes read (> 0), 0 on EOF, or

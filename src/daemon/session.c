@@ -30,29 +30,86 @@
 
 /* ---- replies ---- */
 
+static void session_flush_replies(struct session *s)
+{
+	size_t n = s->out_len;
+
+	if (!n)
+		return;
+	s->out_len = 0;
+	if (conn_write(&s->conn, s->out, n, false) < 0)
+		s->close = true;
+}
+
 void session_send(struct session *s, const char *buf, size_t len, bool more)
 {
-	/* Answers go out in request order: those owed by the batch first. */
+	/* Answers go out in request order: those owed by the batch first,
+	 * then those held back, in the same write when they fit. */
 	if (s->batch.n && !s->flushing)
 		upload_flush(s);
+	if (s->out_len && len <= sizeof(s->out) - s->out_len) {
+		memcpy(s->out + s->out_len, buf, len);
+		s->out_len += len;
+		len = s->out_len;
+		s->out_len = 0;
+		buf = s->out;
+	} else {
+		session_flush_replies(s);
+	}
 	if (conn_write(&s->conn, buf, len, more) < 0)
 		s->close = true;
 }
 
-void session_reply(struct session *s, const char *fmt, ...)
+/* The next request line is already in the buffer: the session will not
+ * wait for the client before it has served it. */
+static bool session_line_buffered(const struct session *s)
+{
+	size_t pending = linebuf_pending(&s->lb);
+
+	return pending > 0 && memchr(s->lb.buf + s->lb.start, '\n', pending) != NULL;
+}
+
+/* Formats one reply line and sends it, or, when may_wait and the next
+ * request is already buffered, holds it back with those before it. */
+static void session_vreply(struct session *s, bool may_wait, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void session_vreply(struct session *s, bool may_wait, const char *fmt, va_list ap)
 {
 	char line[PROTO_MAX_LINE];
-	va_list ap;
-	int n;
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
 
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(line)) {
 		s->close = true;
 		return;
 	}
+	if (may_wait && s->batch.n && !s->flushing)
+		upload_flush(s);
+	if (may_wait && session_line_buffered(s) &&
+	    (size_t)n <= sizeof(s->out) - s->out_len) {
+		memcpy(s->out + s->out_len, line, (size_t)n);
+		s->out_len += (size_t)n;
+		return;
+	}
 	session_send(s, line, (size_t)n, false);
+}
+
+void session_reply(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s, false, fmt, ap);
+	va_end(ap);
+}
+
+void session_answer(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s, true, fmt, ap);
+	va_end(ap);
 }
 
 static void session_send_error(struct session *s, int code, const char *detail)
@@ -162,6 +219,23 @@ int session_pace_account(struct session_pace *p, uint64_t bytes)
 	return 0;
 }
 
+/* True when bytes can be read without waiting. */
+static bool session_input_ready(struct session *s)
+{
+	struct pollfd pfd = { .fd = s->conn.fd, .events = POLLIN };
+
+	return conn_pending(&s->conn) > 0 || poll(&pfd, 1, 0) > 0;
+}
+
+void session_settle(struct session *s)
+{
+	/* The batch waits only while more of the client's bytes are there
+	 * to be read: they may hold further uploads to commit with it. */
+	if (s->batch.n && !s->flushing && !session_input_ready(s))
+		upload_flush(s);
+	session_flush_replies(s);
+}
+
 /* Lets a signal that arrived during the last request run its handler
  * (signals are blocked outside waits), without waiting for anything. */
 static void session_poll_signals(struct session *s)
@@ -169,6 +243,7 @@ static void session_poll_signals(struct session *s)
 	struct timespec zero = { 0 };
 
 	(void)ppoll(NULL, 0, &zero, s->ctx->wait_mask);
+	s->signals_ms = monotonic_ms();
 }
 
 /* Waits until the socket is readable or deadline_ms passes, with the
@@ -186,9 +261,12 @@ static int session_wait_readable(struct session *s, uint64_t deadline_ms)
 
 	if (conn_pending(&s->conn) > 0)
 		return 1;
+	/* The client may be waiting for answers before it sends more. */
+	session_settle(s);
 	if (!left)
 		return 0;
 	r = ppoll(&pfd, 1, &timeout, s->ctx->wait_mask);
+	s->signals_ms = monotonic_ms();
 	if (r < 0)
 		return -errno;
 	return r > 0 ? 1 : 0;
@@ -201,6 +279,7 @@ int session_sleep_until(struct session *s, uint64_t deadline_ms)
 
 		if (*s->ctx->stop)
 			return -ESHUTDOWN;
+		session_settle(s);
 		if (now >= deadline_ms)
 			return 0;
 		left = deadline_ms - now;
@@ -277,8 +356,12 @@ int session_read_body(struct session *s, void *buf, size_t len,
 		 * a TLS socket is non-blocking and says -EAGAIN until a whole
 		 * record is in.  Either way a peer that sends nothing, or
 		 * trickles a record, is judged by its pace every tick. */
-		ssize_t n = linebuf_read(&s->lb, p, len);
+		ssize_t n;
 
+		/* Nothing buffered: the read below may block. */
+		if (!linebuf_pending(&s->lb))
+			session_settle(s);
+		n = linebuf_read(&s->lb, p, len);
 		if (n == 0)
 			return -EPIPE;
 		if (n == -EAGAIN) {
@@ -610,13 +693,6 @@ static void session_log_refused_line(struct session *s, const char *line, size_t
 		  s->peer, shown, len >= sizeof(shown) ? "..." : "", code, why);
 }
 
-/* True when bytes can be read without waiting. */
-static bool session_input_ready(struct session *s)
-{
-	struct pollfd pfd = { .fd = s->conn.fd, .events = POLLIN };
-
-	return conn_pending(&s->conn) > 0 || poll(&pfd, 1, 0) > 0;
-}
 
 /* Waits for the next request line until the idle deadline.  Returns 1 with
  * the line, or 0 when the connection is over (answered and logged). */
@@ -633,8 +709,11 @@ static int session_next_request(struct session *s, char **line, size_t *len)
 		r = linebuf_take_line(&s->lb, line, len);
 		if (r == 1) {
 			/* A pipelined line was not preceded by a wait, where
-			 * pending signals would have been let in. */
-			if (first)
+			 * pending signals would have been let in: let them in
+			 * now, unless a wait did within the last tick (a stream
+			 * of small requests refills the buffer through a wait
+			 * every few requests). */
+			if (first && monotonic_ms() - s->signals_ms >= SESSION_TICK_MS)
 				session_poll_signals(s);
 			else
 				scoreboard_set_state(s->ctx->slot, WORKER_BUSY);
@@ -651,9 +730,6 @@ static int session_next_request(struct session *s, char **line, size_t *len)
 			session_send_error(s, PROTO_ERR_SHUTTING_DOWN, "shutting down");
 			return 0;
 		}
-		/* The batch waits only while more requests are ready to read. */
-		if (s->batch.n && !session_input_ready(s))
-			upload_flush(s);
 		if (first)
 			scoreboard_set_state(s->ctx->slot, WORKER_WAITING);
 		first = false;
@@ -816,9 +892,13 @@ static void session_show_request(struct session *s, const struct proto_request *
 
 static void session_dispatch(struct session *s, struct proto_request *req)
 {
-	/* Uploads still in the batch must exist before anything else looks. */
-	if (req->verb != PROTO_PUT && s->batch.n)
-		upload_flush(s);
+	/* Uploads still in the batch must exist before anything else looks,
+	 * and what they and the held-back answers say goes out first. */
+	if (req->verb != PROTO_PUT) {
+		if (s->batch.n)
+			upload_flush(s);
+		session_flush_replies(s);
+	}
 	session_show_request(s, req);
 	switch (req->verb) {
 	case PROTO_PUT:
@@ -889,6 +969,7 @@ void session_run(struct session_ctx *ctx, struct conn *c, bool tls,
 	int one = 1, code;
 
 	storage_batch_init(&s.batch);
+	storage_cache_init(&s.cache);
 	log_ratelimit_init(&s.refusals, 5, 0, LOG_NOTICE, "refused requests");
 	listener_format_sockaddr((const struct sockaddr *)peer, s.peer, sizeof(s.peer));
 	snprintf(s.pid, sizeof(s.pid), "%d", (int)getpid());
@@ -922,13 +1003,16 @@ void session_run(struct session_ctx *ctx, struct conn *c, bool tls,
 			const struct config *before = ctx->conf;
 
 			ctx->refresh(ctx, ctx->refresh_arg);
-			if (ctx->conf != before)
+			if (ctx->conf != before) {
 				s.share_seen = NULL;
+				storage_cache_reset(&s.cache);
+			}
 			session_auth_follow(&s);
 		}
 		if (proto_is_auth(line, len)) {
 			if (s.batch.n)
 				upload_flush(&s);
+			session_flush_replies(&s);
 			session_auth_run(&s, line, len);
 			continue;
 		}
@@ -941,6 +1025,8 @@ void session_run(struct session_ctx *ctx, struct conn *c, bool tls,
 	}
 out_finish:
 	upload_finish(&s);
+	session_flush_replies(&s);
+	storage_cache_reset(&s.cache);
 	{
 		struct log_field f[] = { { "CLIENT", s.peer }, { "RESULT", "refused" } };
 

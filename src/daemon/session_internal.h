@@ -30,6 +30,8 @@
 #define SESSION_BODY_TICK_MS 1000
 /* How long a share found in place is trusted within one connection. */
 #define SESSION_SHARE_RECHECK_MS 100
+/* Answers held back to go out in one write with those that follow. */
+#define SESSION_OUT_MAX 4096
 
 struct session {
 	struct session_ctx *ctx;
@@ -46,6 +48,14 @@ struct session {
 	struct storage_batch batch;
 	struct upload_owed *owed;   /* STORAGE_BATCH_MAX, allocated on first use */
 	bool flushing;
+	/* What consecutive uploads share (storage_upload_begin_cached). */
+	struct storage_cache cache;
+	/* Answers held back while the next request is already buffered
+	 * (session_answer); sent before anything else goes out and before
+	 * the session can wait for the client. */
+	char out[SESSION_OUT_MAX];
+	size_t out_len;
+	uint64_t signals_ms;       /* when pending signals were last let in */
 	bool stop_ends_wait;       /* a stop request ends session_wait_line */
 	/* The share last found still in place (sharecheck), and when. */
 	const struct share_conf *share_seen;
@@ -102,6 +112,19 @@ void session_send(struct session *s, const char *buf, size_t len, bool more);
 /* printf-style reply line; the format includes the LF. */
 void session_reply(struct session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* session_reply for a final answer that may wait: while the next request
+ * line is already buffered it is held back (up to SESSION_OUT_MAX bytes)
+ * and goes out in one write with the answers that follow, at the latest
+ * before the session could wait for the client (session_settle). */
+void session_answer(struct session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* What the session owes goes out before it may block on the client: the
+ * batch is committed and answered unless more input can be read at once,
+ * and the answers session_answer held back are sent.  session_wait_line,
+ * session_read_body and session_sleep_until call it; whoever reads from
+ * the connection otherwise must call it first, or a client that waits for
+ * its answers before sending more would wait for ever. */
+void session_settle(struct session *s);
 /* Sends "ERR <code> <text>: why" and records it in o (when o is not NULL). */
 void session_fail(struct session *s, struct outcome *o, int code, const char *why);
 
@@ -121,7 +144,8 @@ void session_log(struct session *s, const struct outcome *o);
  * worker's signals in.  Returns 1 with the line, 0 on EOF, -ETIMEDOUT,
  * -EBUSY (clients queue for the pool and this wait has lasted
  * s->yield_grace_ms: give the worker up), -EMSGSIZE (no LF within a
- * line's length) or -errno.  Sends nothing. */
+ * line's length) or -errno.  Sends nothing but what session_settle owes
+ * the client before a wait. */
 int session_wait_line(struct session *s, uint64_t deadline_ms, char **line,
 		      size_t *len);
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "monotonic.h"
 #include "netio.h"
 
 #define STORAGE_RESOLVE \
@@ -631,6 +632,160 @@ static int storage_open_existing(int root_fd, char *dir, bool *whole)
 	return fd;
 }
 
+/* --- what consecutive uploads share ------------------------------------ */
+
+/* A directory descriptor held by a storage_cache and by the uploads that
+ * borrowed it: closed when the last of them lets go, so that dropping the
+ * cache never pulls a descriptor from under an upload in the batch. */
+struct storage_fdref {
+	int fd;
+	unsigned refs;
+	dev_t dev;      /* the file system it lies on */
+	bool gone;      /* found removed: not to be handed out again */
+};
+
+/* Takes fd over, with one reference for the caller; NULL (fd still the
+ * caller's) without memory. */
+static struct storage_fdref *storage_fdref_new(int fd, dev_t dev)
+{
+	struct storage_fdref *ref = malloc(sizeof(*ref));
+
+	if (ref)
+		*ref = (struct storage_fdref){ .fd = fd, .refs = 1, .dev = dev };
+	return ref;
+}
+
+static struct storage_fdref *storage_fdref_get(struct storage_fdref *ref)
+{
+	ref->refs++;
+	return ref;
+}
+
+static void storage_fdref_put(struct storage_fdref *ref)
+{
+	if (ref && --ref->refs == 0) {
+		close(ref->fd);
+		free(ref);
+	}
+}
+
+/* Lets go of *fd: returns the reference it was borrowed through, or
+ * closes it when owned. */
+static void storage_release_fd(int *fd, struct storage_fdref **ref)
+{
+	if (*ref)
+		storage_fdref_put(*ref);
+	else if (*fd >= 0)
+		close(*fd);
+	*ref = NULL;
+	*fd = -1;
+}
+
+void storage_cache_init(struct storage_cache *c)
+{
+	*c = (struct storage_cache){ .root_fd = -1 };
+}
+
+void storage_cache_reset(struct storage_cache *c)
+{
+	storage_fdref_put(c->state);
+	storage_fdref_put(c->dir);
+	free(c->dir_rel);
+	storage_cache_init(c);
+}
+
+/* Makes c usable for an upload beneath root_fd: emptied first when it
+ * belongs to another root or its descriptors have expired.
+ *
+ * Why a cached directory descriptor is safe to keep for STORAGE_CACHE_MS.
+ * openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) proved, when it opened the
+ * directory, that the path led there beneath the root without a symbolic
+ * link.  The descriptor keeps naming that same directory inode: names
+ * made through it are single components, so no symbolic link can ever be
+ * followed through it, whatever is renamed or replaced by a link later.
+ * What it no longer proves is that the directory still sits at that path:
+ * renamed, its new files land where it now is; removed, naming fails with
+ * ENOENT and storage_name() walks the path afresh.  An uncached upload
+ * has the same window between its begin and its commit, as long as the
+ * body takes; the cache extends it by at most STORAGE_CACHE_MS.  The state
+ * directory's owner and mode, checked at open, are checked again when the
+ * cache expires. */
+static void storage_cache_start(struct storage_cache *c, int root_fd)
+{
+	uint64_t now = monotonic_ms();
+
+	if (c->root_fd == root_fd && now - c->opened_ms < STORAGE_CACHE_MS)
+		return;
+	storage_cache_reset(c);
+	c->root_fd = root_fd;
+	c->opened_ms = now;
+}
+
+/* The deepest existing directory of sp->dir (storage_open_existing), from
+ * c when it holds sp->dir.  *ref is set when the fd is borrowed (the
+ * caller then holds a reference) and NULL when the caller owns it. */
+static int storage_open_base(struct storage_upload *up, struct storage_cache *c,
+			     struct storage_split *sp, bool *whole,
+			     struct storage_fdref **ref)
+{
+	struct storage_fdref *fresh;
+	struct stat st;
+	char *rel;
+	int fd;
+
+	*ref = NULL;
+	if (c && c->dir && !c->dir->gone && strcmp(c->dir_rel, sp->dir) == 0) {
+		*whole = true;
+		*ref = storage_fdref_get(c->dir);
+		return c->dir->fd;
+	}
+	fd = storage_open_existing(up->root_fd, sp->dir, whole);
+	if (fd < 0 || !c || !*whole)
+		return fd;
+	/* Kept for the uploads into the same directory that follow. */
+	if (fstat(fd, &st) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	rel = strdup(sp->dir);
+	fresh = rel ? storage_fdref_new(fd, st.st_dev) : NULL;
+	if (!fresh) {
+		free(rel);
+		return fd;   /* not cached, the caller's */
+	}
+	storage_fdref_put(c->dir);
+	free(c->dir_rel);
+	c->dir = fresh;
+	c->dir_rel = rel;
+	*ref = storage_fdref_get(fresh);
+	return fd;
+}
+
+/* storage_state_open(create), from c when it holds it; *ref as for
+ * storage_open_base, *dev the state directory's file system. */
+static int storage_state_get(int root_fd, struct storage_cache *c, dev_t *dev,
+			     struct storage_fdref **ref)
+{
+	struct stat st;
+	int fd;
+
+	*ref = NULL;
+	if (c && c->state) {
+		*dev = c->state->dev;
+		*ref = storage_fdref_get(c->state);
+		return c->state->fd;
+	}
+	fd = storage_state_open(root_fd, true, &st);
+	if (fd < 0)
+		return fd;
+	*dev = st.st_dev;
+	if (c && (c->state = storage_fdref_new(fd, st.st_dev)) != NULL)
+		*ref = storage_fdref_get(c->state);
+	return fd;
+}
+
 /* ceil(total * num / den) without overflow for file-system sized values. */
 static uint64_t storage_fraction(uint64_t total, uint64_t num, uint64_t den)
 {
@@ -643,33 +798,94 @@ static uint64_t storage_fraction(uint64_t total, uint64_t num, uint64_t den)
 	return v > UINT64_MAX ? UINT64_MAX : (uint64_t)v;
 }
 
-/* Checks that need more bytes (and one inode, when inode) fit beside the
- * share's margin on the file system of fd.  0, -ENOSPC or -errno. */
-static int storage_space_check(int fd, const struct storage_limits *lim,
-			       uint64_t need, bool inode)
+static void storage_space_from(const struct statvfs *vfs, struct storage_space *sp)
 {
-	struct statvfs vfs;
-	uint64_t bsize, fs_bytes, avail, margin, inode_margin;
+	sp->bsize = vfs->f_frsize ? vfs->f_frsize : vfs->f_bsize;
+	sp->blocks = vfs->f_blocks;
+	sp->bavail = vfs->f_bavail;
+	sp->files = vfs->f_files;
+	sp->favail = vfs->f_favail;
+}
 
-	if (fstatvfs(fd, &vfs) < 0)
-		return -errno;
-	bsize = vfs.f_frsize ? vfs.f_frsize : vfs.f_bsize;
-	fs_bytes = (uint64_t)vfs.f_blocks * bsize;
+/* Checks that need more bytes (and one inode, when inode) fit beside the
+ * share's margin in the space sp describes.  0 or -ENOSPC. */
+static int storage_space_fits(const struct storage_space *sp,
+			      const struct storage_limits *lim, uint64_t need, bool inode)
+{
+	uint64_t fs_bytes, avail, margin, inode_margin;
+
+	fs_bytes = sp->blocks * sp->bsize;
 	if (fs_bytes == 0)
 		return 0;   /* a file system that does not count its space */
-	avail = (uint64_t)vfs.f_bavail * bsize;
+	avail = sp->bavail * sp->bsize;
 	margin = storage_fraction(fs_bytes, lim->min_free_percent, 100);
 	if (lim->min_free_bytes > margin)
 		margin = lim->min_free_bytes;
 	if (avail < margin || avail - margin < need)
 		return -ENOSPC;
-	if (!inode || vfs.f_files == 0)
+	if (!inode || sp->files == 0)
 		return 0;
 	/* The same fraction of the inodes as the margin is of the bytes. */
-	inode_margin = storage_fraction(vfs.f_files, margin > fs_bytes ? fs_bytes : margin,
+	inode_margin = storage_fraction(sp->files, margin > fs_bytes ? fs_bytes : margin,
 					fs_bytes);
-	if ((uint64_t)vfs.f_favail <= inode_margin)
+	if (sp->favail <= inode_margin)
 		return -ENOSPC;
+	return 0;
+}
+
+/* storage_space_fits on the file system of fd as it is now. */
+static int storage_space_check(int fd, const struct storage_limits *lim,
+			       uint64_t need, bool inode)
+{
+	struct storage_space sp;
+	struct statvfs vfs;
+
+	if (fstatvfs(fd, &vfs) < 0)
+		return -errno;
+	storage_space_from(&vfs, &sp);
+	return storage_space_fits(&sp, lim, need, inode);
+}
+
+/* storage_space_check for an upload of need bytes (and one inode) into
+ * fd, on file system dev, against the space c read at most
+ * STORAGE_CACHE_MS and STORAGE_PREALLOC_MIN charged bytes ago, less those
+ * charges; then charges this upload, in whole blocks, so that the next
+ * check sees it taken.  A refusal is always decided on a fresh reading:
+ * space others freed meanwhile counts. */
+static int storage_space_check_cached(struct storage_cache *c, int fd, dev_t dev,
+				      const struct storage_limits *lim, uint64_t need)
+{
+	uint64_t now = monotonic_ms(), blocks;
+	bool fresh = false;
+	int r;
+
+	for (;;) {
+		if (!c->space_valid || c->space_dev != dev ||
+		    now - c->space_ms >= STORAGE_CACHE_MS ||
+		    c->space_charged >= STORAGE_PREALLOC_MIN) {
+			struct statvfs vfs;
+
+			if (fstatvfs(fd, &vfs) < 0)
+				return -errno;
+			storage_space_from(&vfs, &c->space);
+			c->space_valid = true;
+			c->space_dev = dev;
+			c->space_ms = now;
+			c->space_charged = 0;
+			fresh = true;
+		}
+		r = storage_space_fits(&c->space, lim, need, true);
+		if (r == 0 || fresh)
+			break;
+		c->space_valid = false;
+	}
+	if (r < 0)
+		return r;
+	blocks = c->space.bsize ? need / c->space.bsize + (need % c->space.bsize != 0) : 0;
+	c->space.bavail -= blocks < c->space.bavail ? blocks : c->space.bavail;
+	if (c->space.favail > 0)
+		c->space.favail--;
+	c->space_charged += need;
 	return 0;
 }
 
@@ -734,25 +950,30 @@ static mode_t storage_process_umask(void)
 /* Creates the temporary file: named in the state directory when the target
  * lies on its file system, else unnamed in the target's deepest existing
  * directory (base_fd). */
-static int storage_create_tmp(struct storage_upload *up, int base_fd,
+static int storage_create_tmp(struct storage_upload *up, struct storage_cache *c,
+			      int base_fd, const struct storage_fdref *base_ref,
 			      bool replacing)
 {
 	char prefix[24];
-	struct stat base_st, state_st;
+	struct stat base_st;
+	dev_t state_dev = 0, base_dev;
 	pid_t pid = storage_pid();
 	int r, tries = 0;
 
-	r = storage_state_open(up->root_fd, true, &state_st);
+	r = storage_state_get(up->root_fd, c, &state_dev, &up->tmp_dir_ref);
 	if (r < 0 && !storage_state_unusable(r))
 		return r;
 	up->tmp_dir_fd = r;
 	if (up->tmp_dir_fd >= 0) {
-		if (fstat(base_fd, &base_st) < 0)
-			return -errno;
-		if (base_st.st_dev != state_st.st_dev) {
-			close(up->tmp_dir_fd);
-			up->tmp_dir_fd = -1;
+		if (base_ref) {
+			base_dev = base_ref->dev;
+		} else {
+			if (fstat(base_fd, &base_st) < 0)
+				return -errno;
+			base_dev = base_st.st_dev;
 		}
+		if (base_dev != state_dev)
+			storage_release_fd(&up->tmp_dir_fd, &up->tmp_dir_ref);
 	}
 	if (up->tmp_dir_fd < 0) {
 		up->fd = openat(base_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC,
@@ -788,15 +1009,18 @@ static int storage_create_tmp(struct storage_upload *up, int base_fd,
 }
 
 /* The checks of storage_upload_begin that need the directory of the name
- * (or, when it does not exist yet, its deepest existing ancestor). */
-static int storage_begin_target(struct storage_upload *up, struct storage_split *sp,
-				bool overwrite, int *base_fd, bool *whole,
+ * (or, when it does not exist yet, its deepest existing ancestor), which
+ * is left in *base_fd (borrowed through *base_ref when non-NULL). */
+static int storage_begin_target(struct storage_upload *up, struct storage_cache *c,
+				struct storage_split *sp, bool overwrite, int *base_fd,
+				struct storage_fdref **base_ref, bool *whole,
 				bool *replacing)
 {
+	uint64_t need = up->size == STORAGE_SIZE_UNKNOWN ? 0 : up->size;
 	int r;
 
 	*replacing = false;
-	*base_fd = storage_open_existing(up->root_fd, sp->dir, whole);
+	*base_fd = storage_open_base(up, c, sp, whole, base_ref);
 	if (*base_fd < 0)
 		return *base_fd;
 	if (*whole) {
@@ -805,11 +1029,12 @@ static int storage_begin_target(struct storage_upload *up, struct storage_split 
 			return r;
 		*replacing = r == 1;
 	}
-	r = storage_space_check(*base_fd, &up->lim,
-				up->size == STORAGE_SIZE_UNKNOWN ? 0 : up->size, true);
-	if (r < 0)
-		return r;
-	return 0;
+	/* Sizes checked whole here may use the space c read; the others are
+	 * checked afresh at every reservation step anyway. */
+	if (*base_ref && up->size < STORAGE_PREALLOC_MIN)
+		return storage_space_check_cached(c, *base_fd, (*base_ref)->dev, &up->lim,
+						  need);
+	return storage_space_check(*base_fd, &up->lim, need, true);
 }
 
 int storage_upload_begin(int root_fd, const char *rel, uint64_t size,
@@ -817,6 +1042,16 @@ int storage_upload_begin(int root_fd, const char *rel, uint64_t size,
 			 const struct storage_limits *lim,
 			 struct storage_upload *up)
 {
+	return storage_upload_begin_cached(NULL, root_fd, rel, size, mode, overwrite,
+					   lim, up);
+}
+
+int storage_upload_begin_cached(struct storage_cache *c, int root_fd,
+				const char *rel, uint64_t size, unsigned mode,
+				bool overwrite, const struct storage_limits *lim,
+				struct storage_upload *up)
+{
+	struct storage_fdref *base_ref = NULL;
 	struct storage_split sp;
 	int r, base_fd = -1;
 	bool whole, replacing;
@@ -838,16 +1073,21 @@ int storage_upload_begin(int root_fd, const char *rel, uint64_t size,
 	if (!up->rel)
 		return -ENOMEM;
 	storage_split(up->rel, &sp);
-	r = storage_begin_target(up, &sp, overwrite, &base_fd, &whole, &replacing);
+	if (c)
+		storage_cache_start(c, root_fd);
+	r = storage_begin_target(up, c, &sp, overwrite, &base_fd, &base_ref, &whole,
+				 &replacing);
 	if (r < 0)
 		goto err_release;
-	r = storage_create_tmp(up, base_fd, replacing);
+	r = storage_create_tmp(up, c, base_fd, base_ref, replacing);
 	/* The target's own directory is kept for the commit. */
-	if (whole)
+	if (whole) {
 		up->dir_fd = base_fd;
-	else
-		close(base_fd);
-	base_fd = -1;
+		up->dir_ref = base_ref;
+		base_fd = -1;
+		base_ref = NULL;
+	}
+	storage_release_fd(&base_fd, &base_ref);
 	if (r < 0)
 		goto err_release;
 	/* The state copy of the name, with the process umask undone. */
@@ -868,8 +1108,7 @@ int storage_upload_begin(int root_fd, const char *rel, uint64_t size,
 	return 0;
 
 err_release:
-	if (base_fd >= 0)
-		close(base_fd);
+	storage_release_fd(&base_fd, &base_ref);
 	up->name = up->rel;   /* so that abort releases it */
 	storage_upload_abort(up);
 	return r;
@@ -923,13 +1162,10 @@ void storage_upload_abort(struct storage_upload *up)
 		return;
 	if (up->fd >= 0)
 		close(up->fd);
-	if (up->tmp_dir_fd >= 0) {
-		if (up->tmp[0])
-			(void)unlinkat(up->tmp_dir_fd, up->tmp, 0);
-		close(up->tmp_dir_fd);
-	}
-	if (up->dir_fd >= 0)
-		close(up->dir_fd);
+	if (up->tmp_dir_fd >= 0 && up->tmp[0])
+		(void)unlinkat(up->tmp_dir_fd, up->tmp, 0);
+	storage_release_fd(&up->tmp_dir_fd, &up->tmp_dir_ref);
+	storage_release_fd(&up->dir_fd, &up->dir_ref);
 	storage_remove_created(up);
 	free(up->created);
 	free(up->rel);
@@ -1118,15 +1354,24 @@ static int storage_name(struct storage_upload *up, bool overwrite)
 {
 	int r;
 
-	if (up->dir_fd < 0) {
-		up->dir_fd = storage_make_parents(up);
+	for (;;) {
 		if (up->dir_fd < 0) {
-			r = up->dir_fd;
-			goto err_remove;
+			up->dir_fd = storage_make_parents(up);
+			if (up->dir_fd < 0) {
+				r = up->dir_fd;
+				goto err_remove;
+			}
 		}
+		r = up->tmp[0] ? storage_name_tmp(up, overwrite)
+			       : storage_name_unnamed(up, overwrite);
+		/* A directory from the cache may have been removed since it
+		 * was opened: the name goes where a fresh walk of the path
+		 * puts it (once: that directory is not borrowed). */
+		if (r != -ENOENT || !up->dir_ref)
+			break;
+		up->dir_ref->gone = true;
+		storage_release_fd(&up->dir_fd, &up->dir_ref);
 	}
-	r = up->tmp[0] ? storage_name_tmp(up, overwrite)
-		       : storage_name_unnamed(up, overwrite);
 	if (r < 0)
 		goto err_remove;
 	storage_step("name");

@@ -130,6 +130,47 @@ struct storage_limits {
 	bool read_only;             /* storage_upload_begin refuses: -EROFS */
 };
 
+/* A directory descriptor shared by a storage_cache and the uploads that
+ * borrowed it (storage.c's own). */
+struct storage_fdref;
+
+/* How long a storage_cache trusts what it opened and read (see below). */
+#define STORAGE_CACHE_MS 100
+
+/* What consecutive uploads of one connection can share instead of asking
+ * the file system again for every file: the share's state directory
+ * (opened and checked for owner, mode and file system once), the last
+ * target directory, and the file system's free space (read once, then
+ * reduced by what each upload begun since may take).  Everything in it is
+ * dropped after STORAGE_CACHE_MS, when uploads move to another share root
+ * or after STORAGE_PREALLOC_MIN bytes were charged against the space read,
+ * and by storage_cache_reset().  Zero-initialise it or call
+ * storage_cache_init(); storage_cache_reset() releases it. */
+/* A file system's space and inodes, as statvfs reports them (sizes in
+ * bsize units; the available counts are what unprivileged users get). */
+struct storage_space {
+	uint64_t bsize, blocks, bavail, files, favail;
+};
+
+struct storage_cache {
+	int root_fd;                  /* the share root the entries belong to */
+	uint64_t opened_ms;           /* when the descriptors were opened */
+	struct storage_fdref *state;  /* STORAGE_STATE_DIR, checked; or NULL */
+	struct storage_fdref *dir;    /* the last target directory, or NULL */
+	char *dir_rel;                /* its path beneath the root ("." = root) */
+	bool space_valid;
+	dev_t space_dev;              /* the file system space was read from */
+	uint64_t space_ms;            /* when */
+	uint64_t space_charged;       /* bytes charged since */
+	struct storage_space space;   /* as read, less the charges */
+};
+
+void storage_cache_init(struct storage_cache *c);
+/* Drops every entry (uploads that borrowed a descriptor keep it until they
+ * end).  Call it when the configuration changes and at the end of the
+ * connection. */
+void storage_cache_reset(struct storage_cache *c);
+
 /* An upload in progress: a temporary file that gets its name at commit.
  * Active while name != NULL, so a zeroed struct is an inactive upload.
  * The fields are storage's own. */
@@ -138,6 +179,8 @@ struct storage_upload {
 	int dir_fd;         /* target directory, -1 until it exists */
 	int tmp_dir_fd;     /* directory holding the temporary name, -1 for an
 	                     * unnamed (O_TMPFILE) file */
+	struct storage_fdref *dir_ref;      /* non-NULL: dir_fd is borrowed */
+	struct storage_fdref *tmp_dir_ref;  /* non-NULL: tmp_dir_fd is borrowed */
 	int fd;             /* the file being written, -1 when none */
 	char tmp[40];       /* temporary name in tmp_dir_fd */
 	char *rel;          /* copy of the path */
@@ -178,6 +221,18 @@ int storage_upload_begin(int root_fd, const char *rel, uint64_t size,
 			 unsigned mode, bool overwrite,
 			 const struct storage_limits *lim,
 			 struct storage_upload *up);
+
+/* storage_upload_begin, taking from and filling c (may be NULL) what
+ * consecutive uploads share; see struct storage_cache.  A target directory
+ * taken from c is the one that was reached beneath the root, without
+ * symbolic links, at most STORAGE_CACHE_MS before; if it was removed since,
+ * the commit creates the path again.  The free-space check is made against
+ * the space read at most STORAGE_CACHE_MS (and STORAGE_PREALLOC_MIN bytes
+ * of uploads) before, less what each upload begun since may take. */
+int storage_upload_begin_cached(struct storage_cache *c, int root_fd,
+				const char *rel, uint64_t size, unsigned mode,
+				bool overwrite, const struct storage_limits *lim,
+				struct storage_upload *up);
 
 /* Appends body bytes (pwrite at up->written).  Checks free space again
  * before each further STORAGE_RESERVE_STEP of a known size (that step plus

@@ -66,9 +66,9 @@ static int upload_begin(struct upload *u)
 	const char *why;
 	int code, r;
 
-	r = storage_upload_begin(u->t.root_fd, u->t.rel,
-				 req->has_size ? req->size : STORAGE_SIZE_UNKNOWN, mode,
-				 u->overwrite, &lim, &u->up);
+	r = storage_upload_begin_cached(&u->s->cache, u->t.root_fd, u->t.rel,
+					req->has_size ? req->size : STORAGE_SIZE_UNKNOWN,
+					mode, u->overwrite, &lim, &u->up);
 	if (r < 0) {
 		code = session_status_from_errno(r, &why);
 		upload_refuse(u, code, why, "refused");
@@ -220,7 +220,7 @@ void upload_flush(struct session *s)
 		} else {
 			if (digest_format(&w->dv, text, sizeof(text)) < 0)
 				text[0] = '\0';
-			session_reply(s, "OK size=%" PRIu64 " digest=%s\n", w->size, text);
+			session_answer(s, "OK size=%" PRIu64 " digest=%s\n", w->size, text);
 			scoreboard_add_transfer(s->ctx->slot);
 			w->o.digest = &w->dv;
 			w->o.result = s->close ? "aborted" : "ok";
@@ -298,7 +298,7 @@ static void upload_end(struct upload *u, const struct proto_frame *f)
 	}
 	if (digest_format(&u->dv, text, sizeof(text)) < 0)
 		text[0] = '\0';
-	session_reply(s, "OK size=%" PRIu64 " digest=%s\n", u->received, text);
+	session_answer(s, "OK size=%" PRIu64 " digest=%s\n", u->received, text);
 	u->answered = true;
 	scoreboard_add_transfer(s->ctx->slot);
 	u->o->digest = &u->dv;

@@ -126,6 +126,28 @@ Test(netio, read_full_eof_returns_short_count)
 	close(p[0]);
 }
 
+/* The writer stays open and the read end does not block: read_full would
+ * ask again (-EAGAIN); read_file_full stops at the short read once it has
+ * enough, and reads on while it has not. */
+Test(netio, read_file_full_stops_at_a_short_read_with_enough)
+{
+	unsigned char src[100], dst[101];
+	int p[2];
+
+	pattern_fill(src, sizeof(src), 9);
+	cr_assert_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+	cr_assert_eq(write(p[1], src, sizeof(src)), (ssize_t)sizeof(src));
+	cr_assert_eq(read_file_full(p[0], dst, sizeof(dst), 100), 100);
+	cr_assert(pattern_check(dst, 100, 9));
+	cr_assert_eq(write(p[1], src, 50), 50);
+	cr_assert_eq(read_file_full(p[0], dst, sizeof(dst), 100), -EAGAIN,
+		     "50 bytes are not enough: it must read on");
+	cr_assert_eq(write(p[1], src, sizeof(src)), (ssize_t)sizeof(src));
+	cr_assert_eq(read_full(p[0], dst, sizeof(dst)), -EAGAIN);
+	close(p[0]);
+	close(p[1]);
+}
+
 Test(netio, read_full_receive_timeout_is_eagain)
 {
 	char c;

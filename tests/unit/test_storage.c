@@ -2180,6 +2180,8 @@ Test(list, large_directory_in_bounded_memory, .init = setup, .fini = teardown,
  * each name holds its old or its new content whole, and after
  * storage_sweep() no temporary name is left. */
 static int crash_at, crash_seen;
+/* Non-NULL: the scenario's uploads share it, as a session's do. */
+static struct storage_cache *crash_cache;
 
 static void crash_step(const char *step)
 {
@@ -2194,7 +2196,8 @@ static void crash_upload(const char *rel, const char *content, bool overwrite,
 	struct storage_upload up;
 	size_t n = strlen(content);
 
-	if (storage_upload_begin(root_fd, rel, n, 0644, overwrite, &nolim, &up) < 0 ||
+	if (storage_upload_begin_cached(crash_cache, root_fd, rel, n, 0644, overwrite,
+					&nolim, &up) < 0 ||
 	    storage_upload_write(&up, content, n) < 0)
 		_exit(1);
 	if (b ? storage_batch_add(b, &up, overwrite, NULL, NULL) < 0
@@ -2232,8 +2235,7 @@ static void expect_one_of(const char *rel, const char *a, const char *b,
 	free(got);
 }
 
-Test(crash, every_step_of_the_commit_path, .init = setup, .fini = teardown,
-     .timeout = 60)
+static void crash_every_step(bool cached)
 {
 	int k, status;
 
@@ -2242,6 +2244,10 @@ Test(crash, every_step_of_the_commit_path, .init = setup, .fini = teardown,
 
 		cr_assert(pid >= 0);
 		if (pid == 0) {
+			struct storage_cache cache;
+
+			storage_cache_init(&cache);
+			crash_cache = cached ? &cache : NULL;
 			crash_at = k;
 			storage_fault_hook = crash_step;
 			crash_scenario();
@@ -2276,4 +2282,196 @@ Test(crash, every_step_of_the_commit_path, .init = setup, .fini = teardown,
 	}
 	cr_expect_gt(k, 10, "the hook was reached at %d steps only", k);
 	cr_expect_lt(k, 200, "the scenario never completed");
+}
+
+Test(crash, every_step_of_the_commit_path, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+	crash_every_step(false);
+}
+
+/* The same with the state directory, the target directories and the
+ * space reading shared between the uploads. */
+Test(crash, every_step_with_the_cache, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+	crash_every_step(true);
+}
+
+/* --- what consecutive uploads share (storage_cache) ---------------------- */
+
+/* One whole upload of content to rel through c. */
+static int cached_upload(struct storage_cache *c, int fd, const char *rel,
+			 const char *content, const struct storage_limits *lim)
+{
+	struct storage_upload up;
+	size_t len = strlen(content);
+	int r;
+
+	r = storage_upload_begin_cached(c, fd, rel, len, 0644, true, lim, &up);
+	if (r < 0)
+		return r;
+	r = storage_upload_write(&up, content, len);
+	if (r < 0) {
+		storage_upload_abort(&up);
+		return r;
+	}
+	return storage_upload_commit(&up, true, false, NULL, NULL);
+}
+
+Test(cache, directory_removed_between_uploads, .init = setup, .fini = teardown)
+{
+	struct storage_cache c;
+	char p[PATH_MAX];
+
+	storage_cache_init(&c);
+	put_dir("d");
+	cr_assert_eq(cached_upload(&c, root_fd, "d/x", "one", &nolim), 0);
+	/* The cache holds d's descriptor; d goes away and comes back empty
+	 * before the next upload (as with rm -r and mkdir). */
+	xpath(p, sizeof(p), share, "d/x");
+	cr_assert_eq(unlink(p), 0);
+	xpath(p, sizeof(p), share, "d");
+	cr_assert_eq(rmdir(p), 0);
+	cr_assert_eq(cached_upload(&c, root_fd, "d/y", "two", &nolim), 0);
+	expect_content("d/y", "two");
+	cr_expect_eq(count_entries("d"), 1);
+	/* And once more through the directory made afresh. */
+	cr_assert_eq(cached_upload(&c, root_fd, "d/z", "three", &nolim), 0);
+	expect_content("d/z", "three");
+	cr_expect(state_is_empty());
+	storage_cache_reset(&c);
+}
+
+Test(cache, directory_replaced_by_symlink_is_never_followed, .init = setup,
+     .fini = teardown)
+{
+	struct storage_cache c;
+	char from[PATH_MAX], to[PATH_MAX];
+	int r;
+
+	storage_cache_init(&c);
+	put_dir("d");
+	cr_assert_eq(cached_upload(&c, root_fd, "d/x", "one", &nolim), 0);
+	/* Between two pipelined PUTs the directory is moved away and a link
+	 * to the outside takes its name. */
+	xpath(from, sizeof(from), share, "d");
+	xpath(to, sizeof(to), share, "moved");
+	cr_assert_eq(rename(from, to), 0);
+	put_link("../outside", "d");
+	r = cached_upload(&c, root_fd, "d/y", "two", &nolim);
+	/* Either the cached descriptor still names the moved directory (the
+	 * file lands there, inside the share), or the cache expired and the
+	 * fresh walk refuses the link. */
+	if (r == 0)
+		expect_content("moved/y", "two");
+	else
+		cr_expect_eq(r, -ELOOP, "got %d", r);
+	xpath(to, sizeof(to), outside, "y");
+	cr_expect_eq(access(to, F_OK), -1, "a file was written outside the share");
+	cr_expect_eq(count_entries("../outside"), 1);
+	/* Once the cache is dropped, the link is refused like any other. */
+	storage_cache_reset(&c);
+	cr_expect_eq(cached_upload(&c, root_fd, "d/z", "three", &nolim), -ELOOP);
+	cr_expect_eq(count_entries("../outside"), 1);
+	cr_expect(state_is_empty());
+	storage_cache_reset(&c);
+}
+
+Test(cache, follows_another_share_root, .init = setup, .fini = teardown)
+{
+	struct storage_cache c;
+	char other[PATH_MAX], p[PATH_MAX];
+	struct stat st;
+	int other_fd;
+
+	xpath(other, sizeof(other), base, "share2");
+	cr_assert_eq(mkdir(other, 0755), 0);
+	other_fd = storage_open_root(other);
+	cr_assert(other_fd >= 0);
+	storage_cache_init(&c);
+	cr_assert_eq(cached_upload(&c, root_fd, "x", "in one", &nolim), 0);
+	/* Same relative path, another root (a reload, another share): the
+	 * state directory and the directory are those of the new root. */
+	cr_assert_eq(cached_upload(&c, other_fd, "x", "in two", &nolim), 0);
+	expect_content("x", "in one");
+	xpath(p, sizeof(p), other, ".tcpfiled");
+	cr_expect_eq(lstat(p, &st), 0, "the other root got its own state directory");
+	xpath(p, sizeof(p), other, "x");
+	{
+		char buf[16] = "";
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+
+		cr_assert(fd >= 0);
+		cr_expect_eq(read(fd, buf, sizeof(buf) - 1), 6);
+		cr_expect_str_eq(buf, "in two");
+		close(fd);
+	}
+	storage_cache_reset(&c);
+	close(other_fd);
+}
+
+Test(cache, reset_checks_the_state_directory_again, .init = setup,
+     .fini = teardown)
+{
+	struct storage_cache c;
+	char p[PATH_MAX];
+
+	storage_cache_init(&c);
+	cr_assert_eq(cached_upload(&c, root_fd, "x", "one", &nolim), 0);
+	xpath(p, sizeof(p), share, ".tcpfiled");
+	cr_assert_eq(chmod(p, 0755), 0);
+	storage_cache_reset(&c);
+	cr_expect_eq(cached_upload(&c, root_fd, "y", "two", &nolim), -EUCLEAN);
+	cr_expect_not(exists("y"));
+	cr_assert_eq(chmod(p, 0700), 0);
+	storage_cache_reset(&c);
+	cr_expect_eq(cached_upload(&c, root_fd, "y", "two", &nolim), 0);
+	storage_cache_reset(&c);
+}
+
+Test(cache, space_reading_applies_the_margin, .init = setup, .fini = teardown)
+{
+	const struct storage_limits full = { .umask = 022, .min_free_percent = 100 };
+	struct storage_cache c;
+
+	storage_cache_init(&c);
+	put_dir("d");
+	cr_assert_eq(cached_upload(&c, root_fd, "d/x", "one", &nolim), 0);
+	/* The reading is cached; a share whose margin is the whole file
+	 * system is still refused with it. */
+	cr_expect_eq(cached_upload(&c, root_fd, "d/y", "two", &full), -ENOSPC);
+	cr_expect_not(exists("d/y"));
+	cr_expect_eq(cached_upload(&c, root_fd, "d/z", "", &full), -ENOSPC);
+	cr_expect(state_is_empty());
+	storage_cache_reset(&c);
+}
+
+/* Uploads in a batch borrow the cached descriptors: dropping the cache
+ * before the flush must not pull them away. */
+Test(cache, batch_outlives_a_reset, .init = setup, .fini = teardown)
+{
+	struct storage_cache c;
+	struct storage_batch b;
+	struct storage_upload up;
+
+	storage_cache_init(&c);
+	storage_batch_init(&b);
+	put_dir("d");
+	for (int i = 0; i < 3; i++) {
+		char rel[8];
+
+		snprintf(rel, sizeof(rel), "d/%d", i);
+		cr_assert_eq(storage_upload_begin_cached(&c, root_fd, rel, 2, 0644, false,
+							 &nolim, &up), 0);
+		cr_assert_eq(storage_upload_write(&up, "ok", 2), 0);
+		cr_assert_eq(storage_batch_add(&b, &up, false, NULL, NULL), i);
+	}
+	storage_cache_reset(&c);
+	cr_expect_eq(storage_batch_commit(&b, true), 0);
+	expect_content("d/0", "ok");
+	expect_content("d/1", "ok");
+	expect_content("d/2", "ok");
+	storage_batch_finish(&b);
+	cr_expect(state_is_empty());
 }
