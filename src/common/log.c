@@ -18,9 +18,9 @@
 
 /* The location would always be this file: log_event has no caller info. */
 #define SD_JOURNAL_SUPPRESS_LOCATION
-#include <systemd/sd-journal.h>
 
 #include "netio.h"
+#include "sdlib.h"
 
 /* A record larger than this is cut and ends in "…".  Keeping stderr records
  * within PIPE_BUF makes each write(2) atomic when stderr is a pipe, so lines
@@ -90,7 +90,9 @@ void log_init(const char *ident)
 
 	if (ident && *ident)
 		log_state.ident = ident;
-	log_state.journal = log_stderr_is_journal();
+	/* Structured records need libsystemd; without it the lines on
+	 * stderr still reach the journal. */
+	log_state.journal = log_stderr_is_journal() && sdlib_get();
 	errno = saved;
 }
 
@@ -447,7 +449,7 @@ static void log_to_journal(int priority, int errnum, const char *message_id,
 		log_journal_key(key, sizeof(key), fields[i].key);
 		log_journal_add_field(iov, &n, &arena, key, fields[i].value);
 	}
-	if (sd_journal_sendv(iov, (int)n) < 0) {
+	if (sdlib_get()->journal_sendv(iov, (int)n) < 0) {
 		/* The journal went away: a human line is better than nothing. */
 		log_to_stderr(priority, errnum, fields, n_fields, message);
 	}

@@ -16,6 +16,8 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "sdlib.h"
+
 #include "netio.h"
 #include "parse.h"
 
@@ -236,7 +238,8 @@ static int listener_set_adopt(struct listener_set *set, int n, char **names,
 	for (size_t i = 0; i < set->n; i++) {
 		int fd = set->fds[i];
 
-		r = sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1);
+		/* Loaded: the descriptors came from LISTEN_FDS. */
+		r = sdlib_get()->is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1);
 		if (r < 0) {
 			listener_error(err, errlen, "socket fd %d from systemd: %s",
 				       fd, strerror(-r));
@@ -281,8 +284,18 @@ int listener_set_open_all(struct listener_set *set, char *const *addrs, size_t n
 	*set = (struct listener_set){ .n = 0 };
 
 	/* unset_environment = 1: workers and anything they might spawn must
-	 * not believe the sockets were passed to them. */
-	n = sd_listen_fds_with_names(1, &names);
+	 * not believe the sockets were passed to them.  Without LISTEN_FDS
+	 * there are none. */
+	n = 0;
+	if (sdlib_wanted("LISTEN_FDS")) {
+		const struct sdlib *sd = sdlib_get();
+
+		if (!sd) {
+			listener_error(err, errlen, "LISTEN_FDS is set: %s", sdlib_error());
+			return -ELIBACC;
+		}
+		n = sd->listen_fds_with_names(1, &names);
+	}
 	if (n < 0) {
 		listener_error(err, errlen, "sd_listen_fds: %s", strerror(-n));
 		return n;

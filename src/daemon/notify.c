@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include <systemd/sd-daemon.h>
+#include "sdlib.h"
 
 #define NOTIFY_STATUS_MAX 512
 
@@ -22,7 +22,31 @@ static int notify_result(int r)
  * talk to systemd by contract rather than by a missing variable. */
 static int notify_send(const char *state)
 {
-	return notify_result(sd_notify(0, state));
+	const struct sdlib *sd;
+
+	/* Without NOTIFY_SOCKET sd_notify() has nothing to send to. */
+	if (!sdlib_wanted("NOTIFY_SOCKET"))
+		return 0;
+	sd = sdlib_get();
+	if (!sd)
+		return -ELIBACC;
+	return notify_result(sd->notify(0, state));
+}
+
+static int notify_sendf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int notify_sendf(const char *fmt, ...)
+{
+	char state[NOTIFY_STATUS_MAX + 32];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(state, sizeof(state), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	return notify_send(state);
 }
 
 int notify_ready(void)
@@ -38,9 +62,9 @@ int notify_reloading(void)
 	 * began, to tell this reload's READY=1 from an earlier one. */
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
 		return -errno;
-	return notify_result(sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
-					(unsigned long long)ts.tv_sec * 1000000ULL +
-						(unsigned long long)ts.tv_nsec / 1000ULL));
+	return notify_sendf("RELOADING=1\nMONOTONIC_USEC=%llu",
+			    (unsigned long long)ts.tv_sec * 1000000ULL +
+				    (unsigned long long)ts.tv_nsec / 1000ULL);
 }
 
 int notify_stopping(void)
@@ -60,13 +84,12 @@ int notify_status(const char *fmt, ...)
 	if (n < 0)
 		return -EINVAL;
 	/* A cut status line is still worth showing in systemctl status. */
-	return notify_result(sd_notifyf(0, "STATUS=%s", status));
+	return notify_sendf("STATUS=%s", status);
 }
 
 int notify_extend_timeout(uint64_t usec)
 {
-	return notify_result(sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu",
-					(unsigned long long)usec));
+	return notify_sendf("EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)usec);
 }
 
 int notify_watchdog(void)
@@ -76,9 +99,13 @@ int notify_watchdog(void)
 
 uint64_t notify_watchdog_usec(void)
 {
+	const struct sdlib *sd;
 	uint64_t usec = 0;
 
-	if (sd_watchdog_enabled(0, &usec) <= 0)
+	if (!sdlib_wanted("WATCHDOG_USEC"))
+		return 0;
+	sd = sdlib_get();
+	if (!sd || sd->watchdog_enabled(0, &usec) <= 0)
 		return 0;
 	return usec;
 }

@@ -288,3 +288,40 @@ Test(cryptomod, workers_load_the_module_the_daemon_started_with)
 	path_join(remote, sizeof(remote), d.share_dir, "pinned.bin");
 	cr_expect(files_equal(local, remote));
 }
+
+/* libsystemd, too, is loaded only for what systemd hands the daemon. */
+static bool maps_libsystemd(pid_t pid)
+{
+	char path[64], *text = NULL;
+	size_t len = 0;
+	bool found;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	cr_assert_gt(getdelim(&text, &len, '\0', f), 0);
+	fclose(f);
+	found = strstr(text, "/libsystemd.so") != NULL;
+	free(text);
+	return found;
+}
+
+Test(cryptomod, libsystemd_is_mapped_only_under_systemd)
+{
+	pid_t pids[HARNESS_MAX_WORKERS];
+
+	/* No NOTIFY_SOCKET, no LISTEN_FDS, stderr not the journal. */
+	start_daemon(&d, &(struct daemon_opts){ .self_bind = true, .no_notify = true });
+	cr_assert_eq(daemon_wait_workers(&d, 2, pids, 2, HARNESS_TIMEOUT_MS), 0);
+	cr_expect_not(maps_libsystemd(d.pid), "a daemon outside systemd maps libsystemd");
+	cr_expect_not(maps_libsystemd(pids[0]));
+	daemon_stop(&d);
+
+	/* Socket activation and sd_notify, as the harness does by default. */
+	memset(&d, 0, sizeof(d));
+	start_daemon(&d, NULL);
+	cr_assert_eq(daemon_wait_workers(&d, 2, pids, 2, HARNESS_TIMEOUT_MS), 0);
+	cr_expect(maps_libsystemd(d.pid), "an activated daemon did not load libsystemd");
+	cr_expect(daemon_notify_seen(&d, "READY=1"));
+}
