@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "sdlib.h"
@@ -33,20 +34,35 @@ static int notify_send(const char *state)
 	return notify_result(sd->notify(0, state));
 }
 
+/* prefix, then fmt formatted (cut to fit: a cut status line is still
+ * worth showing in systemctl status). */
+static int notify_vsend(const char *prefix, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static int notify_vsend(const char *prefix, const char *fmt, va_list ap)
+{
+	char state[NOTIFY_STATUS_MAX + 32];
+	size_t p = strlen(prefix);
+
+	if (p >= sizeof(state))
+		return -EINVAL;
+	memcpy(state, prefix, p);
+	if (vsnprintf(state + p, sizeof(state) - p, fmt, ap) < 0)
+		return -EINVAL;
+	return notify_send(state);
+}
+
 static int notify_sendf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int notify_sendf(const char *fmt, ...)
 {
-	char state[NOTIFY_STATUS_MAX + 32];
 	va_list ap;
-	int n;
+	int r;
 
 	va_start(ap, fmt);
-	n = vsnprintf(state, sizeof(state), fmt, ap);
+	r = notify_vsend("", fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return -EINVAL;
-	return notify_send(state);
+	return r;
 }
 
 int notify_ready(void)
@@ -74,17 +90,13 @@ int notify_stopping(void)
 
 int notify_status(const char *fmt, ...)
 {
-	char status[NOTIFY_STATUS_MAX];
 	va_list ap;
-	int n;
+	int r;
 
 	va_start(ap, fmt);
-	n = vsnprintf(status, sizeof(status), fmt, ap);
+	r = notify_vsend("STATUS=", fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return -EINVAL;
-	/* A cut status line is still worth showing in systemctl status. */
-	return notify_sendf("STATUS=%s", status);
+	return r;
 }
 
 int notify_extend_timeout(uint64_t usec)

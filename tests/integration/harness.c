@@ -1941,6 +1941,26 @@ void *random_buf(size_t n)
 	return p;
 }
 
+char *proc_text(pid_t pid, const char *name)
+{
+	char path[64], *text = NULL, *out;
+	size_t cap = 0;
+	ssize_t len;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	f = fopen(path, "re");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	len = getdelim(&text, &cap, '\0', f);
+	fclose(f);
+	cr_assert_gt(len, 0, "%s: empty or unreadable", path);
+	out = test_alloc((size_t)len + 1);
+	memcpy(out, text, (size_t)len);
+	out[len] = '\0';
+	free(text);
+	return out;
+}
+
 void write_file(const char *path, const void *p, size_t n)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -283,6 +283,9 @@ void test_release_all(void);
 
 /* n random bytes in a test_alloc block. */
 void *random_buf(size_t n);
+/* The whole of /proc/PID/NAME ("maps", "status"), NUL-terminated, in a
+ * test_alloc block. */
+char *proc_text(pid_t pid, const char *name);
 /* Creates or truncates path with exactly p[0..n). */
 void write_file(const char *path, const void *p, size_t n);
 /* True when path holds exactly p[0..n). */

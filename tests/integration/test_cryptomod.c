@@ -41,20 +41,13 @@ static const char *const crypto_libs[] = {
 /* Which of crypto_libs pid maps: the first one, or NULL for none. */
 static const char *maps_crypto(pid_t pid)
 {
-	char path[64], *text = NULL;
+	char *text = proc_text(pid, "maps");
 	const char *found = NULL;
-	size_t len = 0;
-	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "re");
-	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-	cr_assert_gt(getdelim(&text, &len, '\0', f), 0);
-	fclose(f);
 	for (size_t i = 0; i < sizeof(crypto_libs) / sizeof(crypto_libs[0]) && !found; i++)
 		if (strstr(text, crypto_libs[i]))
 			found = crypto_libs[i];
-	free(text);
+	test_free(text);
 	return found;
 }
 
@@ -292,18 +285,10 @@ Test(cryptomod, workers_load_the_module_the_daemon_started_with)
 /* libsystemd, too, is loaded only for what systemd hands the daemon. */
 static bool maps_libsystemd(pid_t pid)
 {
-	char path[64], *text = NULL;
-	size_t len = 0;
-	bool found;
-	FILE *f;
+	char *text = proc_text(pid, "maps");
+	bool found = strstr(text, "/libsystemd.so") != NULL;
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "re");
-	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-	cr_assert_gt(getdelim(&text, &len, '\0', f), 0);
-	fclose(f);
-	found = strstr(text, "/libsystemd.so") != NULL;
-	free(text);
+	test_free(text);
 	return found;
 }
 

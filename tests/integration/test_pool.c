@@ -338,21 +338,12 @@ Test(pool, max_requests_recycles_a_worker)
  * a wait counts one. */
 static long voluntary_switches(pid_t pid)
 {
-	char path[64], *text = NULL, *p;
-	size_t len = 0;
-	long n = -1;
-	FILE *f;
+	static const char key[] = "\nvoluntary_ctxt_switches:";
+	char *text = proc_text(pid, "status"), *p = strstr(text, key);
+	long n = p ? strtol(p + strlen(key), NULL, 10) : -1;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-	cr_assert_gt(getdelim(&text, &len, '\0', f), 0);
-	fclose(f);
-	p = strstr(text, "\nvoluntary_ctxt_switches:");
-	if (p)
-		n = strtol(p + strlen("\nvoluntary_ctxt_switches:"), NULL, 10);
-	free(text);
-	cr_assert_geq(n, 0, "no voluntary_ctxt_switches in %s", path);
+	test_free(text);
+	cr_assert_geq(n, 0, "no voluntary_ctxt_switches for %d", (int)pid);
 	return n;
 }
 
