@@ -1139,7 +1139,7 @@ int master_run(struct config *conf, const char *config_path)
 			goto err_close_listeners;
 		}
 	}
-	/* Workers wait in epoll_pwait() and then accept(); a non-blocking listener
+	/* Workers wait (idlewait.c) and then accept(); a non-blocking listener
 	 * keeps the losers of a wake-up race from blocking in accept(). */
 	for (size_t i = 0; i < m.listeners.n; i++) {
 		r = fd_set_nonblock(m.listeners.fds[i], true);

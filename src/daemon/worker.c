@@ -9,7 +9,6 @@
 #include <string.h>
 #include <inttypes.h>
 #include <stdbool.h>
-#include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sysexits.h>
@@ -18,6 +17,7 @@
 
 #include "access.h"
 #include "auth.h"
+#include "idlewait.h"
 #include "listener.h"
 #include "log.h"
 #include "monotonic.h"
@@ -285,33 +285,6 @@ static bool worker_queue_pressure(void *arg, bool at_once)
 	return at_once || now - q->readable_since_ms >= WORKER_QUEUE_CONFIRM_MS;
 }
 
-/* The idle worker's wait: one epoll set per worker, every listener in it
- * with EPOLLEXCLUSIVE, so that a connection wakes one idle worker rather
- * than the whole pool (ppoll() on the listeners woke every idle worker for
- * every connection, and all but one found nothing to accept: a thundering
- * herd that grew with the pool, as Apache's accept mutex and nginx's
- * EPOLLEXCLUSIVE avoid).  Created after the fork: an epoll set is shared
- * by the processes that hold its fd.  Returns the fd or -errno. */
-static int worker_listen_set(const struct listener_set *l)
-{
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	int r = 0;
-
-	if (ep < 0)
-		return -errno;
-	for (size_t i = 0; i < l->n && r == 0; i++) {
-		struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = (uint32_t)i };
-
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, l->fds[i], &ev) < 0)
-			r = -errno;
-	}
-	if (r < 0) {
-		close(ep);
-		return r;
-	}
-	return ep;
-}
-
 /* max_requests plus a random 0..jitter, so that workers started together
  * do not all retire together; 0: unlimited. */
 static uint64_t worker_request_limit(const struct config *conf)
@@ -426,11 +399,12 @@ _Noreturn void worker_run(const struct worker_args *a)
 		.generation = a->generation,
 		.adm = &adm,
 	};
-	struct epoll_event evs[LISTENER_MAX];
+	bool ready[LISTENER_MAX];
+	struct idlewait idle;
 	sigset_t wait_mask;
 	int *share_fds = NULL;
 	uint64_t served = 0, limit;
-	int r, ep;
+	int r;
 
 	r = worker_setup_signals(&wait_mask);
 	if (r < 0) {
@@ -466,25 +440,21 @@ _Noreturn void worker_run(const struct worker_args *a)
 		.refresh = worker_refresh,
 		.refresh_arg = &wc,
 	};
-	ep = worker_listen_set(listeners);
-	if (ep < 0) {
-		log_errno(ep, "worker epoll set");
+	r = idlewait_open(&idle, listeners);
+	if (r < 0) {
+		log_errno(r, "worker epoll set");
 		_exit(EX_OSERR);
 	}
 
 	scoreboard_set_state(slot, WORKER_IDLE);
 	while (!worker_stop && !worker_retire) {
-		r = epoll_pwait(ep, evs, LISTENER_MAX, -1, &wait_mask);
+		r = idlewait_wait(&idle, ready, &wait_mask);
 		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			log_errno(errno, "epoll_pwait");
+			log_errno(r, "waiting for a connection");
 			_exit(EX_OSERR);
 		}
-		for (int e = 0; e < r && !worker_stop && !worker_retire; e++) {
-			size_t i = evs[e].data.u32;
-
-			if (i < listeners->n &&
+		for (size_t i = 0; i < listeners->n && r > 0 && !worker_stop && !worker_retire; i++)
+			if (ready[i] &&
 			    worker_accept(&ctx, &adm, listeners->fds[i], listeners->tls[i],
 					  &wait_mask) &&
 			    limit && ++served >= limit) {
@@ -492,7 +462,6 @@ _Noreturn void worker_run(const struct worker_args *a)
 					  served);
 				worker_retire = 1;
 			}
-		}
 	}
 	log_ratelimit_flush(&adm.refusals, NULL, 0);
 	log_ratelimit_flush(&adm.handshakes, NULL, 0);
