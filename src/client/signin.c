@@ -1,6 +1,7 @@
 /* signin: tcpfile's login on a fresh connection: the mechanism the greeting
  * offers, the AUTH exchange (SCRAM through login.c), the server's proof. */
 #include "signin.h"
+#include "cryptomod.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -249,7 +250,7 @@ int signin_run(struct client *c)
 	if (r < 0) {
 		client_error(c, r == -EINVAL ? CLIENT_FAIL_LOGIN : CLIENT_FAIL_PERMANENT,
 			     "%s: %s", s->what, r == -EINVAL ? "empty user name or password"
-							     : strerror(-r));
+					       : r == -ELIBACC ? CRYPTOMOD_MISSING : strerror(-r));
 		goto out;
 	}
 	r = login_step(s->login, NULL, 0, &out, &outlen);

@@ -20,7 +20,7 @@
 #include "build_config.h"
 
 static const struct cryptomod *cryptoload_table;
-static char cryptoload_why[PATH_MAX + 256];
+static char cryptoload_why[2 * PATH_MAX + 256];
 static int cryptoload_pinned = -1;     /* cryptomod_pin()'s descriptor */
 static char cryptoload_pinned_path[PATH_MAX];
 
@@ -82,25 +82,39 @@ const struct cryptomod *cryptomod_get(void)
 	const char *e;
 	void *h;
 
-	if (cryptoload_table || cryptoload_why[0])
+	/* A failure is not remembered: the module may be installed (or
+	 * fixed) by the next attempt, which a reload makes in the master. */
+	if (cryptoload_table)
 		return cryptoload_table;
 	h = cryptoload_open(path, sizeof(path));
 	if (!h) {
+		/* dlerror() names the file, except through a pinned descriptor. */
 		e = dlerror();
 		snprintf(cryptoload_why, sizeof(cryptoload_why),
-			 "cannot load the crypto module (TLS, logins, SHA-256) %s: %s", path,
-			 e ? e : "dlopen failed");
+			 "cannot load the crypto module (TLS, logins, SHA-256): %s%s%s",
+			 cryptoload_pinned >= 0 ? path : "", cryptoload_pinned >= 0 ? ": " : "",
+			 e ? e : path);
 		return NULL;
 	}
 	t = dlsym(h, CRYPTOMOD_SYMBOL);
-	if (!t || t->size != sizeof(*t) || strcmp(t->version, TCPFILED_VERSION) != 0) {
+	if (!t || t->abi != CRYPTOMOD_ABI || strcmp(t->version, TCPFILED_VERSION) != 0) {
 		snprintf(cryptoload_why, sizeof(cryptoload_why),
 			 "%s is not the crypto module of tcpfile %s", path, TCPFILED_VERSION);
 		dlclose(h);
 		return NULL;
 	}
 	cryptoload_table = t;
+	cryptoload_why[0] = '\0';
 	return t;
+}
+
+const char *cryptomod_path(void)
+{
+	static char path[PATH_MAX];
+
+	if (cryptoload_pinned >= 0)
+		return cryptoload_pinned_path;
+	return cryptoload_find(path, sizeof(path));
 }
 
 const char *cryptomod_error(void)

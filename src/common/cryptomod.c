@@ -10,7 +10,7 @@ extern const struct cryptomod tcpfile_cryptomod;
 
 const struct cryptomod tcpfile_cryptomod = {
 	.version = TCPFILED_VERSION,
-	.size = sizeof(struct cryptomod),
+	.abi = CRYPTOMOD_ABI,
 
 	.tls_server_ctx_new = tls_server_ctx_new,
 	.tls_client_ctx_new = tls_client_ctx_new,

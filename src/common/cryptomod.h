@@ -13,8 +13,9 @@
  * beside the running program first (the build tree), then in
  * TCPFILED_MODULEDIR.
  *
- * The table is versioned: a module from another build of another version
- * is refused rather than called through a table of another shape. */
+ * The table is versioned: a module of another version, or whose shapes
+ * differ (CRYPTOMOD_ABI), is refused rather than called through a table of
+ * another shape. */
 #pragma once
 
 #include <stdbool.h>
@@ -26,13 +27,17 @@
 #include "scram.h"
 #include "sha256.h"
 #include "tls.h"
+#include "users.h"
 
 #define CRYPTOMOD_FILE    "tcpfile-crypto.so"
 #define CRYPTOMOD_SYMBOL  "tcpfile_cryptomod"
+/* For messages where cryptomod_error() is not at hand (code that the
+ * tests link with the implementations themselves). */
+#define CRYPTOMOD_MISSING "the crypto module (" CRYPTOMOD_FILE ") cannot be loaded"
 
 struct cryptomod {
 	const char *version;    /* TCPFILED_VERSION of the build */
-	size_t size;            /* sizeof(struct cryptomod) of the build */
+	uint64_t abi;           /* CRYPTOMOD_ABI of the build */
 
 	/* tls.h */
 	int (*tls_server_ctx_new)(const char *cert, const char *key, int min_version,
@@ -87,6 +92,17 @@ struct cryptomod {
 	void (*login_free)(struct login *l);
 };
 
+/* The shapes both sides must agree on -- the table and every structure
+ * that crosses it -- folded into one number (FNV-1a over their sizes), so
+ * that a module built from another tree is refused even when the version
+ * string did not change. */
+#define CRYPTOMOD_FNV(h, v) (((h) ^ (uint64_t)(v)) * UINT64_C(1099511628211))
+#define CRYPTOMOD_ABI                                                              \
+	CRYPTOMOD_FNV(CRYPTOMOD_FNV(CRYPTOMOD_FNV(CRYPTOMOD_FNV(CRYPTOMOD_FNV(            \
+	CRYPTOMOD_FNV(UINT64_C(14695981039346656037), sizeof(struct cryptomod)),         \
+	sizeof(struct conn)), sizeof(struct conn_ops)), sizeof(struct tls_client_opts)), \
+	sizeof(struct user)), sizeof(struct users))
+
 /* The module's table, loading the module the first time (in a daemon,
  * load it in the master before forking so that every worker shares its
  * pages).  NULL when it cannot be loaded: cryptomod_error() says why. */
@@ -100,3 +116,5 @@ bool cryptomod_loaded(void);
  * workers then never mix versions).  Returns 0 or -errno (nothing pinned:
  * cryptomod_get() then looks for the file when it needs it). */
 int cryptomod_pin(void);
+/* The file cryptomod_get() loads (or would try). */
+const char *cryptomod_path(void);

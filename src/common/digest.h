@@ -11,6 +11,7 @@ enum digest_alg {
 };
 
 #define DIGEST_MAX_BYTES 32
+#define DIGEST_UNAVAILABLE "sha256 is not available here (the crypto module cannot be loaded)"
 /* "sha256:" + 64 hex digits + NUL, the longest text form. */
 #define DIGEST_TEXT_MAX 72
 
@@ -30,8 +31,10 @@ const char *digest_alg_name(enum digest_alg alg);
 /* Returns 0 and sets *alg, or -EINVAL. */
 int digest_alg_from_name(const char *name, size_t len, enum digest_alg *alg);
 
-/* Returns 0 or -ENOMEM/-EINVAL.  The ctx must then be released by exactly
- * one of digest_final() or digest_finish(). */
+/* Returns 0 or -ENOMEM/-EINVAL, or -ELIBACC for SHA-256 when the crypto
+ * module cannot be loaded (DIGEST_UNAVAILABLE says so to a peer).  The ctx
+ * must then be released by exactly one of digest_final() or
+ * digest_finish(). */
 int digest_init(struct digest_ctx *ctx, enum digest_alg alg);
 void digest_update(struct digest_ctx *ctx, const void *data, size_t len);
 /* Writes the result and releases the ctx.  Returns 0 or -EIO. */

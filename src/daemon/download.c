@@ -169,7 +169,7 @@ void download_run(struct session *s, struct proto_request *req)
 		r = d.cached ? 0 : digest_init(&d.dc, req->alg);
 		if (r < 0) {
 			code = PROTO_ERR_INTERNAL;
-			why = strerror(-r);
+			why = r == -ELIBACC ? DIGEST_UNAVAILABLE : strerror(-r);
 		}
 	}
 	if (code) {

@@ -267,6 +267,18 @@ int listener_set_open(struct listener_set *set, char *const *addrs,
 	return listener_set_open_all(set, addrs, n_addrs, NULL, 0, backlog, err, errlen);
 }
 
+/* Whether systemd passed this process sockets: LISTEN_FDS, for this very
+ * process (LISTEN_PID), as sd_listen_fds() would decide before it did
+ * anything; only then is libsystemd loaded for it. */
+static bool listener_fds_passed(void)
+{
+	const char *pid = getenv("LISTEN_PID");
+	uint64_t v;
+
+	return sdlib_wanted("LISTEN_FDS") && pid && parse_u64(pid, &v) == 0 &&
+	       v == (uint64_t)getpid();
+}
+
 static void listener_free_names(char **names)
 {
 	for (size_t i = 0; names && names[i]; i++)
@@ -287,7 +299,7 @@ int listener_set_open_all(struct listener_set *set, char *const *addrs, size_t n
 	 * not believe the sockets were passed to them.  Without LISTEN_FDS
 	 * there are none. */
 	n = 0;
-	if (sdlib_wanted("LISTEN_FDS")) {
+	if (listener_fds_passed()) {
 		const struct sdlib *sd = sdlib_get();
 
 		if (!sd) {

@@ -9,6 +9,7 @@
 #include "build_config.h"
 #include "config.h"
 #include "cryptomod.h"
+#include "sdlib.h"
 #include "log.h"
 #include "master.h"
 #include "sharecheck.h"
@@ -84,11 +85,18 @@ int main(int argc, char **argv)
 		return EX_OK;
 	}
 	log_set_level(conf->log_level);
+	/* systemd waits for READY=1 (and WATCHDOG=1): without libsystemd it
+	 * would kill the unit at its timeout, with no word of why. */
+	if ((sdlib_wanted("NOTIFY_SOCKET") || sdlib_wanted("WATCHDOG_USEC")) && !sdlib_get()) {
+		log_err("systemd expects notifications (NOTIFY_SOCKET): %s", sdlib_error());
+		config_free(conf);
+		return EX_OSERR;
+	}
 	/* The workers load the crypto module when a client first needs it
 	 * (SHA-256): from the file there is now, even after an upgrade. */
 	r = cryptomod_pin();
 	if (r < 0)
-		log_debug("crypto module not found now (%s): loaded when needed, if it is there then",
-			  strerror(-r));
+		log_warn("crypto module %s: %s; TLS, logins and SHA-256 digests are unavailable "
+			 "until it is installed", cryptomod_path(), strerror(-r));
 	return master_run(conf, config_path);
 }

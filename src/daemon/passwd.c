@@ -22,6 +22,7 @@
 
 #include "build_config.h"
 #include "config.h"
+#include "cryptomod.h"
 #include "netio.h"
 #include "parse.h"
 #include "scram.h"
@@ -500,6 +501,7 @@ int passwd_main(int argc, char **argv)
 	if (r < 0) {
 		fprintf(stderr, "tcpfiled passwd: %s\n", r == -EINVAL ?
 			"the password is not valid UTF-8 text (SASLprep refused it)" :
+			r == -ELIBACC ? CRYPTOMOD_MISSING :
 			strerror(-r));
 		status = r == -EINVAL ? EX_DATAERR : EX_OSERR;
 		goto out;

@@ -229,11 +229,18 @@ static bool session_input_ready(struct session *s)
 
 void session_settle(struct session *s)
 {
+	bool ready = session_input_ready(s);
+
 	/* The batch waits only while more of the client's bytes are there
 	 * to be read: they may hold further uploads to commit with it. */
-	if (s->batch.n && !s->flushing && !session_input_ready(s))
+	if (s->batch.n && !s->flushing && !ready)
 		upload_flush(s);
 	session_flush_replies(s);
+	/* The wait may be long (up to idle_timeout): hold no directory open
+	 * through it, or a file system mounted beneath the share could not
+	 * be unmounted.  Uploads still in the batch keep their own. */
+	if (!ready)
+		storage_cache_reset(&s->cache);
 }
 
 /* Lets a signal that arrived during the last request run its handler

@@ -1034,6 +1034,10 @@ static int storage_begin_target(struct storage_upload *up, struct storage_cache 
 	if (*base_ref && up->size < STORAGE_PREALLOC_MIN)
 		return storage_space_check_cached(c, *base_fd, (*base_ref)->dev, &up->lim,
 						  need);
+	/* A large or unknown size takes space the reading c holds would not
+	 * show: the next small upload reads afresh. */
+	if (c)
+		c->space_valid = false;
 	return storage_space_check(*base_fd, &up->lim, need, true);
 }
 

@@ -77,7 +77,8 @@ static int upload_begin(struct upload *u)
 	r = digest_init(&u->dc, req->alg);
 	if (r < 0) {
 		storage_upload_abort(&u->up);
-		upload_refuse(u, PROTO_ERR_INTERNAL, strerror(-r), "error");
+		upload_refuse(u, PROTO_ERR_INTERNAL,
+			      r == -ELIBACC ? DIGEST_UNAVAILABLE : strerror(-r), "error");
 		return r;
 	}
 	u->active = true;

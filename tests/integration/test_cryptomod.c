@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "build_config.h"
@@ -309,4 +310,109 @@ Test(cryptomod, libsystemd_is_mapped_only_under_systemd)
 	cr_assert_eq(daemon_wait_workers(&d, 2, pids, 2, HARNESS_TIMEOUT_MS), 0);
 	cr_expect(maps_libsystemd(d.pid), "an activated daemon did not load libsystemd");
 	cr_expect(daemon_notify_seen(&d, "READY=1"));
+}
+
+/* A libsystemd that cannot be loaded, found first through LD_LIBRARY_PATH
+ * (the daemon itself links no libsystemd, so nothing else is shadowed). */
+static void broken_libsystemd(char *env, size_t cap)
+{
+	char lib[400];
+
+	path_join(lib, sizeof(lib), d.dir, "libsystemd.so.0");
+	write_file(lib, "not an ELF file\n", 16);
+	snprintf(env, cap, "LD_LIBRARY_PATH=%s", d.dir);
+}
+
+Test(cryptomod, notifications_expected_without_libsystemd_fail_at_start)
+{
+	char env_ld[400];
+	const char *argv[4];
+
+	/* The harness's NOTIFY_SOCKET: systemd would wait for READY=1. */
+	cr_assert_eq(daemon_prepare(&d, &(struct daemon_opts){ .self_bind = true }), 0);
+	broken_libsystemd(env_ld, sizeof(env_ld));
+	const char *env[] = { env_ld, NULL };
+	argv[0] = harness_bin("TCPFILED_BIN");
+	argv[1] = "-c";
+	argv[2] = d.conf_path;
+	argv[3] = NULL;
+	cr_assert_eq(daemon_spawn(&d, argv, env), 0);
+	int st = daemon_wait_exit(&d, HARNESS_TIMEOUT_MS);
+	cr_assert(st >= 0 && WIFEXITED(st), "the daemon did not exit (status %d)", st);
+	cr_expect_eq(WEXITSTATUS(st), 71, "exit status %d", WEXITSTATUS(st));
+	cr_expect(daemon_log_contains(&d, "systemd expects notifications"));
+	cr_expect(daemon_log_contains(&d, "libsystemd.so.0"));
+}
+
+Test(cryptomod, sockets_passed_to_another_process_are_not_ours)
+{
+	char env_ld[400];
+	const char *argv[4];
+
+	/* LISTEN_FDS for some other pid: sd_listen_fds() would ignore it, and
+	 * so does the daemon, without even loading libsystemd (which here
+	 * could not be loaded). */
+	cr_assert_eq(daemon_prepare(&d, &(struct daemon_opts){ .self_bind = true,
+							       .no_notify = true }), 0);
+	broken_libsystemd(env_ld, sizeof(env_ld));
+	const char *env[] = { env_ld, "LISTEN_FDS=1", "LISTEN_PID=1", NULL };
+	argv[0] = harness_bin("TCPFILED_BIN");
+	argv[1] = "-c";
+	argv[2] = d.conf_path;
+	argv[3] = NULL;
+	cr_assert_eq(daemon_spawn(&d, argv, env), 0);
+	cr_assert_eq(daemon_wait_ready(&d), 0, "the daemon did not bind its own listener");
+	cr_expect_not(maps_libsystemd(d.pid));
+	int fd = daemon_connect_hello(&d);
+	cr_expect_geq(fd, 0, "no greeting: %s", strerror(-fd));
+	if (fd >= 0)
+		close(fd);
+}
+
+static bool module_loaded_cond(void *arg)
+{
+	return maps_crypto(*(pid_t *)arg) != NULL;
+}
+
+static bool wait_for_module(pid_t pid)
+{
+	return wait_until(module_loaded_cond, &pid, HARNESS_TIMEOUT_MS);
+}
+
+Test(cryptomod, a_module_installed_after_start_serves_the_next_reload)
+{
+	char installed[400], bin[400], mod[400], built[400], users[400], extra[512], msg[1024];
+	struct stat st;
+	const char *argv[4];
+
+	snprintf(installed, sizeof(installed), "%s/%s", TCPFILED_MODULEDIR, CRYPTOMOD_FILE);
+	if (stat(installed, &st) == 0)
+		cr_skip_test("%s is installed: the daemon would find it", installed);
+	/* A daemon installed without its module. */
+	cr_assert_eq(daemon_prepare(&d, &(struct daemon_opts){ 0 }), 0);
+	path_join(bin, sizeof(bin), d.dir, "tcpfiled");
+	copy_program(harness_bin("TCPFILED_BIN"), bin);
+	argv[0] = bin;
+	argv[1] = "-c";
+	argv[2] = d.conf_path;
+	argv[3] = NULL;
+	cr_assert_eq(daemon_spawn(&d, argv, NULL), 0);
+	cr_assert_eq(daemon_wait_ready(&d), 0);
+	cr_expect(daemon_log_contains(&d, "TLS, logins and SHA-256 digests are unavailable"));
+
+	/* Logins need the module: the reload fails and says why. */
+	path_join(users, sizeof(users), d.dir, "users");
+	users_add(users, "alice", "alice-secret");
+	snprintf(extra, sizeof(extra), "users_file = %s\n", users);
+	cr_assert_eq(daemon_write_config(&d, &(struct daemon_opts){ .server_extra = extra }), 0);
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	cr_assert_eq(daemon_wait_notify(&d, "READY=1", HARNESS_TIMEOUT_MS, msg, sizeof(msg)), 0);
+	cr_expect(daemon_log_contains(&d, "cannot load the crypto module"));
+
+	/* Installed now: the next reload finds it. */
+	path_join(mod, sizeof(mod), d.dir, CRYPTOMOD_FILE);
+	module_beside(harness_bin("TCPFILED_BIN"), built, sizeof(built));
+	copy_program(built, mod);
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	cr_assert(wait_for_module(d.pid), "the master did not load the module at the reload");
 }
