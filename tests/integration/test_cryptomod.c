@@ -174,6 +174,14 @@ static void copy_program(const char *from, const char *to)
 	cr_assert_eq(close(out), 0);
 }
 
+/* Starts the prepared daemon d from the program bin with env added. */
+static void spawn_from(const char *bin, const char *const *env)
+{
+	const char *argv[] = { bin, "-c", d.conf_path, NULL };
+
+	cr_assert_eq(daemon_spawn(&d, argv, env), 0);
+}
+
 Test(cryptomod, a_client_without_the_module_says_so_and_still_puts_plain)
 {
 	char installed[400], lonely[400], out[4096], local[400], remote[400];
@@ -254,7 +262,6 @@ static void module_beside(const char *bin, char *out, size_t cap)
 Test(cryptomod, workers_load_the_module_the_daemon_started_with)
 {
 	char bin[400], mod[400], built[400], junk[400], out[4096], local[400], remote[400];
-	const char *argv[4];
 
 	/* A daemon installed in a directory of its own, module beside it. */
 	cr_assert_eq(daemon_prepare(&d, &(struct daemon_opts){ 0 }), 0);
@@ -263,11 +270,7 @@ Test(cryptomod, workers_load_the_module_the_daemon_started_with)
 	copy_program(harness_bin("TCPFILED_BIN"), bin);
 	module_beside(harness_bin("TCPFILED_BIN"), built, sizeof(built));
 	copy_program(built, mod);
-	argv[0] = bin;
-	argv[1] = "-c";
-	argv[2] = d.conf_path;
-	argv[3] = NULL;
-	cr_assert_eq(daemon_spawn(&d, argv, NULL), 0);
+	spawn_from(bin, NULL);
 	cr_assert_eq(daemon_wait_ready(&d), 0);
 
 	/* An "upgrade" replaces the module with one that cannot load. */
@@ -326,17 +329,12 @@ static void broken_libsystemd(char *env, size_t cap)
 Test(cryptomod, notifications_expected_without_libsystemd_fail_at_start)
 {
 	char env_ld[400];
-	const char *argv[4];
 
 	/* The harness's NOTIFY_SOCKET: systemd would wait for READY=1. */
 	cr_assert_eq(daemon_prepare(&d, &(struct daemon_opts){ .self_bind = true }), 0);
 	broken_libsystemd(env_ld, sizeof(env_ld));
 	const char *env[] = { env_ld, NULL };
-	argv[0] = harness_bin("TCPFILED_BIN");
-	argv[1] = "-c";
-	argv[2] = d.conf_path;
-	argv[3] = NULL;
-	cr_assert_eq(daemon_spawn(&d, argv, env), 0);
+	spawn_from(harness_bin("TCPFILED_BIN"), env);
 	int st = daemon_wait_exit(&d, HARNESS_TIMEOUT_MS);
 	cr_assert(st >= 0 && WIFEXITED(st), "the daemon did not exit (status %d)", st);
 	cr_expect_eq(WEXITSTATUS(st), 71, "exit status %d", WEXITSTATUS(st));
@@ -347,7 +345,6 @@ Test(cryptomod, notifications_expected_without_libsystemd_fail_at_start)
 Test(cryptomod, sockets_passed_to_another_process_are_not_ours)
 {
 	char env_ld[400];
-	const char *argv[4];
 
 	/* LISTEN_FDS for some other pid: sd_listen_fds() would ignore it, and
 	 * so does the daemon, without even loading libsystemd (which here
@@ -356,11 +353,7 @@ Test(cryptomod, sockets_passed_to_another_process_are_not_ours)
 							       .no_notify = true }), 0);
 	broken_libsystemd(env_ld, sizeof(env_ld));
 	const char *env[] = { env_ld, "LISTEN_FDS=1", "LISTEN_PID=1", NULL };
-	argv[0] = harness_bin("TCPFILED_BIN");
-	argv[1] = "-c";
-	argv[2] = d.conf_path;
-	argv[3] = NULL;
-	cr_assert_eq(daemon_spawn(&d, argv, env), 0);
+	spawn_from(harness_bin("TCPFILED_BIN"), env);
 	cr_assert_eq(daemon_wait_ready(&d), 0, "the daemon did not bind its own listener");
 	cr_expect_not(maps_libsystemd(d.pid));
 	int fd = daemon_connect_hello(&d);
@@ -383,7 +376,6 @@ Test(cryptomod, a_module_installed_after_start_serves_the_next_reload)
 {
 	char installed[400], bin[400], mod[400], built[400], users[400], extra[512], msg[1024];
 	struct stat st;
-	const char *argv[4];
 
 	snprintf(installed, sizeof(installed), "%s/%s", TCPFILED_MODULEDIR, CRYPTOMOD_FILE);
 	if (stat(installed, &st) == 0)
@@ -392,11 +384,7 @@ Test(cryptomod, a_module_installed_after_start_serves_the_next_reload)
 	cr_assert_eq(daemon_prepare(&d, &(struct daemon_opts){ 0 }), 0);
 	path_join(bin, sizeof(bin), d.dir, "tcpfiled");
 	copy_program(harness_bin("TCPFILED_BIN"), bin);
-	argv[0] = bin;
-	argv[1] = "-c";
-	argv[2] = d.conf_path;
-	argv[3] = NULL;
-	cr_assert_eq(daemon_spawn(&d, argv, NULL), 0);
+	spawn_from(bin, NULL);
 	cr_assert_eq(daemon_wait_ready(&d), 0);
 	cr_expect(daemon_log_contains(&d, "TLS, logins and SHA-256 digests are unavailable"));
 
