@@ -30,15 +30,26 @@
 
 /* ---- replies ---- */
 
+/* The answers held back were logged when their uploads committed: a
+ * failure to send them is logged here, so that the record of a client
+ * that never heard its answers says so. */
 static void session_flush_replies(struct session *s)
 {
 	size_t n = s->out_len;
+	int r;
 
 	if (!n)
 		return;
 	s->out_len = 0;
-	if (conn_write(&s->conn, s->out, n, false) < 0)
+	r = conn_write(&s->conn, s->out, n, false);
+	if (r < 0) {
+		struct log_field f[] = { { "CLIENT", s->peer }, { "RESULT", "unanswered" } };
+
+		log_event(LOG_NOTICE, -r, NULL, f, 2,
+			  "%s: %zu bytes of answers to committed uploads could not be sent",
+			  s->peer, n);
 		s->close = true;
+	}
 }
 
 void session_send(struct session *s, const char *buf, size_t len, bool more)
