@@ -24,24 +24,36 @@ static char cryptoload_why[2 * PATH_MAX + 256];
 static int cryptoload_pinned = -1;     /* cryptomod_pin()'s descriptor */
 static char cryptoload_pinned_path[PATH_MAX];
 
-/* Where the module is: beside the running program (a build tree), else
- * the installed one.  A program's own directory is as trusted as the
- * program.  Returns path. */
+/* Whether dir/sub/CRYPTOMOD_FILE exists, written into path. */
+static bool cryptoload_try(const char *dir, int dirlen, const char *sub, char *path, size_t cap)
+{
+	int len = snprintf(path, cap, "%.*s/%s%s%s", dirlen, dir, sub, *sub ? "/" : "",
+			   CRYPTOMOD_FILE);
+
+	return len > 0 && (size_t)len < cap && access(path, F_OK) == 0;
+}
+
+/* Where the module is: beside the running program (a build tree), where
+ * an installed tree puts it relative to the program (one moved, or staged
+ * with DESTDIR), else where it was installed.  A program's own directory
+ * is as trusted as the program.  Returns path. */
 static const char *cryptoload_find(char *path, size_t cap)
 {
+	static const char *const from_exe[] = {
+		"", TCPFILED_MODULEDIR_FROM_BINDIR, TCPFILED_MODULEDIR_FROM_SBINDIR,
+	};
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	const char *slash;
-	int len;
+	const char *slash = NULL;
 
 	if (n > 0) {
 		exe[n] = '\0';
 		slash = strrchr(exe, '/');
-		len = slash ? snprintf(path, cap, "%.*s/%s", (int)(slash - exe), exe,
-				       CRYPTOMOD_FILE) : -1;
-		if (len > 0 && (size_t)len < cap && access(path, F_OK) == 0)
-			return path;
 	}
+	for (size_t i = 0; slash && i < sizeof(from_exe) / sizeof(from_exe[0]); i++)
+		if ((i == 0 || *from_exe[i]) &&
+		    cryptoload_try(exe, (int)(slash - exe), from_exe[i], path, cap))
+			return path;
 	snprintf(path, cap, "%s/%s", TCPFILED_MODULEDIR, CRYPTOMOD_FILE);
 	return path;
 }
