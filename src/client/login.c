@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scram.h"
+
 struct login {
 	Gsasl *gsasl;
 	Gsasl_session *session;
@@ -95,16 +97,8 @@ int login_step(struct login *l, const char *in, size_t inlen, char **out, size_t
 		l->done = true;
 		return LOGIN_FAILURE;
 	}
-	*out = malloc(olen + 1);
-	if (!*out) {
-		gsasl_free(o);
+	if (scram_take_output(o, olen, out, outlen) < 0)
 		return -ENOMEM;
-	}
-	if (olen)
-		memcpy(*out, o, olen);
-	(*out)[olen] = '\0';
-	*outlen = olen;
-	gsasl_free(o);
 	if (rc == GSASL_NEEDS_MORE)
 		return LOGIN_CONTINUE;
 	l->done = true;

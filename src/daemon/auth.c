@@ -12,6 +12,7 @@
 #include <sys/random.h>
 
 #include "passwd.h"
+#include "scram.h"
 
 #define AUTH_MOCK_KEY_LEN 32
 
@@ -269,16 +270,8 @@ int auth_step(struct auth *a, const char *in, size_t inlen, char **out, size_t *
 		a->reason = auth_reason(a, rc);
 		return AUTH_FAILURE;
 	}
-	*out = malloc(olen + 1);
-	if (!*out) {
-		gsasl_free(o);
+	if (scram_take_output(o, olen, out, outlen) < 0)
 		return -ENOMEM;
-	}
-	if (olen)
-		memcpy(*out, o, olen);
-	(*out)[olen] = '\0';
-	*outlen = olen;
-	gsasl_free(o);
 	if (rc == GSASL_NEEDS_MORE)
 		return AUTH_CONTINUE;
 	a->done = true;

@@ -2,6 +2,7 @@
 #include "scram.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <gsasl.h>
@@ -38,6 +39,21 @@ int scram_base64_length(const char *s, size_t len, size_t *binlen)
 	if (rc != GSASL_OK)
 		return scram_from_gsasl(rc);
 	gsasl_free(bin);
+	return 0;
+}
+
+int scram_take_output(char *o, size_t olen, char **out, size_t *outlen)
+{
+	*out = malloc(olen + 1);
+	if (!*out) {
+		gsasl_free(o);
+		return -ENOMEM;
+	}
+	if (olen)
+		memcpy(*out, o, olen);
+	(*out)[olen] = '\0';
+	*outlen = olen;
+	gsasl_free(o);
 	return 0;
 }
 

@@ -16,6 +16,12 @@ int scram_base64(const void *bin, size_t len, char *dst, size_t cap);
  * Returns 0, -EINVAL or -ENOMEM. */
 int scram_base64_length(const char *s, size_t len, size_t *binlen);
 
+/* Moves a GNU SASL step's output o (olen bytes, gsasl-allocated, freed
+ * here in every case) into *out: malloc()ed and NUL-terminated, for the
+ * caller to free().  Within the module only (auth.c, login.c).  Returns 0
+ * or -ENOMEM. */
+int scram_take_output(char *o, size_t olen, char **out, size_t *outlen);
+
 /* StoredKey and ServerKey (RFC 5802) of a password under salt and
  * iterations.  Returns 0, -EINVAL or -ENOMEM. */
 int scram_secrets(const char *password, uint32_t iterations, const void *salt,
