@@ -240,18 +240,27 @@ static bool session_input_ready(struct session *s)
 
 void session_settle(struct session *s)
 {
-	bool ready = session_input_ready(s);
+	bool batch = s->batch.n && !s->flushing;
+	bool dirs = s->cache.state || s->cache.dir;
 
-	/* The batch waits only while more of the client's bytes are there
-	 * to be read: they may hold further uploads to commit with it. */
-	if (s->batch.n && !s->flushing && !ready)
-		upload_flush(s);
+	/* Asking whether input is ready costs a poll(): only when the
+	 * answer matters (not for every read of a large body). */
+	if (batch || dirs) {
+		bool ready = session_input_ready(s);
+
+		/* The batch waits only while more of the client's bytes are
+		 * there to be read: they may hold further uploads to commit
+		 * with it. */
+		if (batch && !ready)
+			upload_flush(s);
+		/* The wait may be long (up to idle_timeout): hold no directory
+		 * open through it, or a file system mounted beneath the share
+		 * could not be unmounted.  Uploads still in the batch keep
+		 * their own. */
+		if (dirs && !ready)
+			storage_cache_reset(&s->cache);
+	}
 	session_flush_replies(s);
-	/* The wait may be long (up to idle_timeout): hold no directory open
-	 * through it, or a file system mounted beneath the share could not
-	 * be unmounted.  Uploads still in the batch keep their own. */
-	if (!ready)
-		storage_cache_reset(&s->cache);
 }
 
 /* Lets a signal that arrived during the last request run its handler
